@@ -1,0 +1,307 @@
+/**
+ * A simulated cardano-node for tests: it follows the real node's rules for forging credentials
+ * (see /work/shared/notes/cardano-node.md) and records every forging state change, so a test
+ * can tell exactly when, and for how long, each node would have forged.
+ *
+ * Start it through `sim_node_process.ts`, which runs it under a process named `cardano-node`.
+ * Arguments, as the real node's:
+ *
+ *     [run] --socket-path P --shelley-kes-key K --shelley-vrf-key V
+ *       --shelley-operational-certificate C --record R
+ *       [--start-as-non-producing-node | --non-producing-node] [--replay-ms N]
+ *
+ * `--record R` (sim only) appends one JSON line per event to R. `--replay-ms N` (sim only) waits
+ * N ms before "consensus starts" (the socket opens), like a ledger replay: SIGHUP has no effect
+ * then. `--topology`, `--database-path`, `--config`, `--host-addr` and `--port` are accepted and
+ * ignored.
+ *
+ * - Start: exits 1 if a credential file is missing or invalid (even when non-producing, as the
+ *   real node) or if the VRF key is readable by others; then forges unless non-producing.
+ * - SIGHUP: all files valid -> enable; a file does NOT EXIST -> disable; any other problem
+ *   (parse error, half-written, permission denied, KES/certificate mismatch) -> keep the state
+ *   and record a `reconfigure_error`.
+ * - SIGTERM/SIGINT: records `exit` and exits 0.
+ *
+ * Needs read on the credential files, write on the record and socket paths (run with -A).
+ *
+ * @module
+ */
+
+import {
+  CredentialError,
+  type CredentialKind,
+  type CredentialTriple,
+  validateCredentialSet,
+} from "../../lib/cardano_keys.ts";
+
+/** One line of the record file. */
+export interface SimNodeEvent {
+  /** Milliseconds since the epoch, sub-millisecond resolution. */
+  t: number;
+  pid: number;
+  event: "start" | "enable" | "disable" | "reconfigure_error" | "sighup" | "exit";
+  /** Whether the node forges after this event. */
+  forging: boolean;
+  detail?: string;
+}
+
+/** The parsed command line. */
+export interface SimNodeArgs {
+  socketPath: string;
+  credentials: CredentialTriple<string>;
+  record: string;
+  nonProducing: boolean;
+  replayMs: number;
+}
+
+const CREDENTIAL_FLAGS: Record<string, CredentialKind> = {
+  "--shelley-kes-key": "kes",
+  "--shelley-vrf-key": "vrf",
+  "--shelley-operational-certificate": "opcert",
+};
+const IGNORED_FLAGS = new Set([
+  "--topology",
+  "--database-path",
+  "--config",
+  "--host-addr",
+  "--port",
+]);
+
+/**
+ * Parses the simulator's command line.
+ *
+ * @throws {Error} naming the flag for an unknown flag, a missing value or a missing option
+ */
+export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
+  const rest = args[0] === "run" ? args.slice(1) : [...args];
+  const credentials: Partial<CredentialTriple<string>> = {};
+  let socketPath: string | undefined;
+  let record: string | undefined;
+  let nonProducing = false;
+  let replayMs = 0;
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i]!;
+    if (flag === "--start-as-non-producing-node" || flag === "--non-producing-node") {
+      nonProducing = true;
+      continue;
+    }
+    const value = rest[i + 1];
+    if (value === undefined || value.startsWith("--")) {
+      throw new Error(`Cannot parse arguments: ${flag} needs a value`);
+    }
+    i++;
+    const kind = CREDENTIAL_FLAGS[flag];
+    if (kind) credentials[kind] = value;
+    else if (flag === "--socket-path") socketPath = value;
+    else if (flag === "--record") record = value;
+    else if (flag === "--replay-ms") {
+      replayMs = Number(value);
+      if (!Number.isSafeInteger(replayMs) || replayMs < 0) {
+        throw new Error(`Cannot parse arguments: --replay-ms is ${value}, expected ms >= 0`);
+      }
+    } else if (!IGNORED_FLAGS.has(flag)) {
+      throw new Error(`Cannot parse arguments: unknown flag ${flag}`);
+    }
+  }
+  const missing = [
+    ...(socketPath === undefined ? ["--socket-path"] : []),
+    ...(record === undefined ? ["--record"] : []),
+    ...Object.entries(CREDENTIAL_FLAGS).filter(([, kind]) => credentials[kind] === undefined)
+      .map(([flag]) => flag),
+  ];
+  if (missing.length > 0) {
+    throw new Error(`Cannot parse arguments: missing ${missing.join(", ")}`);
+  }
+  return {
+    socketPath: socketPath!,
+    credentials: credentials as CredentialTriple<string>,
+    record: record!,
+    nonProducing,
+    replayMs,
+  };
+}
+
+/** What reading the credential files found, by the real node's SIGHUP rules. */
+export type ReadOutcome =
+  | { kind: "valid"; detail: string }
+  | { kind: "missing"; detail: string }
+  | { kind: "error"; detail: string };
+
+/**
+ * Reads and validates the three credential files. A missing file wins over any other problem,
+ * as in cardano-node, where a missing file means "do not forge". Needs read permission.
+ */
+export async function readCredentials(paths: CredentialTriple<string>): Promise<ReadOutcome> {
+  const texts: Partial<CredentialTriple<string>> = {};
+  const missing: string[] = [];
+  const errors: string[] = [];
+  for (const kind of ["kes", "vrf", "opcert"] as const) {
+    try {
+      texts[kind] = await Deno.readTextFile(paths[kind]);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) missing.push(paths[kind]);
+      else errors.push(`Cannot read ${paths[kind]}: ${(error as Error).name}`);
+    }
+  }
+  if (missing.length > 0) {
+    return { kind: "missing", detail: `credential file does not exist: ${missing.join(", ")}` };
+  }
+  if (errors.length > 0) return { kind: "error", detail: errors.join("; ") };
+  try {
+    const facts = validateCredentialSet(texts as CredentialTriple<string>, paths);
+    return {
+      kind: "valid",
+      detail: `issue counter ${facts.issueCounter}, KES start period ${facts.kesStartPeriod}`,
+    };
+  } catch (error) {
+    if (error instanceof CredentialError) return { kind: "error", detail: error.message };
+    throw error;
+  }
+}
+
+/** The simulator; exported so a test could drive it in-process, normally run by `main`. */
+export class SimNode {
+  #args: SimNodeArgs;
+  #forging = false;
+  #consensusStarted = false;
+  #queue: Promise<void> = Promise.resolve();
+  #listener: Deno.Listener | undefined;
+
+  constructor(args: SimNodeArgs) {
+    this.#args = args;
+  }
+
+  /** Whether the node forges now. */
+  get forging(): boolean {
+    return this.#forging;
+  }
+
+  /**
+   * Checks the credentials as the real node does at start, then "replays the ledger", starts
+   * forging (unless non-producing) and opens the socket.
+   *
+   * @returns an error message if the node must exit instead
+   */
+  async start(): Promise<string | undefined> {
+    const outcome = await readCredentials(this.#args.credentials);
+    if (outcome.kind !== "valid") return outcome.detail;
+    const vrfMode = (await Deno.stat(this.#args.credentials.vrf)).mode ?? 0;
+    if (vrfMode & 0o004) {
+      return `VRF private key file ${this.#args.credentials.vrf} is readable by others ` +
+        `(mode ${(vrfMode & 0o777).toString(8)}); expected no "other" permissions`;
+    }
+    if (this.#args.replayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.#args.replayMs));
+    }
+    this.#forging = !this.#args.nonProducing;
+    this.#consensusStarted = true;
+    this.record("start", this.#args.nonProducing ? "non-producing" : outcome.detail);
+    await this.#listen();
+    return undefined;
+  }
+
+  /** Handles a SIGHUP: queued, so overlapping signals are handled one after the other. */
+  sighup(): Promise<void> {
+    this.#queue = this.#queue.then(() => this.#reconfigure());
+    return this.#queue;
+  }
+
+  /** Records `event` with the current forging state. */
+  record(event: SimNodeEvent["event"], detail?: string): void {
+    const line: SimNodeEvent = {
+      t: performance.timeOrigin + performance.now(),
+      pid: Deno.pid,
+      event,
+      forging: this.#forging,
+      ...(detail === undefined ? {} : { detail }),
+    };
+    // One write with O_APPEND, so lines from several processes never interleave.
+    Deno.writeTextFileSync(this.#args.record, JSON.stringify(line) + "\n", {
+      append: true,
+      create: true,
+    });
+  }
+
+  /** Stops forging, records `exit`, closes the socket. */
+  stop(signal: string): void {
+    this.#forging = false;
+    this.record("exit", signal);
+    try {
+      this.#listener?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  async #reconfigure(): Promise<void> {
+    if (!this.#consensusStarted) {
+      this.record("sighup", "Changing block forging is not effective until consensus has started");
+      return;
+    }
+    this.record("sighup");
+    const outcome = await readCredentials(this.#args.credentials);
+    if (outcome.kind === "valid") {
+      this.#forging = true;
+      this.record("enable", outcome.detail);
+    } else if (outcome.kind === "missing") {
+      this.#forging = false;
+      this.record("disable", outcome.detail);
+    } else {
+      this.record("reconfigure_error", `${outcome.detail}; block forging is not reconfigured`);
+    }
+  }
+
+  async #listen(): Promise<void> {
+    const path = this.#args.socketPath;
+    try {
+      const info = await Deno.lstat(path);
+      if (!info.isSocket) throw new Error(`Cannot open socket ${path}: a non-socket file is there`);
+      await Deno.remove(path); // stale socket of an earlier run
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    const listener = Deno.listen({ transport: "unix", path });
+    this.#listener = listener;
+    (async () => {
+      try {
+        for await (const conn of listener) conn.close();
+      } catch {
+        // listener closed
+      }
+    })();
+  }
+}
+
+/** Runs the simulator: parse, install signals, start, wait for SIGTERM/SIGINT. */
+async function main(args: string[]): Promise<number> {
+  let parsed: SimNodeArgs;
+  try {
+    parsed = parseSimNodeArgs(args);
+  } catch (error) {
+    console.error(`cardano-node (simulated): ${(error as Error).message}`);
+    return 2;
+  }
+  const node = new SimNode(parsed);
+  // Install the handlers first: SIGHUP's default action would kill the process.
+  Deno.addSignalListener("SIGHUP", () => void node.sighup());
+  const stopped = new Promise<string>((resolve) => {
+    Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));
+    Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
+  });
+  const failure = await Promise.race([node.start(), stopped.then(() => "stopped")]);
+  if (failure === "stopped") {
+    node.stop("signal before start");
+    return 0;
+  }
+  if (failure !== undefined) {
+    console.error(`cardano-node (simulated): ${failure}`);
+    node.record("exit", `startup failed: ${failure}`);
+    return 1;
+  }
+  node.stop(await stopped);
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

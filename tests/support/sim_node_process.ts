@@ -1,0 +1,203 @@
+/**
+ * Starts the simulated cardano-node (`sim_node.ts`) as a child process whose name is exactly
+ * `cardano-node` (`/proc/PID/comm`), as the forge manager's process discovery expects: the
+ * Deno binary is run through a symlink named `cardano-node`, and Linux names a process after
+ * the file it executed.
+ *
+ * Needs run permission for the Deno binary, read/write on the temp dir (the symlink), and
+ * whatever the simulator needs (it runs with -A).
+ *
+ * @module
+ */
+
+import { appendKilled, nowMs } from "./forging_log.ts";
+
+const SIM_NODE = new URL("./sim_node.ts", import.meta.url).pathname;
+
+/** Options of {@linkcode startSimNode}. */
+export interface SimNodeOptions {
+  /** Working directory of the node (default: the current one). */
+  dir?: string;
+  /** The three credential paths the node is given. */
+  kes: string;
+  vrf: string;
+  cert: string;
+  /** The local socket path; waited for before `startSimNode` returns. */
+  socket: string;
+  /** The record file the node appends its events to. */
+  record: string;
+  /** Start not forging (`--start-as-non-producing-node`). */
+  nonProducing: boolean;
+  /** Use the pre-10.5.1 flag `--non-producing-node` instead (default false). */
+  legacyNonProducingFlag?: boolean;
+  /** Simulated ledger replay before the socket opens, in ms (default 0). */
+  replayMs?: number;
+  /** How long to wait for the socket (default 20 s). */
+  timeoutMs?: number;
+  /** Wait until the socket accepts a connection before returning (default true). */
+  waitForSocket?: boolean;
+}
+
+/** A running simulated node. */
+export interface SimNode extends AsyncDisposable {
+  readonly pid: number;
+  readonly record: string;
+  readonly socket: string;
+  /** Resolves when the process ends. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /**
+   * Sends a signal; a no-op once the process has ended. After SIGKILL it appends a `killed`
+   * event to the record (the node cannot), timed right after the kill.
+   */
+  kill(signal: Deno.Signal): Promise<void>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
+}
+
+/**
+ * The path of a symlink named `cardano-node` to the running Deno binary, created once in a
+ * per-user directory under `$TMPDIR` (or /tmp) and replaced atomically if it points elsewhere.
+ */
+export async function cardanoNodeExecutable(): Promise<string> {
+  const base = Deno.env.get("TMPDIR") ?? "/tmp";
+  const dir = `${base}/forge-manager-sim-node-${Deno.uid()}`;
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await Deno.lstat(dir);
+  if (!info.isDirectory || info.uid !== Deno.uid() || ((info.mode ?? 0) & 0o022) !== 0) {
+    throw new Error(`Cannot use ${dir} for the cardano-node symlink: not a private directory`);
+  }
+  const link = `${dir}/cardano-node`;
+  const target = Deno.execPath();
+  try {
+    if (await Deno.readLink(link) === target) return link;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const temp = `${dir}/.cardano-node.${crypto.randomUUID()}`;
+  await Deno.symlink(target, temp);
+  await Deno.rename(temp, link); // atomic, so concurrent test processes never see a gap
+  return link;
+}
+
+/**
+ * Starts a simulated node and waits until its socket accepts a connection.
+ *
+ * @throws {Error} with the node's stderr if it exits first (e.g. missing credentials), or on
+ * timeout (the process is then killed)
+ */
+export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
+  const args = [
+    "run",
+    "-A",
+    "--quiet",
+    "--no-lock",
+    SIM_NODE,
+    "run",
+    "--socket-path",
+    options.socket,
+    "--shelley-kes-key",
+    options.kes,
+    "--shelley-vrf-key",
+    options.vrf,
+    "--shelley-operational-certificate",
+    options.cert,
+    "--record",
+    options.record,
+    ...(options.nonProducing
+      ? [options.legacyNonProducingFlag ? "--non-producing-node" : "--start-as-non-producing-node"]
+      : []),
+    ...(options.replayMs ? ["--replay-ms", String(options.replayMs)] : []),
+  ];
+  const child = new Deno.Command(await cardanoNodeExecutable(), {
+    args,
+    cwd: options.dir,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+
+  let stderrText = "";
+  const stderrDone = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) stderrText += decoder.decode(chunk, { stream: true });
+  })();
+  let ended = false;
+  const exited = child.status.then(async (status) => {
+    ended = true;
+    await stderrDone.catch(() => {});
+    return status;
+  });
+
+  const node: SimNode = {
+    pid: child.pid,
+    record: options.record,
+    socket: options.socket,
+    exited,
+    async kill(signal: Deno.Signal) {
+      if (ended) return;
+      try {
+        child.kill(signal);
+      } catch (error) {
+        if (ended || error instanceof TypeError) return; // exited meanwhile
+        throw error;
+      }
+      if (signal === "SIGKILL") await appendKilled(options.record, nowMs(), child.pid);
+    },
+    stderr: () => stderrText,
+    async [Symbol.asyncDispose]() {
+      await node.kill("SIGTERM");
+      await exited;
+    },
+  };
+
+  if (options.waitForSocket === false) return node;
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  while (true) {
+    if (ended) {
+      const status = await exited;
+      throw new Error(
+        `Cannot start the simulated cardano-node: it exited with code ${status.code} ` +
+          `before its socket accepted a connection; stderr: ${stderrText.trim()}`,
+      );
+    }
+    if (await socketAccepts(options.socket)) return node;
+    if (Date.now() > deadline) {
+      await node.kill("SIGKILL");
+      await exited;
+      throw new Error(
+        `Cannot start the simulated cardano-node: socket ${options.socket} did not accept a ` +
+          `connection within ${options.timeoutMs ?? 20_000} ms; stderr: ${stderrText.trim()}`,
+      );
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([exited, new Promise((resolve) => timer = setTimeout(resolve, 10))]);
+    clearTimeout(timer);
+  }
+}
+
+/** Whether a unix socket at `path` accepts a connection now. */
+export async function socketAccepts(path: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The name of process `pid` (`/proc/PID/comm` without the newline). Needs read on /proc. */
+export async function processName(pid: number): Promise<string> {
+  return (await Deno.readTextFile(`/proc/${pid}/comm`)).trimEnd();
+}
+
+/**
+ * Whether process `pid` has a handler for signal number `signo` (the SigCgt mask of
+ * `/proc/PID/status`); SIGHUP (1) sent before that would kill it. Needs read on /proc.
+ */
+export async function catchesSignal(pid: number, signo: number): Promise<boolean> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const mask = status.match(/^SigCgt:\s*([0-9a-f]+)$/m)?.[1];
+  if (mask === undefined) throw new Error(`Cannot read SigCgt of process ${pid}`);
+  return ((BigInt(`0x${mask}`) >> BigInt(signo - 1)) & 1n) === 1n;
+}

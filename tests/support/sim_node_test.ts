@@ -1,0 +1,286 @@
+import assert from "node:assert/strict";
+import type { CredentialTriple } from "../../lib/cardano_keys.ts";
+import {
+  forgingIntervals,
+  type NodeRecord,
+  nowMs,
+  parseForgingRecords,
+  readForgingRecords,
+} from "./forging_log.ts";
+import { makeCredentialSet, writeCredentialSet } from "./keys.ts";
+import { parseSimNodeArgs } from "./sim_node.ts";
+import {
+  catchesSignal,
+  processName,
+  type SimNode,
+  type SimNodeOptions,
+  socketAccepts,
+  startSimNode,
+} from "./sim_node_process.ts";
+
+interface Fixture extends AsyncDisposable {
+  dir: string;
+  paths: CredentialTriple<string>;
+  options: SimNodeOptions;
+}
+
+/** A temp dir with a valid credential set and the options to start a node on it. */
+async function fixture(nonProducing: boolean): Promise<Fixture> {
+  const dir = await Deno.makeTempDir({ prefix: "sim-node-test-" });
+  const paths = await writeCredentialSet(dir);
+  return {
+    dir,
+    paths,
+    options: {
+      kes: paths.kes,
+      vrf: paths.vrf,
+      cert: paths.opcert,
+      socket: `${dir}/node.socket`,
+      record: `${dir}/record.jsonl`,
+      nonProducing,
+    },
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function records(node: SimNode): Promise<NodeRecord[]> {
+  return parseForgingRecords(await Deno.readTextFile(node.record), "node");
+}
+
+/** Sends SIGHUP and waits for the outcome event; returns it and the signal-to-record latency. */
+async function sighup(node: SimNode): Promise<{ outcome: NodeRecord; latencyMs: number }> {
+  const before = (await records(node)).length;
+  const sent = nowMs();
+  await node.kill("SIGHUP");
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const all = await records(node);
+    const outcome = all.slice(before).find((r) => r.event !== "sighup");
+    if (outcome) {
+      const received = all.slice(before).find((r) => r.event === "sighup")!;
+      return { outcome, latencyMs: received.t - sent };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("no reconfiguration outcome within 10 s");
+}
+
+Deno.test("the simulated node runs as a process named exactly cardano-node", async () => {
+  await using f = await fixture(true);
+  await using node = await startSimNode(f.options);
+  assert.equal(await processName(node.pid), "cardano-node");
+  assert.ok(await catchesSignal(node.pid, 1), "handles SIGHUP once the socket is up");
+  const exe = await Deno.readLink(`/proc/${node.pid}/exe`);
+  assert.equal(exe, Deno.execPath(), "exe is still the Deno binary; only comm changes");
+});
+
+Deno.test("writes dummy credentials with mode 0600", async () => {
+  await using f = await fixture(true);
+  for (const path of Object.values(f.paths)) {
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, path);
+    assert.match(await Deno.readTextFile(path), /forge-manager test key, not a real key/);
+  }
+});
+
+Deno.test("follows the real node's SIGHUP rules from a non-producing start", async () => {
+  await using f = await fixture(true);
+  await using node = await startSimNode(f.options);
+  const [start] = await records(node);
+  assert.equal(start!.event, "start");
+  assert.equal(start!.forging, false);
+  assert.equal(start!.pid, node.pid);
+
+  const latencies: number[] = [];
+  const step = async (expected: string, forging: boolean) => {
+    const { outcome, latencyMs } = await sighup(node);
+    latencies.push(latencyMs);
+    assert.equal(outcome.event, expected, outcome.detail);
+    assert.equal(outcome.forging, forging, outcome.detail);
+    return outcome;
+  };
+
+  // Valid files: enable.
+  const enabled = await step("enable", true);
+  assert.match(enabled.detail!, /issue counter 0, KES start period 0/);
+
+  // A half-written KES key keeps it forging, and the error never shows key material.
+  const kesText = await Deno.readTextFile(f.paths.kes);
+  await Deno.writeTextFile(f.paths.kes, kesText.slice(0, kesText.length / 2));
+  const corrupt = await step("reconfigure_error", true);
+  assert.match(corrupt.detail!, /Cannot use KES key .*kes\.skey: file is not valid JSON/);
+  assert.doesNotMatch(corrupt.detail!.replaceAll(f.dir, "<dir>"), /[0-9a-f]{16}/);
+
+  // A KES key that does not match the certificate keeps it forging too.
+  await Deno.writeTextFile(f.paths.kes, makeCredentialSet().kes);
+  const mismatch = await step("reconfigure_error", true);
+  assert.match(mismatch.detail!, /KES key does not match the operational certificate's hot key/);
+
+  // A credential path that cannot be read (a directory here) also keeps the state.
+  await Deno.remove(f.paths.kes);
+  await Deno.mkdir(f.paths.kes);
+  const unreadable = await step("reconfigure_error", true);
+  assert.match(unreadable.detail!, /Cannot read .*kes\.skey/);
+  await Deno.remove(f.paths.kes);
+
+  // The missing file (unlinked) disables.
+  const disabled = await step("disable", false);
+  assert.match(disabled.detail!, /does not exist: .*kes\.skey/);
+
+  // Corrupt while disabled keeps it disabled.
+  await Deno.writeTextFile(f.paths.kes, "{");
+  await step("reconfigure_error", false);
+
+  // A fresh complete set enables again.
+  await writeCredentialSet(f.dir, makeCredentialSet({ counter: 1, kesStartPeriod: 868 }));
+  const again = await step("enable", true);
+  assert.match(again.detail!, /issue counter 1, KES start period 868/);
+
+  await node.kill("SIGTERM");
+  assert.equal((await node.exited).code, 0);
+  const all = await records(node);
+  assert.equal(all.at(-1)!.event, "exit");
+  assert.equal(all.at(-1)!.forging, false);
+  const intervals = forgingIntervals(all);
+  assert.deepEqual(intervals.map((i) => i.endedBy), ["disable", "exit"]);
+  for (const latency of latencies) assert.ok(latency < 1000, `SIGHUP handled in ${latency} ms`);
+});
+
+Deno.test("starts forging without the non-producing flag", async () => {
+  await using f = await fixture(false);
+  await using node = await startSimNode(f.options);
+  const [start] = await records(node);
+  assert.deepEqual([start!.event, start!.forging], ["start", true]);
+  await node.kill("SIGKILL");
+  await node.exited;
+  const intervals = forgingIntervals(await readForgingRecords([node.record]));
+  assert.equal(intervals.length, 1);
+  assert.equal(intervals[0]!.endedBy, "killed");
+});
+
+Deno.test("accepts the pre-10.5.1 --non-producing-node flag", async () => {
+  await using f = await fixture(true);
+  await using node = await startSimNode({ ...f.options, legacyNonProducingFlag: true });
+  const [start] = await records(node);
+  assert.deepEqual([start!.event, start!.forging], ["start", false]);
+});
+
+Deno.test("refuses to start with unusable credentials, even when non-producing", async () => {
+  const table: {
+    name: string;
+    breakIt: (paths: CredentialTriple<string>) => Promise<void>;
+    stderr: RegExp;
+  }[] = [
+    {
+      name: "missing KES key",
+      breakIt: (p) => Deno.remove(p.kes),
+      stderr: /credential file does not exist: .*kes\.skey/,
+    },
+    {
+      name: "half-written certificate",
+      breakIt: async (p) => await Deno.writeTextFile(p.opcert, '{"type": "NodeOpera'),
+      stderr: /Cannot use operational certificate .*node\.cert: file is not valid JSON/,
+    },
+    {
+      name: "KES key of another set",
+      breakIt: (p) => Deno.writeTextFile(p.kes, makeCredentialSet().kes),
+      stderr: /KES key does not match the operational certificate's hot key/,
+    },
+    {
+      name: "VRF key readable by others",
+      breakIt: (p) => Deno.chmod(p.vrf, 0o644),
+      stderr: /VRF private key file .*vrf\.skey is readable by others \(mode 644\)/,
+    },
+  ];
+  for (const { name, breakIt, stderr } of table) {
+    await using f = await fixture(true);
+    await breakIt(f.paths);
+    await assert.rejects(startSimNode(f.options), (error: Error) => {
+      assert.match(
+        error.message,
+        /exited with code 1 before its socket accepted a connection/,
+        name,
+      );
+      assert.match(error.message, stderr, name);
+      return true;
+    });
+    const all = parseForgingRecords(await Deno.readTextFile(f.options.record), "n");
+    assert.deepEqual(all.map((r) => [r.event, r.forging]), [["exit", false]], name);
+  }
+});
+
+Deno.test("group-readable VRF key is accepted (the real node only warns)", async () => {
+  await using f = await fixture(true);
+  await Deno.chmod(f.paths.vrf, 0o640);
+  await using node = await startSimNode(f.options);
+  assert.ok(await socketAccepts(node.socket));
+});
+
+Deno.test("replaces a stale socket file left by a crash", async () => {
+  await using f = await fixture(true);
+  const crashed = await startSimNode(f.options);
+  await crashed.kill("SIGKILL");
+  await crashed.exited;
+  assert.ok((await Deno.lstat(f.options.socket)).isSocket, "the stale socket file remains");
+  assert.equal(await socketAccepts(f.options.socket), false, "and refuses connections");
+  await using node = await startSimNode(f.options);
+  assert.ok(await socketAccepts(node.socket));
+  const all = await records(node);
+  assert.deepEqual(all.map((r) => [r.event, r.pid]), [
+    ["start", crashed.pid],
+    ["killed", crashed.pid],
+    ["start", node.pid],
+  ]);
+});
+
+Deno.test("SIGHUP during the simulated ledger replay changes nothing", async () => {
+  await using f = await fixture(true);
+  await using node = await startSimNode({ ...f.options, replayMs: 500, waitForSocket: false });
+  // Signal only once the handler exists: before that SIGHUP's default action kills the process.
+  const deadline = Date.now() + 10_000;
+  while (!(await catchesSignal(node.pid, 1))) {
+    assert.ok(Date.now() < deadline, "SIGHUP handler installed within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await node.kill("SIGHUP");
+  while (!(await socketAccepts(node.socket))) {
+    assert.ok(Date.now() < deadline, "socket opens within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const all = await records(node);
+  assert.deepEqual(all.map((r) => [r.event, r.forging]), [["sighup", false], ["start", false]]);
+  assert.match(all[0]!.detail!, /not effective until consensus has started/);
+});
+
+Deno.test("parses the real node's command line", () => {
+  const args = parseSimNodeArgs([
+    "run",
+    "--topology",
+    "t.json",
+    "--socket-path",
+    "/ipc/node.socket",
+    "--shelley-kes-key",
+    "/k",
+    "--shelley-vrf-key",
+    "/v",
+    "--shelley-operational-certificate",
+    "/c",
+    "--record",
+    "/r",
+    "--non-producing-node",
+  ]);
+  assert.deepEqual(args, {
+    socketPath: "/ipc/node.socket",
+    credentials: { kes: "/k", vrf: "/v", opcert: "/c" },
+    record: "/r",
+    nonProducing: true,
+    replayMs: 0,
+  });
+  assert.throws(() => parseSimNodeArgs(["--socket-path"]), /--socket-path needs a value/);
+  assert.throws(() => parseSimNodeArgs(["--bogus", "x"]), /unknown flag --bogus/);
+  assert.throws(
+    () => parseSimNodeArgs(["--socket-path", "s"]),
+    /missing --record, --shelley-kes-key, --shelley-vrf-key, --shelley-operational-certificate/,
+  );
+});
