@@ -1,0 +1,47 @@
+/**
+ * What the sandboxed worker may touch, computed by the core from the configuration at start.
+ * Our own code only, no npm imports.
+ *
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import type { SandboxGrants } from "../sandbox.ts";
+
+/** The in-cluster service-account folder client-node reads. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+function dirOf(path: string): string {
+  const at = path.lastIndexOf("/");
+  return at <= 0 ? "/" : path.slice(0, at);
+}
+
+/**
+ * The grants for `config`. `api` is the API server's `host:port` and `kubeFiles` the files its
+ * credentials live in (a kubeconfig and what it names, or the service-account folder).
+ */
+export function sandboxGrants(
+  config: Config,
+  api: string,
+  kubeFiles: readonly string[],
+): SandboxGrants {
+  const creds = Object.values(config.credentials);
+  const targetDirs = creds.map((c) => dirOf(c.target));
+  return {
+    read: [...creds.map((c) => c.source), ...targetDirs, config.nodeSocket, ...kubeFiles],
+    write: [...targetDirs, config.nodeSocket],
+    net: [api, `${config.metricsHost}:${config.metricsPort}`],
+  };
+}
+
+/** The API server of an in-cluster pod, from the variables Kubernetes sets. */
+export function inClusterApi(env: Record<string, string | undefined>): string {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT ?? "443";
+  if (host === undefined || host === "") {
+    throw new Error(
+      "Cannot find the API server: KUBERNETES_SERVICE_HOST is not set (outside a pod, set KUBECONFIG)",
+    );
+  }
+  return `${host}:${port}`;
+}

@@ -1,0 +1,224 @@
+/**
+ * The election as pure functions: `(state, observation, now) -> state` and
+ * `(state, now) -> decision`, with no I/O, no timers and no `Deno.*`.
+ * The loop in `forge_manager.ts` owns the clock and performs what is decided here.
+ *
+ * Safety argument (why two leaders never forge at once, as long as every replica runs this):
+ * - A leader's right to forge ends at `S + renewDeadline`, where S is the monotonic time at which
+ *   its last SUCCESSFUL renew was SENT. A renew can only commit after it was sent.
+ * - A follower starts its expiry clock when it first OBSERVES a record version (a resourceVersion),
+ *   which is after that version was committed, so after the leader sent it. It acquires only by a
+ *   conditional write carrying that resourceVersion, so the record did not change in between, and
+ *   only once `max(record duration, configured duration) + acquireDelay` has passed since.
+ * - Hence a follower acquires no earlier than `S + leaseDuration + acquireDelay`, which config
+ *   validation keeps at least MIN_STOP_BUDGET_MS after the old leader's deadline. Only the two
+ *   monotonic clocks' RATES matter, never their offsets or the wall clock.
+ * - A release written by our own end-of-term handover (after the keys were unlinked and the node
+ *   signalled) carries `releasedBy` and may be taken at once; any other empty holder is waited out.
+ * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
+ *   covers that before the new leader forges.
+ *
+ * @module
+ */
+
+/** The parts of a coordination.k8s.io/v1 Lease the election reads. */
+export interface LeaseRecord {
+  /** holderIdentity; "" when released or never held. */
+  holder: string;
+  /** leaseDurationSeconds as written, in milliseconds. */
+  durationMs: number;
+  transitions: number;
+  resourceVersion: string;
+  /** The identity that released the lease through its end-of-term handover, if any. */
+  releasedBy?: string;
+  /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
+  holderPodUid?: string;
+}
+
+/** What one read of the Lease returned. */
+export type Observation =
+  | { kind: "present"; record: LeaseRecord }
+  | { kind: "absent" };
+
+/** Timing parameters, in milliseconds (see `Config`). */
+export interface ElectionTiming {
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  acquireDelayMs: number;
+  sleepIntervalMs: number;
+}
+
+/** Local knowledge of one participant. Treat as immutable; every function returns a new one. */
+export interface ElectionState {
+  /** Unique per process (`<pod>_<random>`), so two processes never share an identity. */
+  readonly identity: string;
+  /** The last observation, and when (monotonic) it was first seen in this version. */
+  readonly seen?: { observation: Observation; key: string; changedAt: number };
+  /** Present while we lead: the version we wrote last and when that write was sent. */
+  readonly term?: { resourceVersion: string; renewSentAt: number };
+  /** The last non-empty holder we saw, for the fence when the lease disappears. */
+  readonly lastHolder?: string;
+  /** When the last failed write happened; writes are retried no sooner than a backoff later. */
+  readonly lastFailureAt?: number;
+  /** No acquisition before this time (after stepping aside). */
+  readonly notBefore?: number;
+}
+
+/** Why a leader stops forging. Used as a metric label, so the set is closed. */
+export type DemoteReason =
+  | "renew_deadline"
+  | "lease_deleted"
+  | "lease_taken"
+  | "lease_released"
+  | "cannot_forge"
+  | "shutdown"
+  | "unsafe_node";
+
+/** What the loop should do next. */
+export type Decision =
+  | { kind: "renew"; record: LeaseRecord; deadline: number }
+  | {
+    kind: "acquire";
+    /** The record to replace (conditional on its resourceVersion), or undefined to create. */
+    record: LeaseRecord | undefined;
+    /** Who held the lease before, "" if nobody we know of. */
+    previousHolder: string;
+    /** False when the previous holder handed over cleanly, was us, or is unknown. */
+    proofNeeded: boolean;
+  }
+  | { kind: "demote"; reason: DemoteReason }
+  | { kind: "wait"; until: number; reason: string };
+
+/** The initial state of a participant. */
+export function initialState(identity: string): ElectionState {
+  return { identity };
+}
+
+/** The pod name part of an identity `<pod>_<suffix>` (pod names never contain "_"). */
+export function podOf(identity: string): string {
+  const at = identity.lastIndexOf("_");
+  return at < 0 ? identity : identity.slice(0, at);
+}
+
+/** Records a read of the Lease (or a write's response) made at monotonic time `now`. */
+export function observe(
+  state: ElectionState,
+  observation: Observation,
+  now: number,
+): ElectionState {
+  const key = observation.kind === "absent" ? "absent" : `rv:${observation.record.resourceVersion}`;
+  const changedAt = state.seen !== undefined && state.seen.key === key ? state.seen.changedAt : now;
+  const holder = observation.kind === "present" ? observation.record.holder : "";
+  return {
+    ...state,
+    seen: { observation, key, changedAt },
+    lastHolder: holder !== "" ? holder : state.lastHolder,
+  };
+}
+
+/** Records a successful acquire or renew, SENT at `sentAt`, whose response came at `now`. */
+export function written(
+  state: ElectionState,
+  record: LeaseRecord,
+  sentAt: number,
+  now: number,
+): ElectionState {
+  const next = observe(state, { kind: "present", record }, now);
+  const { lastFailureAt: _drop, ...rest } = next;
+  return { ...rest, term: { resourceVersion: record.resourceVersion, renewSentAt: sentAt } };
+}
+
+/** Records a failed write (conflict, error or timeout) at `now`. */
+export function writeFailed(state: ElectionState, now: number): ElectionState {
+  return { ...state, lastFailureAt: now };
+}
+
+/** Records that we stopped leading; with `holdOffMs`, we do not try to lead again before then. */
+export function demoted(state: ElectionState, now: number, holdOffMs = 0): ElectionState {
+  const { term: _drop, ...rest } = state;
+  return holdOffMs > 0 ? { ...rest, notBefore: now + holdOffMs } : rest;
+}
+
+/** Whether this state holds the lease with time left to forge. */
+export function isLeading(state: ElectionState, now: number, timing: ElectionTiming): boolean {
+  return state.term !== undefined && now < state.term.renewSentAt + timing.renewDeadlineMs;
+}
+
+/** The end of the current term (monotonic), or undefined when not leading. */
+export function termDeadline(state: ElectionState, timing: ElectionTiming): number | undefined {
+  return state.term === undefined ? undefined : state.term.renewSentAt + timing.renewDeadlineMs;
+}
+
+/** Decides the next action. Pure: the same inputs always give the same decision. */
+export function decide(state: ElectionState, now: number, timing: ElectionTiming): Decision {
+  const seen = state.seen;
+  const backoff = Math.min(1000, timing.retryPeriodMs);
+  const retryAt = state.lastFailureAt === undefined ? -Infinity : state.lastFailureAt + backoff;
+
+  if (state.term !== undefined) {
+    const deadline = state.term.renewSentAt + timing.renewDeadlineMs;
+    if (now >= deadline) return { kind: "demote", reason: "renew_deadline" };
+    if (seen === undefined || seen.observation.kind === "absent") {
+      return { kind: "demote", reason: "lease_deleted" };
+    }
+    const record = seen.observation.record;
+    if (record.holder !== state.identity) {
+      return { kind: "demote", reason: record.holder === "" ? "lease_released" : "lease_taken" };
+    }
+    const due = Math.max(state.term.renewSentAt + timing.retryPeriodMs, retryAt);
+    if (now >= due) return { kind: "renew", record, deadline };
+    return { kind: "wait", until: Math.min(due, deadline), reason: "renew_later" };
+  }
+
+  if (state.notBefore !== undefined && now < state.notBefore) {
+    return { kind: "wait", until: state.notBefore, reason: "stepped_aside" };
+  }
+  if (seen === undefined) {
+    return { kind: "wait", until: now + timing.sleepIntervalMs, reason: "not_observed" };
+  }
+  const notBeforeRetry = (d: Decision): Decision =>
+    now < retryAt ? { kind: "wait", until: retryAt, reason: "backoff" } : d;
+
+  if (seen.observation.kind === "absent") {
+    const expiresAt = seen.changedAt + timing.leaseDurationMs + timing.acquireDelayMs;
+    if (now < expiresAt) return { kind: "wait", until: expiresAt, reason: "lease_absent" };
+    const previousHolder = state.lastHolder ?? "";
+    return notBeforeRetry({
+      kind: "acquire",
+      record: undefined,
+      previousHolder,
+      proofNeeded: previousHolder !== "" && previousHolder !== state.identity,
+    });
+  }
+
+  const record = seen.observation.record;
+  if (record.holder === state.identity) {
+    // Our own record whose write response we lost (identities are unique per process).
+    return notBeforeRetry({ kind: "acquire", record, previousHolder: "", proofNeeded: false });
+  }
+  if (record.holder === "" && record.releasedBy !== undefined && record.releasedBy !== "") {
+    return notBeforeRetry({
+      kind: "acquire",
+      record,
+      previousHolder: record.releasedBy,
+      proofNeeded: false,
+    });
+  }
+  const duration = Math.max(record.durationMs, timing.leaseDurationMs);
+  const expiresAt = seen.changedAt + duration + timing.acquireDelayMs;
+  if (now < expiresAt) {
+    return {
+      kind: "wait",
+      until: expiresAt,
+      reason: record.holder === "" ? "unexplained_release" : "held",
+    };
+  }
+  const previousHolder = record.holder !== "" ? record.holder : state.lastHolder ?? "";
+  return notBeforeRetry({
+    kind: "acquire",
+    record,
+    previousHolder,
+    proofNeeded: previousHolder !== "" && previousHolder !== state.identity,
+  });
+}

@@ -1,0 +1,289 @@
+/**
+ * The Lease as the election sees it: read, conditional claim (replace carrying the
+ * resourceVersion read, or create), release, and a watch. A lost race comes back as
+ * {@linkcode LeaseConflict}. There is no unconditional write anywhere.
+ *
+ * @module
+ */
+
+import * as k8s from "@kubernetes/client-node";
+import type { LeaseRecord, Observation } from "./election.ts";
+import { requestOptions, statusOf } from "./kube_client.ts";
+
+/** Annotation set by our end-of-term handover: who released, after it stopped forging. */
+export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
+/** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
+export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
+
+/** Another writer changed the Lease first (HTTP 409), or created it first. */
+export class LeaseConflict extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "LeaseConflict";
+  }
+}
+
+/** Arguments of a claim (acquire or renew). */
+export interface ClaimArgs {
+  /** The record to replace, conditional on its resourceVersion; undefined creates the Lease. */
+  record: LeaseRecord | undefined;
+  identity: string;
+  podUid: string;
+  durationSeconds: number;
+  timeoutMs: number;
+}
+
+/** The port through which the election reads and writes its Lease. */
+export interface LeaseStore {
+  read(timeoutMs: number): Promise<Observation>;
+  /** @throws {LeaseConflict} when the record changed since it was read. */
+  claim(args: ClaimArgs): Promise<LeaseRecord>;
+  /**
+   * Writes an empty holder, conditional on the record. With `clean` (the keys were unlinked and
+   * the node signalled), the release is marked as ours so a standby may take it at once.
+   */
+  release(
+    record: LeaseRecord,
+    identity: string,
+    clean: boolean,
+    timeoutMs: number,
+  ): Promise<LeaseRecord>;
+  /** Calls `onChange` with each observed change until `signal` aborts; reconnects by itself. */
+  watch(onChange: (observation: Observation) => void, signal: AbortSignal): void;
+  /** Requests sent so far, by operation (for the requests-per-second figure). */
+  readonly requests: Readonly<Record<string, number>>;
+}
+
+/** Converts a V1Lease into the election's record. */
+export function toRecord(lease: k8s.V1Lease): LeaseRecord {
+  const spec = lease.spec ?? {};
+  const releasedBy = lease.metadata?.annotations?.[RELEASED_BY_ANNOTATION];
+  const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
+  return {
+    holder: spec.holderIdentity ?? "",
+    durationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
+    transitions: spec.leaseTransitions ?? 0,
+    resourceVersion: lease.metadata?.resourceVersion ?? "",
+    ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
+    ...(holderPodUid !== undefined ? { holderPodUid } : {}),
+  };
+}
+
+/** A LeaseStore on a real API server through client-node. */
+export class KubeLeaseStore implements LeaseStore {
+  readonly #api: k8s.CoordinationV1Api;
+  readonly #kc: k8s.KubeConfig;
+  readonly #namespace: string;
+  readonly #name: string;
+  readonly #now: () => Date;
+  /** The last full object seen, so a replace keeps fields we do not own (labels, ...). */
+  #last: k8s.V1Lease | undefined;
+  readonly #requests: Record<string, number> = {};
+
+  constructor(opts: { kc: k8s.KubeConfig; namespace: string; name: string; now?: () => Date }) {
+    this.#kc = opts.kc;
+    this.#api = opts.kc.makeApiClient(k8s.CoordinationV1Api);
+    this.#namespace = opts.namespace;
+    this.#name = opts.name;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  get requests(): Readonly<Record<string, number>> {
+    return this.#requests;
+  }
+
+  #count(op: string): void {
+    this.#requests[op] = (this.#requests[op] ?? 0) + 1;
+  }
+
+  async read(timeoutMs: number): Promise<Observation> {
+    this.#count("get");
+    try {
+      const lease = await this.#api.readNamespacedLease(
+        { name: this.#name, namespace: this.#namespace },
+        requestOptions(timeoutMs),
+      );
+      this.#last = lease;
+      return { kind: "present", record: toRecord(lease) };
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        this.#last = undefined;
+        return { kind: "absent" };
+      }
+      throw new Error(`Cannot read Lease ${this.#namespace}/${this.#name}`, { cause: err });
+    }
+  }
+
+  async claim(args: ClaimArgs): Promise<LeaseRecord> {
+    const now = new k8s.V1MicroTime(this.#now().getTime());
+    const annotations = { ...this.#base(args.record)?.metadata?.annotations };
+    delete annotations[RELEASED_BY_ANNOTATION];
+    if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
+    else delete annotations[HOLDER_POD_UID_ANNOTATION];
+
+    if (args.record === undefined) {
+      this.#count("create");
+      const body: k8s.V1Lease = {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name: this.#name, namespace: this.#namespace, annotations },
+        spec: {
+          holderIdentity: args.identity,
+          leaseDurationSeconds: args.durationSeconds,
+          acquireTime: now,
+          renewTime: now,
+          leaseTransitions: 0,
+        },
+      };
+      try {
+        const created = await this.#api.createNamespacedLease(
+          { namespace: this.#namespace, body },
+          requestOptions(args.timeoutMs),
+        );
+        this.#last = created;
+        return toRecord(created);
+      } catch (err) {
+        if (statusOf(err) === 409) {
+          throw new LeaseConflict(`Lease ${this.#name} was created by another replica`, {
+            cause: err,
+          });
+        }
+        throw new Error(`Cannot create Lease ${this.#namespace}/${this.#name}`, { cause: err });
+      }
+    }
+
+    const base = this.#base(args.record);
+    const spec = base?.spec ?? {};
+    const sameHolder = args.record.holder === args.identity;
+    const body: k8s.V1Lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        ...base?.metadata,
+        name: this.#name,
+        namespace: this.#namespace,
+        resourceVersion: args.record.resourceVersion,
+        annotations,
+      },
+      spec: {
+        ...spec,
+        holderIdentity: args.identity,
+        leaseDurationSeconds: args.durationSeconds,
+        acquireTime: sameHolder && spec.acquireTime !== undefined
+          ? new k8s.V1MicroTime(new Date(spec.acquireTime).getTime())
+          : now,
+        renewTime: now,
+        leaseTransitions: sameHolder ? args.record.transitions : args.record.transitions + 1,
+      },
+    };
+    return await this.#replace(body, args.timeoutMs, sameHolder ? "renew" : "acquire");
+  }
+
+  async release(
+    record: LeaseRecord,
+    identity: string,
+    clean: boolean,
+    timeoutMs: number,
+  ): Promise<LeaseRecord> {
+    const base = this.#base(record);
+    const annotations: Record<string, string> = { ...base?.metadata?.annotations };
+    if (clean) annotations[RELEASED_BY_ANNOTATION] = identity;
+    else delete annotations[RELEASED_BY_ANNOTATION];
+    if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
+    const spec = base?.spec ?? {};
+    const body: k8s.V1Lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        ...base?.metadata,
+        name: this.#name,
+        namespace: this.#namespace,
+        resourceVersion: record.resourceVersion,
+        annotations,
+      },
+      spec: {
+        holderIdentity: "",
+        leaseDurationSeconds: 1,
+        leaseTransitions: record.transitions,
+        renewTime: new k8s.V1MicroTime(this.#now().getTime()),
+        ...(spec.acquireTime !== undefined
+          ? { acquireTime: new k8s.V1MicroTime(new Date(spec.acquireTime).getTime()) }
+          : {}),
+      },
+    };
+    return await this.#replace(body, timeoutMs, "release");
+  }
+
+  watch(onChange: (observation: Observation) => void, signal: AbortSignal): void {
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${this.#namespace}/leases`;
+    const watcher = new k8s.Watch(this.#kc);
+    let controller: AbortController | undefined;
+    signal.addEventListener("abort", () => controller?.abort(), { once: true });
+    const start = async (): Promise<void> => {
+      while (!signal.aborted) {
+        this.#count("watch");
+        const done = Promise.withResolvers<void>();
+        try {
+          controller = await watcher.watch(
+            path,
+            { fieldSelector: `metadata.name=${this.#name}`, allowWatchBookmarks: false },
+            (phase: string, obj: k8s.V1Lease) => {
+              if (phase === "DELETED") onChange({ kind: "absent" });
+              else if (phase === "ADDED" || phase === "MODIFIED") {
+                onChange({ kind: "present", record: toRecord(obj) });
+              }
+            },
+            () => done.resolve(),
+          );
+          if (signal.aborted) controller.abort();
+          await done.promise;
+        } catch {
+          // The watch is only an accelerator: the loop also polls. Retry after a pause.
+        }
+        if (!signal.aborted) await abortableSleep(1000, signal);
+      }
+    };
+    void start();
+  }
+
+  /** The full object to build a write on: the last one seen if it is this version. */
+  #base(record: LeaseRecord | undefined): k8s.V1Lease | undefined {
+    if (record === undefined || this.#last === undefined) return undefined;
+    return this.#last.metadata?.resourceVersion === record.resourceVersion ? this.#last : undefined;
+  }
+
+  async #replace(body: k8s.V1Lease, timeoutMs: number, op: string): Promise<LeaseRecord> {
+    this.#count(op);
+    try {
+      const written = await this.#api.replaceNamespacedLease(
+        { name: this.#name, namespace: this.#namespace, body },
+        requestOptions(timeoutMs),
+      );
+      this.#last = written;
+      return toRecord(written);
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409 || status === 404) {
+        throw new LeaseConflict(
+          `Lease ${this.#name} changed since resourceVersion ${body.metadata?.resourceVersion} (${op})`,
+          { cause: err },
+        );
+      }
+      throw new Error(`Cannot ${op} Lease ${this.#namespace}/${this.#name}`, { cause: err });
+    }
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(0, ms));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * Prometheus metrics. The registry is created here and injected where needed; the seed's five
+ * metric names and labels are kept exactly. Process metrics are fed from `Deno.memoryUsage()` and
+ * `process.cpuUsage()`, because prom-client's default collectors silently read 0 in a sandbox.
+ *
+ * @module
+ */
+
+import { Counter, Gauge, Registry } from "prom-client";
+import { cpuUsage } from "node:process";
+
+/** Every metric the sidecar exports. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly forgingEnabled: Gauge<"pod">;
+  readonly leaderStatus: Gauge<"pod">;
+  readonly leadershipChanges: Counter;
+  readonly sighups: Counter<"reason">;
+  readonly credentialOperations: Counter<"operation" | "file">;
+  readonly renewFailures: Counter;
+  readonly secondsSinceRenew: Gauge;
+  readonly demotions: Counter<"reason">;
+  readonly signalFailures: Counter<"reason">;
+  readonly statusUpdateFailures: Counter;
+  readonly apiRequests: Counter<"operation">;
+  readonly fenceWaits: Counter<"outcome">;
+  readonly nodeNonProducing: Gauge;
+  readonly info: Gauge<"version" | "pod" | "namespace" | "lease" | "identity">;
+}
+
+/** Creates the registry and all metrics. `lastRenewAt` feeds the seconds-since-renew gauge. */
+export function createMetrics(opts: {
+  version: string;
+  pod: string;
+  namespace: string;
+  lease: string;
+  identity: string;
+  /** Wall-clock ms of the last successful renew, or undefined if never. */
+  lastRenewAt: () => number | undefined;
+}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const forgingEnabled = new Gauge({
+    name: "cardano_forging_enabled",
+    help: "Whether this pod's node has the forging keys and was signalled to forge (0 or 1)",
+    labelNames: ["pod"] as const,
+    registers,
+  });
+  const leaderStatus = new Gauge({
+    name: "cardano_leader_status",
+    help: "Whether this pod holds the leader Lease (0 or 1)",
+    labelNames: ["pod"] as const,
+    registers,
+  });
+  forgingEnabled.set({ pod: opts.pod }, 0);
+  leaderStatus.set({ pod: opts.pod }, 0);
+  const info = new Gauge({
+    name: "forge_manager_info",
+    help: "Build and identity of this forge-manager (always 1)",
+    labelNames: ["version", "pod", "namespace", "lease", "identity"] as const,
+    registers,
+  });
+  info.set({
+    version: opts.version,
+    pod: opts.pod,
+    namespace: opts.namespace,
+    lease: opts.lease,
+    identity: opts.identity,
+  }, 1);
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Counter({
+    name: "process_cpu_seconds_total",
+    help: "Total user and system CPU time spent in seconds",
+    registers,
+    collect() {
+      const usage = cpuUsage();
+      this.reset();
+      this.inc((usage.user + usage.system) / 1e6);
+    },
+  });
+  return {
+    registry,
+    forgingEnabled,
+    leaderStatus,
+    info,
+    leadershipChanges: new Counter({
+      name: "cardano_leadership_changes_total",
+      help: "Times this pod became or stopped being the leader",
+      registers,
+    }),
+    sighups: new Counter({
+      name: "cardano_sighup_signals_total",
+      help: "SIGHUP signals delivered to cardano-node, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    credentialOperations: new Counter({
+      name: "cardano_credential_operations_total",
+      help: "Credential file operations (write, unchanged, remove, error) by file",
+      labelNames: ["operation", "file"] as const,
+      registers,
+    }),
+    renewFailures: new Counter({
+      name: "forge_manager_lease_renew_failures_total",
+      help: "Lease renewals that failed (error, timeout or conflict) while leading",
+      registers,
+    }),
+    secondsSinceRenew: new Gauge({
+      name: "forge_manager_seconds_since_last_renew",
+      help: "Seconds since this pod last renewed the Lease successfully (-1 if never)",
+      registers,
+      collect() {
+        const at = opts.lastRenewAt();
+        this.set(at === undefined ? -1 : (Date.now() - at) / 1000);
+      },
+    }),
+    demotions: new Counter({
+      name: "forge_manager_demotions_total",
+      help: "Times forging was stopped, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    signalFailures: new Counter({
+      name: "forge_manager_signal_failures_total",
+      help: "SIGHUPs that could not be delivered, by reason (not_found, refused, replaced, error)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    statusUpdateFailures: new Counter({
+      name: "forge_manager_status_update_failures_total",
+      help: "CardanoLeader status or Event writes that failed (never blocks forging decisions)",
+      registers,
+    }),
+    apiRequests: new Counter({
+      name: "forge_manager_api_requests_total",
+      help: "Kubernetes API requests sent, by operation",
+      labelNames: ["operation"] as const,
+      registers,
+    }),
+    fenceWaits: new Counter({
+      name: "forge_manager_fence_checks_total",
+      help: "Fence checks before forging, by outcome (proven, deleted_pod, waiting, error)",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    nodeNonProducing: new Gauge({
+      name: "forge_manager_node_non_producing_flag",
+      help:
+        "Whether the node runs with the non-producing flag (1), without it (0), or is absent (-1)",
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * The CardanoLeader custom resource's status (through the status subresource, merge patch) and
+ * Kubernetes Events for transitions. Best effort by design: failures are logged and counted, and
+ * no forging decision ever waits on them. A pod only ever clears its OWN claim.
+ *
+ * Needs RBAC: get/patch on `cardanoleaders/status` for the one name, create on `events`.
+ *
+ * @module
+ */
+
+import * as k8s from "@kubernetes/client-node";
+import { requestOptions, statusOf } from "./kube_client.ts";
+
+/** The CRD's coordinates. */
+export const CARDANO_LEADER = { group: "cardano.io", version: "v1", plural: "cardanoleaders" };
+
+/** What a pod reports. */
+export interface StatusUpdate {
+  leaderPod: string;
+  forgingEnabled: boolean;
+  reason: string;
+  message: string;
+  leaseTransitions?: number;
+}
+
+/** The port for status reporting. */
+export interface StatusReporter {
+  /** Sets the status to `update`; with `onlyIfLeaderIs`, only when that pod is the recorded leader. */
+  report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void>;
+  /** Records a Kubernetes Event about the CardanoLeader. */
+  event(type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+}
+
+interface CurrentStatus {
+  leaderPod?: string;
+  forgingEnabled?: boolean;
+  lastTransitionTime?: string;
+  conditions?: { type: string; status: string; lastTransitionTime?: string }[];
+}
+
+/** Status reporting on a real API server. */
+export class KubeStatusReporter implements StatusReporter {
+  readonly #objects: k8s.CustomObjectsApi;
+  readonly #core: k8s.CoreV1Api;
+  readonly #namespace: string;
+  readonly #name: string;
+  readonly #pod: string;
+  readonly #timeoutMs: number;
+  readonly #count: (op: string) => void;
+
+  constructor(opts: {
+    kc: k8s.KubeConfig;
+    namespace: string;
+    name: string;
+    pod: string;
+    timeoutMs?: number;
+    count?: (op: string) => void;
+  }) {
+    this.#objects = opts.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
+    this.#namespace = opts.namespace;
+    this.#name = opts.name;
+    this.#pod = opts.pod;
+    this.#timeoutMs = opts.timeoutMs ?? 5000;
+    this.#count = opts.count ?? (() => {});
+  }
+
+  async report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.#count("status_get");
+      const current = await this.#objects.getNamespacedCustomObjectStatus(
+        { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
+        requestOptions(this.#timeoutMs),
+      ) as { metadata?: { resourceVersion?: string }; status?: CurrentStatus };
+      const status = current.status ?? {};
+      if (onlyIfLeaderIs !== undefined && (status.leaderPod ?? "") !== onlyIfLeaderIs) return;
+      const now = new Date().toISOString();
+      const changed = (status.leaderPod ?? "") !== update.leaderPod ||
+        (status.forgingEnabled ?? false) !== update.forgingEnabled;
+      if (!changed && status.lastTransitionTime !== undefined) return;
+      const forging = update.forgingEnabled ? "True" : "False";
+      const previous = status.conditions?.find((c) => c.type === "Forging");
+      const body = {
+        metadata: { resourceVersion: current.metadata?.resourceVersion },
+        status: {
+          leaderPod: update.leaderPod,
+          forgingEnabled: update.forgingEnabled,
+          lastTransitionTime: changed ? now : status.lastTransitionTime ?? now,
+          ...(update.leaseTransitions !== undefined
+            ? { leaseTransitions: update.leaseTransitions }
+            : {}),
+          conditions: [{
+            type: "Forging",
+            status: forging,
+            reason: update.reason,
+            message: update.message,
+            lastTransitionTime: previous?.status === forging && previous.lastTransitionTime
+              ? previous.lastTransitionTime
+              : now,
+          }],
+        },
+      };
+      try {
+        this.#count("status_patch");
+        await this.#objects.patchNamespacedCustomObjectStatus(
+          { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name, body },
+          requestOptions(this.#timeoutMs, k8s.PatchStrategy.MergePatch),
+        );
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err; // someone else wrote in between: read again
+      }
+    }
+  }
+
+  async event(type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const now = new Date();
+    this.#count("event_create");
+    await this.#core.createNamespacedEvent({
+      namespace: this.#namespace,
+      body: {
+        metadata: { generateName: `${this.#name}.`, namespace: this.#namespace },
+        involvedObject: {
+          apiVersion: `${CARDANO_LEADER.group}/${CARDANO_LEADER.version}`,
+          kind: "CardanoLeader",
+          name: this.#name,
+          namespace: this.#namespace,
+        },
+        type,
+        reason,
+        message,
+        count: 1,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        source: { component: "forge-manager", host: this.#pod },
+        reportingComponent: "forge-manager",
+        reportingInstance: this.#pod,
+      },
+    }, requestOptions(this.#timeoutMs));
+  }
+}

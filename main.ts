@@ -1,0 +1,213 @@
+/**
+ * forge-manager: runs beside cardano-node, elects one block-producing leader through a
+ * coordination.k8s.io/v1 Lease, and gives only the leader's node the forging keys.
+ *
+ * This file is the privileged core: it validates the configuration, starts the sandboxed worker
+ * (lib/worker.ts) with permissions computed from it, finds and signals the node for the worker,
+ * and turns SIGTERM/SIGINT into a planned end of term. If the worker dies or hangs on shutdown,
+ * the core itself unlinks the keys and signals the node: failing safe.
+ *
+ * @module
+ */
+
+import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/config.ts";
+import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "./lib/core/sandbox_grants.ts";
+import { ProcNodeProcess } from "./lib/core/proc.ts";
+import { newIdentity } from "./lib/identity.ts";
+import { createLogger, errorText } from "./lib/log.ts";
+import type { CoreReply, CoreRequest } from "./lib/node_process.ts";
+import { SignalError } from "./lib/node_process.ts";
+import { sandboxPermissions } from "./lib/sandbox.ts";
+import { VERSION } from "./lib/version.ts";
+import type { FromWorker, ToWorker } from "./lib/worker_protocol.ts";
+
+const WORKER_URL = new URL("./lib/worker.ts", import.meta.url);
+/** How long a planned shutdown may take before the core cleans up by itself. */
+const SHUTDOWN_BOUND_MS = 8000;
+
+const HELP = `forge-manager ${VERSION}
+Runs beside cardano-node; elects one block producer through a Kubernetes Lease and gives only
+the leader's node the forging keys (KES key, VRF key, operational certificate).
+
+Usage: forge-manager [--help | --version]
+
+Configuration is read from environment variables (defaults in brackets):
+${Object.entries(CONFIG_DEFAULTS).map(([k, v]) => `  ${k.padEnd(24)} [${v}]`).join("\n")}
+See README.md for what each one means. Signals: SIGTERM/SIGINT hand over leadership and exit.`;
+
+function spawnWorker(permissions: Deno.PermissionOptionsObject): Worker {
+  return new Worker(WORKER_URL, { type: "module", deno: { permissions } });
+}
+
+/** Asks a throw-away worker (read of the kubeconfig only, no network) where the API server is. */
+function probeKubeconfig(path: string): Promise<{ server: string; files: string[] }> {
+  const worker = spawnWorker({
+    read: [path],
+    env: true,
+    sys: ["uid"],
+    net: false,
+    write: false,
+    run: false,
+    ffi: false,
+    import: false,
+  });
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      worker.terminate();
+      if (e.data.op === "probed") resolve({ server: e.data.server, files: e.data.files });
+      else if (e.data.op === "probe_failed") reject(new Error(e.data.message));
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      worker.terminate();
+      reject(new Error(`Cannot read KUBECONFIG ${path}: ${e.message}`));
+    };
+    worker.postMessage({ op: "probe", kubeconfig: path } satisfies ToWorker);
+  });
+}
+
+/** The core's own last resort: unlink the keys and signal the node, with no help from the worker. */
+async function failSafe(
+  config: Config,
+  node: ProcNodeProcess,
+  log: ReturnType<typeof createLogger>,
+) {
+  for (const { target } of Object.values(config.credentials)) {
+    try {
+      await Deno.remove(target);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        log.error("fail-safe: cannot remove", { path: target, err });
+      }
+    }
+  }
+  try {
+    const found = await node.find();
+    if (found !== undefined) await node.hangup(found);
+    log.warn("fail-safe: keys removed and node signalled by the core", { pid: found?.pid });
+  } catch (err) {
+    log.error("fail-safe: cannot signal the node", { err });
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(HELP);
+    return 0;
+  }
+  if (args.includes("--version")) {
+    console.log(`forge-manager ${VERSION}`);
+    return 0;
+  }
+  if (args.length > 0) {
+    console.error(`Cannot start: unknown argument ${JSON.stringify(args[0])} (try --help)`);
+    return 2;
+  }
+  let config: Config;
+  try {
+    config = parseConfig(Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, undefined, { pod: config.podName, part: "core" });
+  const identity = newIdentity(config.podName);
+  const node = new ProcNodeProcess(config.nodeProcessName);
+
+  let api: string;
+  let kubeFiles: string[];
+  try {
+    if (config.kubeconfig !== undefined) {
+      const probed = await probeKubeconfig(config.kubeconfig);
+      api = probed.server;
+      kubeFiles = probed.files;
+    } else {
+      api = inClusterApi(Deno.env.toObject());
+      kubeFiles = [SERVICE_ACCOUNT_DIR];
+    }
+  } catch (err) {
+    log.error("cannot configure the Kubernetes client", { err });
+    return 2;
+  }
+  const grants = sandboxGrants(config, api, kubeFiles);
+  log.info("starting the sandboxed worker", {
+    read: grants.read,
+    write: grants.write,
+    net: grants.net,
+  });
+  const worker = spawnWorker(sandboxPermissions(grants));
+  const finished = Promise.withResolvers<{ ok: boolean; message?: string }>();
+
+  async function answer(request: CoreRequest): Promise<CoreReply> {
+    try {
+      if (request.op === "find") {
+        const found = await node.find();
+        return found === undefined
+          ? { id: request.id, ok: true }
+          : { id: request.id, ok: true, node: found };
+      }
+      await node.hangup(request.node);
+      return { id: request.id, ok: true };
+    } catch (err) {
+      return {
+        id: request.id,
+        ok: false,
+        reason: err instanceof SignalError ? err.reason : "error",
+        message: errorText(err),
+      };
+    }
+  }
+
+  worker.onmessage = (e: MessageEvent<FromWorker>) => {
+    const msg = e.data;
+    if (msg.op === "request") {
+      answer(msg.request).then((reply) =>
+        worker.postMessage({ op: "reply", reply } satisfies ToWorker)
+      );
+    } else if (msg.op === "done") {
+      finished.resolve({
+        ok: msg.ok,
+        ...(msg.message !== undefined ? { message: msg.message } : {}),
+      });
+    } else if (msg.op === "listening") {
+      log.info("serving /metrics, /healthz, /readyz, /startup-status", { port: msg.port });
+    }
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    finished.resolve({ ok: false, message: `worker crashed: ${e.message}` });
+  };
+
+  let stopping = false;
+  const stop = (signal: Deno.Signal) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down: handing over leadership", { signal });
+    worker.postMessage({ op: "shutdown" } satisfies ToWorker);
+    setTimeout(
+      () => finished.resolve({ ok: false, message: "shutdown took too long" }),
+      SHUTDOWN_BOUND_MS,
+    );
+  };
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+
+  worker.postMessage({ op: "start", config, identity } satisfies ToWorker);
+  const result = await finished.promise;
+  worker.terminate();
+  if (!result.ok) {
+    log.error("the worker ended abnormally; the core removes the keys itself", {
+      err: result.message,
+    });
+    await failSafe(config, node, log);
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
