@@ -1,0 +1,694 @@
+/**
+ * A real local Kubernetes control plane (etcd + kube-apiserver, no controller-manager, no kubelet)
+ * for tests, the demo and benchmarks.
+ *
+ * ```ts
+ * await using cp = await startControlPlane();
+ * const kubeconfig = await cp.mintIdentity({ namespace: "cardano", serviceAccount: "forge",
+ *   rules: [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "update"] }] });
+ * ```
+ *
+ * What it runs: etcd and kube-apiserver on 127.0.0.1 with free ports, data in a fresh temp dir,
+ * `--authorization-mode=RBAC`, TLS with a certificate the API server generates (`--cert-dir`)
+ * whose CA is written to {@linkcode ControlPlane.caFile}, a random admin bearer token in group
+ * `system:masters` (`--token-auth-file`) and an ECDSA service-account signing key so the
+ * TokenRequest API works. All default admission plugins stay on; because no controller-manager
+ * runs, {@linkcode ControlPlane.ensureNamespace} creates each namespace's `default`
+ * ServiceAccount (the ServiceAccount admission plugin rejects Pods without it), and namespaces
+ * never finish deleting.
+ *
+ * Permissions: `--allow-run` (bash for tools/controlplane/build.sh, etcd, kube-apiserver,
+ * setpriv), `--allow-read`/`--allow-write` (temp dir, build cache), `--allow-net=127.0.0.1`,
+ * `--allow-env`. The `dev` permission set has them all.
+ *
+ * Clean-up: {@linkcode ControlPlane.stop} (also `await using`) kills both process groups, awaits
+ * them and removes the temp dir. An `unload` listener and SIGINT/SIGTERM listeners do the same
+ * synchronously if a test forgets, and on Linux the children run under `setpriv --pdeathsig KILL`
+ * so they die with the process that started them even on SIGKILL.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import type { KubeConfig, KubernetesObject, V1PolicyRule } from "@kubernetes/client-node";
+import { KubeAdmin, writeKubeconfig } from "./_kube_admin.ts";
+import { ManagedProcess } from "./_managed_process.ts";
+
+/** A running local control plane. Disposing it stops it. */
+export interface ControlPlane extends AsyncDisposable {
+  /** `https://127.0.0.1:<port>` */
+  readonly server: string;
+  readonly host: string;
+  readonly port: number;
+  /** PEM file of the CA that signed the API server's certificate: the one clients trust. */
+  readonly caFile: string;
+  /** Kubeconfig file of the admin identity (group `system:masters`). */
+  readonly adminKubeconfig: string;
+  /** The temp dir holding data, certificates, logs and kubeconfigs. */
+  readonly dir: string;
+  /** The admin kubeconfig, loaded. */
+  admin(): KubeConfig;
+  /**
+   * Creates the namespace (if missing), a ServiceAccount, optionally a Role with `rules` and a
+   * RoleBinding (or binds an existing Role/ClusterRole by name, in the namespace only), waits
+   * until RBAC allows the granted rules, mints a token with the TokenRequest API and writes a
+   * kubeconfig for it (mode 0600). Returns its path.
+   */
+  mintIdentity(opts: {
+    namespace: string;
+    serviceAccount: string;
+    rules?: V1PolicyRule[];
+    roleName?: string;
+    clusterRoleName?: string;
+    expirationSeconds?: number;
+  }): Promise<string>;
+  /** Creates the namespace and its `default` ServiceAccount, if missing. */
+  ensureNamespace(name: string): Promise<void>;
+  /**
+   * Creates the object or replaces it (carrying the current resourceVersion), by its
+   * apiVersion/kind. Waits until a CustomResourceDefinition is Established.
+   */
+  apply<T extends KubernetesObject>(obj: T): Promise<T>;
+  /** Stops kube-apiserver (SIGTERM, then SIGKILL after 10 s). Not on the shared instance. */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again on the same port with the same data; waits for /readyz. */
+  startApiServer(): Promise<void>;
+  /**
+   * Kills etcd (SIGKILL, like a crash) and starts it again with the same data; waits for its
+   * health and then for the API server's /readyz (its etcd client reconnects within ~3 s).
+   */
+  restartEtcd(): Promise<void>;
+  /** Kills everything and removes the temp dir; idempotent. A no-op on the shared instance. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@linkcode startControlPlane}. */
+export interface StartControlPlaneOptions {
+  /**
+   * Receives every output line of etcd and kube-apiserver and the timing lines. Without it,
+   * output only goes to `<dir>/logs/*.log` and timing lines to stderr.
+   */
+  log?: (line: string) => void;
+  /** Folder holding `etcd` and `kube-apiserver` (default: {@linkcode controlPlaneBinaries}). */
+  binDir?: string;
+  /** Install SIGINT/SIGTERM listeners that kill everything and exit (default true). */
+  handleSignals?: boolean;
+}
+
+const ETCD_READY_MS = 20_000;
+const APISERVER_READY_MS = 60_000;
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+let binariesPromise: Promise<string> | undefined;
+
+/**
+ * Returns the folder holding `kube-apiserver` and `etcd`: runs tools/controlplane/build.sh, which
+ * honours KUBEBUILDER_ASSETS, or builds the pinned versions with Go once (several minutes) and
+ * then reuses them. Its progress streams to stderr. Throws an Error that says how to get the
+ * binaries when it cannot; it never skips silently. Needs `--allow-run=bash`.
+ */
+export function controlPlaneBinaries(): Promise<string> {
+  binariesPromise ??= buildBinaries();
+  binariesPromise.catch(() => binariesPromise = undefined);
+  return binariesPromise;
+}
+
+async function buildBinaries(): Promise<string> {
+  const script = `${repoRoot}tools/controlplane/build.sh`;
+  const howTo = "Install Go 1.24+ and put it on PATH (build.sh then builds kube-apiserver and " +
+    "etcd from Go modules), or set KUBEBUILDER_ASSETS to a folder holding both binaries.";
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("bash", {
+      args: [script],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+  } catch (err) {
+    throw new Error(`Cannot get the control-plane binaries: cannot run bash ${script}: ${err}`, {
+      cause: err,
+    });
+  }
+  if (!output.success) {
+    throw new Error(
+      `Cannot get the control-plane binaries: ${script} exited with code ${output.code} ` +
+        `(its messages are above). ${howTo}`,
+    );
+  }
+  const dir = new TextDecoder().decode(output.stdout).trim().split("\n").pop() ?? "";
+  for (const name of ["etcd", "kube-apiserver"]) {
+    try {
+      await Deno.stat(`${dir}/${name}`);
+    } catch {
+      throw new Error(
+        `Cannot get the control-plane binaries: ${script} printed "${dir}", which has no ${name}. ${howTo}`,
+      );
+    }
+  }
+  return dir;
+}
+
+/**
+ * Starts etcd and kube-apiserver in a fresh temp dir and resolves once `/readyz` answers 200 to
+ * the admin. Takes a few seconds once the binaries exist (the first call may build them).
+ */
+export async function startControlPlane(
+  opts: StartControlPlaneOptions = {},
+): Promise<ControlPlane> {
+  const began = performance.now();
+  const binDir = opts.binDir ?? await controlPlaneBinaries();
+  const built = performance.now();
+  const log = opts.log ?? ((line: string) => console.error(line));
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const dir = await Deno.makeTempDir({ prefix: "forge-manager-cp-" });
+    const cp = new LocalControlPlane(dir, binDir, opts.log);
+    try {
+      await cp.boot();
+      const secs = (from: number, to: number) => ((to - from) / 1000).toFixed(2);
+      log(
+        `control plane ${cp.server} ready in ${secs(built, performance.now())} s ` +
+          `(etcd ${secs(built, cp.etcdReadyAt)} s, kube-apiserver ` +
+          `${secs(cp.etcdReadyAt, performance.now())} s; binaries ${secs(began, built)} s)`,
+      );
+      track(cp, opts.handleSignals ?? true);
+      return cp;
+    } catch (err) {
+      lastError = err;
+      await cp.stop();
+      if (!(err instanceof PortInUseError)) throw err;
+    }
+  }
+  throw lastError;
+}
+
+class PortInUseError extends Error {}
+
+function freePorts(count: number): number[] {
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+async function generateServiceAccountKey(): Promise<{ privatePem: string; publicPem: string }> {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
+  const privateDer = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
+  const publicDer = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
+  return { privatePem: pem("PRIVATE KEY", privateDer), publicPem: pem("PUBLIC KEY", publicDer) };
+}
+
+function pem(label: string, der: Uint8Array): string {
+  let binary = "";
+  for (const byte of der) binary += String.fromCharCode(byte);
+  const lines = btoa(binary).match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The last complete PEM certificate in `text` (kube-apiserver writes leaf, then its CA). */
+function lastCertificate(text: string): string | undefined {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  const last = blocks?.at(-1);
+  return last === undefined ? undefined : `${last}\n`;
+}
+
+class LocalControlPlane implements ControlPlane {
+  readonly dir: string;
+  readonly host = "127.0.0.1";
+  readonly caFile: string;
+  readonly adminKubeconfig: string;
+  port = 0;
+  etcdReadyAt = 0;
+  readonly #binDir: string;
+  readonly #log: ((line: string) => void) | undefined;
+  readonly #token = randomToken();
+  #etcdPorts: [number, number] = [0, 0];
+  #etcd: ManagedProcess | undefined;
+  #apiserver: ManagedProcess | undefined;
+  #admin: KubeAdmin | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(dir: string, binDir: string, log: ((line: string) => void) | undefined) {
+    this.dir = dir;
+    this.#binDir = binDir;
+    this.#log = log;
+    this.caFile = `${dir}/pki/ca.crt`;
+    this.adminKubeconfig = `${dir}/admin.kubeconfig`;
+  }
+
+  get server(): string {
+    return `https://${this.host}:${this.port}`;
+  }
+
+  async boot(): Promise<void> {
+    for (const sub of ["pki", "logs", "etcd", "identities"]) {
+      await Deno.mkdir(`${this.dir}/${sub}`, { mode: 0o700 });
+    }
+    const key = await generateServiceAccountKey();
+    await Deno.writeTextFile(`${this.dir}/pki/sa.key`, key.privatePem, { mode: 0o600 });
+    await Deno.writeTextFile(`${this.dir}/pki/sa.pub`, key.publicPem);
+    await Deno.writeTextFile(
+      `${this.dir}/pki/tokens.csv`,
+      `${this.#token},admin,admin,"system:masters"\n`,
+      { mode: 0o600 },
+    );
+    const [apiPort, clientPort, peerPort] = freePorts(3) as [number, number, number];
+    this.port = apiPort;
+    this.#etcdPorts = [clientPort, peerPort];
+    await this.#startEtcd();
+    this.etcdReadyAt = performance.now();
+    await this.startApiServer();
+    await writeKubeconfig(this.adminKubeconfig, {
+      server: this.server,
+      caFile: this.caFile,
+      user: "admin",
+      token: this.#token,
+    });
+    this.#admin = new KubeAdmin({
+      adminKubeconfig: this.adminKubeconfig,
+      server: this.server,
+      caFile: this.caFile,
+      dir: this.dir,
+    });
+  }
+
+  #adminOps(): KubeAdmin {
+    if (this.#admin === undefined || this.#stopping !== undefined) {
+      throw new Error(`Cannot use control plane ${this.server}: it is not running`);
+    }
+    return this.#admin;
+  }
+
+  admin(): KubeConfig {
+    return this.#adminOps().config();
+  }
+
+  mintIdentity(opts: Parameters<ControlPlane["mintIdentity"]>[0]): Promise<string> {
+    return this.#adminOps().mintIdentity(opts);
+  }
+
+  ensureNamespace(name: string): Promise<void> {
+    return this.#adminOps().ensureNamespace(name);
+  }
+
+  apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    return this.#adminOps().apply(obj);
+  }
+
+  async #startEtcd(): Promise<void> {
+    const [client, peer] = this.#etcdPorts;
+    const clientUrl = `http://${this.host}:${client}`;
+    const peerUrl = `http://${this.host}:${peer}`;
+    const etcd = await ManagedProcess.spawn({
+      name: "etcd",
+      command: `${this.#binDir}/etcd`,
+      args: [
+        "--name=forge-manager-test",
+        `--data-dir=${this.dir}/etcd`,
+        `--listen-client-urls=${clientUrl}`,
+        `--advertise-client-urls=${clientUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=forge-manager-test=${peerUrl}`,
+        "--unsafe-no-fsync=true", // throw-away data: fsync only slows tests down
+        "--log-level=warn",
+      ],
+      logFile: `${this.dir}/logs/etcd.log`,
+      log: this.#log,
+    });
+    this.#etcd = etcd;
+    await this.#waitUntil(etcd, `${clientUrl}/health`, ETCD_READY_MS, async (res) => {
+      const body = await res.json() as { health?: string };
+      return body.health === "true";
+    });
+  }
+
+  async startApiServer(): Promise<void> {
+    if (this.#apiserver?.running) return;
+    const certDir = `${this.dir}/pki`;
+    const apiserver = await ManagedProcess.spawn({
+      name: "kube-apiserver",
+      command: `${this.#binDir}/kube-apiserver`,
+      args: [
+        `--etcd-servers=http://${this.host}:${this.#etcdPorts[0]}`,
+        `--bind-address=${this.host}`,
+        `--advertise-address=${this.host}`,
+        `--secure-port=${this.port}`,
+        `--cert-dir=${certDir}`, // generates a CA and a serving certificate for 127.0.0.1
+        `--token-auth-file=${certDir}/tokens.csv`,
+        "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${certDir}/sa.pub`,
+        `--service-account-signing-key-file=${certDir}/sa.key`,
+        "--service-cluster-ip-range=10.0.0.0/24",
+        // The "kubernetes" Endpoints would carry 127.0.0.1, which validation rejects (loopback);
+        // nothing in a test cluster needs it.
+        "--endpoint-reconciler-type=none",
+        "--profiling=false",
+      ],
+      logFile: `${this.dir}/logs/kube-apiserver.log`,
+      log: this.#log,
+    });
+    this.#apiserver = apiserver;
+    await this.#waitForApiServer(apiserver);
+  }
+
+  async #waitForApiServer(apiserver: ManagedProcess): Promise<void> {
+    const certFile = `${this.dir}/pki/apiserver.crt`;
+    let ca: string | undefined;
+    let client: Deno.HttpClient | undefined;
+    try {
+      await this.#waitUntil(
+        apiserver,
+        `${this.server}/readyz`,
+        APISERVER_READY_MS,
+        async (res) => {
+          await res.body?.cancel();
+          return res.status === 200;
+        },
+        async () => {
+          // The certificate appears early during start-up; re-read it until TLS works.
+          let text: string;
+          try {
+            text = await Deno.readTextFile(certFile);
+          } catch {
+            return undefined;
+          }
+          const found = lastCertificate(text);
+          if (found === undefined) return undefined;
+          if (found !== ca) {
+            ca = found;
+            client?.close();
+            client = Deno.createHttpClient({ caCerts: [ca] });
+            await Deno.writeTextFile(this.caFile, ca);
+          }
+          return { client, headers: { Authorization: `Bearer ${this.#token}` } };
+        },
+      );
+    } finally {
+      client?.close();
+    }
+  }
+
+  /** Polls `url` until `ok(response)`, failing fast if `proc` exits. */
+  async #waitUntil(
+    proc: ManagedProcess,
+    url: string,
+    timeoutMs: number,
+    ok: (res: Response) => Promise<boolean>,
+    init: () => Promise<RequestInit | undefined> = () => Promise.resolve({}),
+  ): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    let last = "no attempt yet";
+    while (true) {
+      if (!proc.running) {
+        const tail = proc.tail();
+        const message = `Cannot start ${proc.name}: it exited with code ${
+          (await proc.status).code
+        } before ${url} answered; last output:\n${tail}`;
+        if (/address already in use/.test(tail)) throw new PortInUseError(message);
+        throw new Error(message);
+      }
+      const options = await init();
+      if (options === undefined) {
+        last = "its TLS certificate is not written yet";
+      } else {
+        try {
+          const res = await fetch(url, { ...options, signal: AbortSignal.timeout(2_000) });
+          if (await ok(res)) return;
+          last = `HTTP ${res.status}`;
+        } catch (err) {
+          last = err instanceof Error ? err.message : String(err);
+        }
+      }
+      if (performance.now() > deadline) {
+        throw new Error(
+          `Cannot start ${proc.name}: ${url} did not answer 200 within ${timeoutMs / 1000} s; ` +
+            `last error: ${last}; last output:\n${proc.tail()}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  async stopApiServer(): Promise<void> {
+    await this.#apiserver?.stop("SIGTERM", 10_000);
+  }
+
+  async restartEtcd(): Promise<void> {
+    // SIGKILL, like a crash: a graceful etcd stop waits ~7 s for the API server's watch streams.
+    await this.#etcd?.stop("SIGKILL");
+    await this.#startEtcd();
+    if (this.#apiserver?.running) await this.#waitForApiServer(this.#apiserver);
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const began = performance.now();
+    await Promise.all([this.#apiserver?.stop("SIGKILL"), this.#etcd?.stop("SIGKILL")]);
+    await Deno.remove(this.dir, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+    untrack(this);
+    if (this.port !== 0 && this.#admin !== undefined) {
+      const line = `control plane ${this.server} stopped in ${
+        ((performance.now() - began) / 1000).toFixed(2)
+      } s`;
+      (this.#log ?? ((l: string) => console.error(l)))(line);
+    }
+  }
+
+  /** For `unload` and signal handlers: SIGKILL both groups and remove the dir, synchronously. */
+  abandonSync(): void {
+    this.#apiserver?.killSync();
+    this.#etcd?.killSync();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        Deno.removeSync(this.dir, { recursive: true });
+        return;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return;
+      }
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+// ---- safety net: instances of this isolate that were not stopped ----
+
+const live = new Set<LocalControlPlane>();
+const signalled = new Set<LocalControlPlane>();
+let netInstalled = false;
+
+function onUnload(): void {
+  for (const cp of live) cp.abandonSync();
+  live.clear();
+}
+
+function onSigint(): void {
+  onUnload();
+  Deno.exit(130);
+}
+
+function onSigterm(): void {
+  onUnload();
+  Deno.exit(143);
+}
+
+function track(cp: LocalControlPlane, handleSignals: boolean): void {
+  live.add(cp);
+  if (handleSignals) signalled.add(cp);
+  if (!netInstalled) {
+    globalThis.addEventListener("unload", onUnload);
+    netInstalled = true;
+  }
+  if (handleSignals && signalled.size === 1) {
+    Deno.addSignalListener("SIGINT", onSigint);
+    Deno.addSignalListener("SIGTERM", onSigterm);
+  }
+}
+
+function untrack(cp: LocalControlPlane): void {
+  live.delete(cp);
+  if (signalled.delete(cp) && signalled.size === 0) {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    Deno.removeSignalListener("SIGTERM", onSigterm);
+  }
+}
+
+// ---- one instance shared by every test file of a `deno test` process ----
+
+/** What the supervisor (tools/controlplane.ts --state-file) publishes about its instance. */
+export interface SharedControlPlaneState {
+  server: string;
+  host: string;
+  port: number;
+  caFile: string;
+  adminKubeconfig: string;
+  dir: string;
+  supervisorPid: number;
+}
+
+let shared: Promise<ControlPlane> | undefined;
+
+/**
+ * One control plane for the whole `deno test` process. `deno test` runs every test file in its
+ * own isolate, so module state cannot carry it: the first caller builds the binaries and spawns
+ * tools/controlplane.ts as a supervisor that starts the control plane, publishes it in
+ * `$TMPDIR/forge-manager-cp-shared-<pid>/state.json` and tears it down once this process has
+ * exited. Later callers (any isolate) connect to it.
+ *
+ * `stop()` and `await using` are no-ops on it, and the fault-injection methods throw: use
+ * {@linkcode startControlPlane} for a private instance in such tests. Test files that use it
+ * need `sanitizeResources: false` and `sanitizeOps: false` (client-node keeps connections open).
+ */
+export function sharedControlPlane(): Promise<ControlPlane> {
+  shared ??= connectShared();
+  return shared;
+}
+
+async function connectShared(): Promise<ControlPlane> {
+  const base = `${Deno.env.get("TMPDIR") ?? "/tmp"}/forge-manager-cp-shared-${Deno.pid}`;
+  const stateFile = `${base}/state.json`;
+  const errorFile = `${base}/error.txt`;
+  let starter = false;
+  try {
+    await Deno.mkdir(base, { mode: 0o700 });
+    starter = true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  if (starter) {
+    try {
+      const binDir = await controlPlaneBinaries();
+      // bash backgrounds the supervisor and exits at once, so this isolate holds no child handle
+      // (the supervisor must outlive it) and the supervisor watches this process's pid instead.
+      const supervisor = [
+        Deno.execPath(),
+        "run",
+        "-P=dev",
+        `--config=${repoRoot}deno.json`,
+        `${repoRoot}tools/controlplane.ts`,
+        `--bin-dir=${binDir}`,
+        `--state-file=${stateFile}`,
+        `--watch-pid=${Deno.pid}`,
+      ];
+      const launched = await new Deno.Command("bash", {
+        args: ["-c", '"$@" </dev/null >/dev/null &', "bash", ...supervisor],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+      }).output();
+      if (!launched.success) throw new Error(`bash exited with code ${launched.code}`);
+    } catch (err) {
+      const message = `Cannot start the shared control plane: ${
+        err instanceof Error ? err.message : err
+      }`;
+      await Deno.writeTextFile(errorFile, message);
+      throw new Error(message, { cause: err });
+    }
+  }
+  // A starter in another isolate may still be building the binaries: be patient.
+  const deadline = performance.now() + (starter ? 120_000 : 45 * 60_000);
+  while (true) {
+    try {
+      const state = JSON.parse(await Deno.readTextFile(stateFile)) as SharedControlPlaneState;
+      return new SharedControlPlane(state);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    const failure = await Deno.readTextFile(errorFile).catch(() => undefined);
+    if (failure !== undefined) throw new Error(failure);
+    if (performance.now() > deadline) {
+      throw new Error(`Cannot use the shared control plane: ${stateFile} did not appear in time`);
+    }
+    await sleep(100);
+  }
+}
+
+class SharedControlPlane implements ControlPlane {
+  readonly server: string;
+  readonly host: string;
+  readonly port: number;
+  readonly caFile: string;
+  readonly adminKubeconfig: string;
+  readonly dir: string;
+  readonly #admin: KubeAdmin;
+
+  constructor(state: SharedControlPlaneState) {
+    this.server = state.server;
+    this.host = state.host;
+    this.port = state.port;
+    this.caFile = state.caFile;
+    this.adminKubeconfig = state.adminKubeconfig;
+    this.dir = state.dir;
+    this.#admin = new KubeAdmin(state);
+  }
+
+  admin(): KubeConfig {
+    return this.#admin.config();
+  }
+
+  mintIdentity(opts: Parameters<ControlPlane["mintIdentity"]>[0]): Promise<string> {
+    return this.#admin.mintIdentity(opts);
+  }
+
+  ensureNamespace(name: string): Promise<void> {
+    return this.#admin.ensureNamespace(name);
+  }
+
+  apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    return this.#admin.apply(obj);
+  }
+
+  #refuse(what: string): Promise<never> {
+    return Promise.reject(
+      new Error(
+        `Cannot ${what} of the shared control plane: every test file uses it. ` +
+          "Start a private one with startControlPlane() for fault injection.",
+      ),
+    );
+  }
+
+  stopApiServer(): Promise<void> {
+    return this.#refuse("stop the API server");
+  }
+
+  startApiServer(): Promise<void> {
+    return this.#refuse("start the API server");
+  }
+
+  restartEtcd(): Promise<void> {
+    return this.#refuse("restart etcd");
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve(); // the supervisor stops it when this process exits
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
