@@ -1,7 +1,6 @@
 /**
  * Whether cardano-node's local socket ACCEPTS a connection (a stale socket file left by a crash
- * exists but refuses). Needs read/write of the socket path and `net` for `unix:<path>`... in
- * practice Deno checks read+write on the path for unix sockets.
+ * exists but refuses). Needs read and write of the socket path and `net` for `unix:<path>`.
  *
  * @module
  */

@@ -28,10 +28,14 @@ export function sandboxGrants(
   const creds = Object.values(config.credentials);
   const targetDirs = creds.map((c) => dirOf(c.target));
   return {
-    read: [...creds.map((c) => c.source), ...targetDirs, config.nodeSocket, ...kubeFiles],
-    write: [...targetDirs, config.nodeSocket],
-    net: [api, `${config.metricsHost}:${config.metricsPort}`],
+    read: unique([...creds.map((c) => c.source), ...targetDirs, config.nodeSocket, ...kubeFiles]),
+    write: unique([...targetDirs, config.nodeSocket]),
+    net: [api, `${config.metricsHost}:${config.metricsPort}`, `unix:${config.nodeSocket}`],
   };
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
 }
 
 /** The API server of an in-cluster pod, from the variables Kubernetes sets. */

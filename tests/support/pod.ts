@@ -1,0 +1,232 @@
+/**
+ * A simulated pod for integration tests, the demo and the benchmark: a PID namespace of its own
+ * (`unshare --pid --fork --mount-proc`, like `shareProcessNamespace: true`) holding forge-manager
+ * (`main.ts` under the shipped permission set) and the simulated cardano-node, with real files:
+ * `<dir>/secrets` (sources), `<dir>/ipc` (targets and socket), the node's forging record and
+ * the sidecar's log. The harness signals the processes by their host PIDs.
+ *
+ * Needs to run as root (unshare) with `-P=dev`.
+ *
+ * @module
+ */
+
+import { appendKilled } from "./forging_log.ts";
+import { type CredentialSet, makeCredentialSet, writeCredentialSet } from "./keys.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const INIT = new URL("./pod_init.ts", import.meta.url).pathname;
+
+/** Options of {@linkcode startPod}. */
+export interface PodOptions {
+  name: string;
+  /** A folder for this pod's files (created). */
+  dir: string;
+  /** Environment for forge-manager on top of the computed paths (KUBECONFIG, NAMESPACE, ...). */
+  env: Record<string, string>;
+  /** The credential set (default: a fresh dummy set; share one set across replicas). */
+  credentials?: CredentialSet;
+  /** Start the node before the sidecar. */
+  nodeFirst?: boolean;
+}
+
+/** A running simulated pod. */
+export interface Pod extends AsyncDisposable {
+  readonly name: string;
+  readonly dir: string;
+  readonly record: string;
+  readonly sidecarLog: string;
+  readonly metricsPort: number;
+  /** Host PIDs of the processes in the pod (undefined when not running). */
+  pids(): { init?: number; node?: number; sidecar?: number };
+  /** Sends a signal to the sidecar (forge-manager's core process). */
+  signalSidecar(signal: Deno.Signal): void;
+  /** Starts the sidecar again after it was killed. */
+  restartSidecar(): void;
+  /** Restarts the node process (new PID). */
+  restartNode(): void;
+  /** SIGKILLs everything in the pod at once (the pod dies), and records the kill. */
+  kill(): Promise<void>;
+  /** Planned stop: SIGTERM to the sidecar, then the node. */
+  terminate(): Promise<void>;
+  readonly exited: Promise<Deno.CommandStatus>;
+}
+
+function children(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+      if (text !== "") out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+function comm(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  } catch {
+    return "";
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts a pod and waits until its node is up. */
+export async function startPod(opts: PodOptions): Promise<Pod> {
+  const secrets = `${opts.dir}/secrets`;
+  const ipc = `${opts.dir}/ipc`;
+  await Deno.mkdir(secrets, { recursive: true });
+  await Deno.mkdir(ipc, { recursive: true });
+  const paths = await writeCredentialSet(secrets, opts.credentials ?? makeCredentialSet());
+  const metricsPort = freePort();
+  const record = `${opts.dir}/forging.jsonl`;
+  const sidecarLog = `${opts.dir}/forge-manager.log`;
+  const target = { kes: `${ipc}/kes.skey`, vrf: `${ipc}/vrf.skey`, cert: `${ipc}/node.cert` };
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: Deno.env.get("HOME") ?? "/root",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`,
+    POD_NAME: opts.name,
+    NODE_SOCKET: `${ipc}/node.socket`,
+    SOURCE_KES_KEY: paths.kes,
+    SOURCE_VRF_KEY: paths.vrf,
+    SOURCE_OP_CERT: paths.opcert,
+    TARGET_KES_KEY: target.kes,
+    TARGET_VRF_KEY: target.vrf,
+    TARGET_OP_CERT: target.cert,
+    METRICS_HOST: "127.0.0.1",
+    METRICS_PORT: String(metricsPort),
+    ...opts.env,
+  };
+  const spec = {
+    repo: REPO,
+    env,
+    sidecarLog,
+    metricsPort,
+    nodeFirst: opts.nodeFirst ?? false,
+    node: { ...target, socket: `${ipc}/node.socket`, record, dir: opts.dir },
+  };
+  const child = new Deno.Command("unshare", {
+    args: [
+      "--pid",
+      "--fork",
+      "--mount-proc",
+      "--kill-child",
+      Deno.execPath(),
+      "run",
+      "-A",
+      INIT,
+      JSON.stringify(spec),
+    ],
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const exited = child.status;
+
+  const pids = () => {
+    const init = children(child.pid)[0];
+    if (init === undefined) return {};
+    let node: number | undefined;
+    let sidecar: number | undefined;
+    for (const pid of children(init)) {
+      if (comm(pid) === "cardano-node") node = pid;
+      else if (comm(pid) !== "") sidecar = pid;
+    }
+    return { init, node, sidecar };
+  };
+  const signalInit = (signal: Deno.Signal) => {
+    const { init } = pids();
+    if (init !== undefined) Deno.kill(init, signal);
+  };
+
+  const ready = `${opts.dir}/pod.ready`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await Deno.stat(ready);
+      break;
+    } catch {
+      // not yet
+    }
+    const done = await Promise.race([
+      exited.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 50)),
+    ]);
+    if (done || Date.now() > deadline) {
+      const log = await Deno.readTextFile(sidecarLog).catch(() => "");
+      throw new Error(
+        `Cannot start pod ${opts.name}: ${done ? "it exited" : "timed out"}\n${log.slice(-3000)}`,
+      );
+    }
+  }
+
+  let killed = false;
+  const pod: Pod = {
+    name: opts.name,
+    dir: opts.dir,
+    record,
+    sidecarLog,
+    metricsPort,
+    exited,
+    pids,
+    signalSidecar(signal) {
+      const { sidecar } = pids();
+      if (sidecar !== undefined) Deno.kill(sidecar, signal);
+    },
+    restartSidecar: () => signalInit("SIGUSR1"),
+    restartNode: () => signalInit("SIGUSR2"),
+    async kill() {
+      if (killed) return;
+      killed = true;
+      const { node } = pids();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await exited;
+      // With PID 1 of the namespace gone, the kernel kills the rest; wait for the node to vanish.
+      for (let i = 0; node !== undefined && comm(node) === "cardano-node" && i < 200; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Timed after the node vanished (conservative: a later end can only add overlap). No pid:
+      // the record holds the node's pid inside its namespace, not the host pid.
+      await appendKilled(record);
+    },
+    async terminate() {
+      if (killed) return;
+      signalInit("SIGTERM");
+      const timeout = setTimeout(() => void pod.kill(), 20_000);
+      await exited;
+      clearTimeout(timeout);
+      killed = true;
+    },
+    async [Symbol.asyncDispose]() {
+      await pod.kill();
+    },
+  };
+  return pod;
+}
+
+/** Reads a pod's metrics page and returns the value of one series, e.g.
+ * `cardano_forging_enabled{pod="forge-0"}` (undefined if absent or unreachable). */
+export async function metricValue(pod: Pod, series: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${pod.metricsPort}/metrics`);
+    for (const line of (await res.text()).split("\n")) {
+      const sp = line.lastIndexOf(" ");
+      if (line.slice(0, sp) === series) return Number(line.slice(sp + 1));
+    }
+  } catch {
+    // not listening
+  }
+  return undefined;
+}

@@ -1,0 +1,96 @@
+/**
+ * PID 1 of a simulated pod (run by tests/support/pod.ts inside `unshare --pid --mount-proc`), so
+ * the sidecar sees only its own node in /proc, as with `shareProcessNamespace: true`.
+ *
+ * Like a native sidecar, forge-manager starts first; the node starts once /startup-status
+ * answers 200. Signals from the test harness:
+ * - SIGUSR1: start the sidecar again (after the harness killed it);
+ * - SIGUSR2: restart the node (SIGTERM, then a new process with a new PID);
+ * - SIGTERM: stop the sidecar (planned shutdown), then the node, then exit.
+ *
+ * @module
+ */
+
+import { type SimNode, startSimNode } from "./sim_node_process.ts";
+
+interface PodSpec {
+  repo: string;
+  env: Record<string, string>;
+  sidecarLog: string;
+  metricsPort: number;
+  node: { kes: string; vrf: string; cert: string; socket: string; record: string; dir: string };
+  /** Start the node before the sidecar (for a sidecar with START_AS_NON_PRODUCING=false). */
+  nodeFirst?: boolean;
+}
+
+const spec = JSON.parse(Deno.args[0]!) as PodSpec;
+let sidecar: Deno.ChildProcess | undefined;
+let node: SimNode | undefined;
+
+async function startSidecar(): Promise<void> {
+  const log = await Deno.open(spec.sidecarLog, { append: true, create: true, write: true });
+  sidecar = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-P=forge-manager",
+      "--no-prompt",
+      "--config",
+      `${spec.repo}/deno.json`,
+      `${spec.repo}/main.ts`,
+    ],
+    env: spec.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const pipe = (stream: ReadableStream<Uint8Array>) =>
+    stream.pipeTo(new WritableStream({ write: (chunk) => void log.write(chunk) })).catch(() => {});
+  void pipe(sidecar.stdout);
+  void pipe(sidecar.stderr);
+}
+
+async function startupDone(): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${spec.metricsPort}/startup-status`);
+      await res.body?.cancel();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the sidecar's /startup-status never answered 200");
+}
+
+async function startNode(): Promise<void> {
+  node = await startSimNode({ ...spec.node, nonProducing: true, timeoutMs: 30_000 });
+}
+
+Deno.addSignalListener("SIGUSR1", () => void startSidecar());
+Deno.addSignalListener("SIGUSR2", async () => {
+  await node?.kill("SIGTERM");
+  await node?.exited;
+  await startNode();
+});
+Deno.addSignalListener("SIGTERM", async () => {
+  try {
+    sidecar?.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await sidecar?.status;
+  await node?.kill("SIGTERM");
+  await node?.exited;
+  Deno.exit(0);
+});
+
+if (spec.nodeFirst) {
+  await startNode();
+  await startSidecar();
+} else {
+  await startSidecar();
+  await startupDone();
+  await startNode();
+}
+await Deno.writeTextFile(`${spec.node.dir}/pod.ready`, "ready\n");
+setInterval(() => {}, 1 << 30); // PID 1 stays until told to stop

@@ -1,0 +1,87 @@
+/**
+ * A forge-manager deployment on the local control plane for integration tests, the demo and the
+ * benchmark: a namespace with the shipped CRD, Role, fence Role and CardanoLeader object, an
+ * identity bound to those Roles, and N simulated pods sharing one credential set.
+ *
+ * @module
+ */
+
+import { loadAllYaml } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { ControlPlane } from "./control_plane.ts";
+import { makeCredentialSet } from "./keys.ts";
+import { type Pod, startPod } from "./pod.ts";
+
+const MANIFESTS = new URL("../../manifests/", import.meta.url).pathname;
+
+/** Fast timings for tests (the production defaults are 15/10/2/5 s). */
+export const FAST_TIMING = {
+  LEASE_DURATION: "4",
+  RENEW_DEADLINE: "2",
+  ACQUIRE_DELAY: "1",
+  SLEEP_INTERVAL: "1",
+};
+
+async function manifest(file: string): Promise<KubernetesObject[]> {
+  return loadAllYaml(await Deno.readTextFile(`${MANIFESTS}${file}`)) as KubernetesObject[];
+}
+
+/**
+ * Installs the shipped CRD, RBAC and CardanoLeader object into `namespace` and returns a
+ * kubeconfig for the shipped ServiceAccount's Roles.
+ */
+export async function installForgeManager(cp: ControlPlane, namespace: string): Promise<string> {
+  await cp.ensureNamespace(namespace);
+  for (const obj of await manifest("crd.yaml")) await cp.apply(obj);
+  for (const obj of [...await manifest("rbac.yaml"), ...await manifest("cardanoleader.yaml")]) {
+    if (obj.kind === "CustomResourceDefinition") continue;
+    obj.metadata = { ...obj.metadata, namespace };
+    const subjects = (obj as { subjects?: { namespace?: string }[] }).subjects;
+    for (const subject of subjects ?? []) subject.namespace = namespace;
+    await cp.apply(obj);
+  }
+  const kubeconfig = await cp.mintIdentity({
+    namespace,
+    serviceAccount: "forge-manager-test",
+    roleName: "forge-manager",
+  });
+  // The fence's own Role, bound to the same identity.
+  await cp.apply({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: "forge-manager-test-fence", namespace },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "forge-manager-fence" },
+    subjects: [{ kind: "ServiceAccount", name: "forge-manager-test", namespace }],
+  } as KubernetesObject);
+  return kubeconfig;
+}
+
+/** Starts `count` pods named `<prefix>-<i>` under `root`, one after the other. */
+export async function startReplicas(opts: {
+  count: number;
+  root: string;
+  namespace: string;
+  kubeconfig: string;
+  prefix?: string;
+  env?: Record<string, string>;
+}): Promise<Pod[]> {
+  const credentials = makeCredentialSet();
+  const pods: Pod[] = [];
+  for (let i = 0; i < opts.count; i++) {
+    const name = `${opts.prefix ?? "forge"}-${i}`;
+    pods.push(
+      await startPod({
+        name,
+        dir: `${opts.root}/${name}`,
+        credentials,
+        env: {
+          NAMESPACE: opts.namespace,
+          KUBECONFIG: opts.kubeconfig,
+          ...FAST_TIMING,
+          ...opts.env,
+        },
+      }),
+    );
+  }
+  return pods;
+}

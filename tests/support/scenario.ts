@@ -1,0 +1,70 @@
+/**
+ * Helpers shared by the integration tests, the fault suite, the demo and the benchmark: who
+ * forges now (from the simulated nodes' own records), waiting for a condition, and the overlap
+ * and takeover figures of a run.
+ *
+ * @module
+ */
+
+import {
+  type ForgingInterval,
+  forgingIntervals,
+  nowMs,
+  readForgingRecords,
+  takeoverMs,
+  totalOverlapMs,
+} from "./forging_log.ts";
+import type { Pod } from "./pod.ts";
+
+/** Forging intervals of every pod's node so far. */
+export async function intervalsOf(pods: readonly Pod[]): Promise<ForgingInterval[]> {
+  const records = await readForgingRecords(Object.fromEntries(pods.map((p) => [p.name, p.record])));
+  return forgingIntervals(records, { until: nowMs() });
+}
+
+/** Names of the pods whose node forges now, according to the nodes' records. */
+export async function forgersNow(pods: readonly Pod[]): Promise<string[]> {
+  const intervals = await intervalsOf(pods);
+  return [...new Set(intervals.filter((i) => i.endedBy === "open").map((i) => i.node))];
+}
+
+/** Polls `check` every 50 ms until it returns a value other than undefined, or throws. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until exactly one pod forges (other than `excluding`) and returns it. */
+export function waitForSingleForger(
+  pods: readonly Pod[],
+  timeoutMs: number,
+  excluding: readonly string[] = [],
+): Promise<Pod> {
+  return waitFor(`exactly one forger (not ${excluding.join(", ") || "-"})`, async () => {
+    const forgers = await forgersNow(pods);
+    if (forgers.length !== 1 || excluding.includes(forgers[0]!)) return undefined;
+    return pods.find((p) => p.name === forgers[0]);
+  }, timeoutMs);
+}
+
+/** The figures of a fault: overlap over the whole run, and takeover from `faultAt`. */
+export async function figures(
+  pods: readonly Pod[],
+  faultAt: number,
+): Promise<{ overlapMs: number; takeoverMs: number | null }> {
+  const intervals = await intervalsOf(pods);
+  return { overlapMs: totalOverlapMs(intervals), takeoverMs: takeoverMs(intervals, faultAt) };
+}
+
+export { nowMs };
