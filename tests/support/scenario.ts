@@ -58,13 +58,20 @@ export function waitForSingleForger(
   }, timeoutMs);
 }
 
-/** The figures of a fault: overlap over the whole run, and takeover from `faultAt`. */
+/**
+ * The figures of a fault: overlap over the whole run, and takeover from `faultAt` until a node
+ * other than the faulty pod's (`faulty`) forges.
+ */
 export async function figures(
   pods: readonly Pod[],
   faultAt: number,
+  faulty: Pod,
 ): Promise<{ overlapMs: number; takeoverMs: number | null }> {
   const intervals = await intervalsOf(pods);
-  return { overlapMs: totalOverlapMs(intervals), takeoverMs: takeoverMs(intervals, faultAt) };
+  return {
+    overlapMs: totalOverlapMs(intervals),
+    takeoverMs: takeoverMs(intervals, faultAt, [faulty.name]),
+  };
 }
 
 export { nowMs };
