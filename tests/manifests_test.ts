@@ -114,24 +114,24 @@ function find(objects: Rendered[], kind: string, name?: string): Obj {
 }
 
 // deno-lint-ignore no-explicit-any
-type Container = Record<string, any>;
+type Json = Record<string, any>;
 
 function podSpec(sts: Obj): Record<string, unknown> & {
-  initContainers: Container[];
-  containers: Container[];
+  initContainers: Json[];
+  containers: Json[];
   // deno-lint-ignore no-explicit-any
   volumes: Record<string, any>[];
 } {
   return sts.spec.template.spec;
 }
 
-function sidecarOf(sts: Obj): Container {
+function sidecarOf(sts: Obj): Json {
   const sidecar = podSpec(sts).initContainers.find((c) => c.name === "forge-manager");
   assert.ok(sidecar, "the StatefulSet has no forge-manager init container");
   return sidecar;
 }
 
-function nodeOf(sts: Obj): Container {
+function nodeOf(sts: Obj): Json {
   const node = podSpec(sts).containers.find((c) => c.name === "cardano-node");
   assert.ok(node, "the StatefulSet has no cardano-node container");
   return node;
@@ -218,7 +218,7 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
     const node = nodeOf(sts);
     const env: Record<string, string> = {};
     const fieldRefs: Record<string, string> = {};
-    for (const e of sidecar.env as Container[]) {
+    for (const e of sidecar.env as Json[]) {
       if (e.value !== undefined) env[e.name] = e.value;
       else fieldRefs[e.name] = e.valueFrom.fieldRef.fieldPath;
     }
@@ -236,7 +236,7 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
 
     const role = find(objects, "Role", "forge-manager");
     const namesFor = (resource: string) =>
-      (role.rules as Container[]).filter((r) => r.resources.includes(resource))
+      (role.rules as Json[]).filter((r) => r.resources.includes(resource))
         .flatMap((r) => r.resourceNames ?? []);
     assert.deepEqual(namesFor("leases"), [config.leaseName]);
     assert.deepEqual(namesFor("cardanoleaders"), [config.cardanoLeaderName]);
@@ -247,8 +247,8 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
 
     // Files: sources in the read-only Secret mount, targets and socket in the shared ipc mount,
     // and the node is given exactly those targets and that socket.
-    const mount = (c: Container, volume: string) =>
-      (c.volumeMounts as Container[]).find((m) => m.name === volume)?.mountPath;
+    const mount = (c: Json, volume: string) =>
+      (c.volumeMounts as Json[]).find((m) => m.name === volume)?.mountPath;
     const secrets = mount(sidecar, "forging-keys");
     const ipc = mount(sidecar, "ipc");
     assert.equal(mount(node, "ipc"), ipc);
@@ -270,7 +270,7 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
     assert.ok(args.includes("--start-as-non-producing-node"));
 
     // HTTP: one port, used by the probes, the Service and (by name) the ServiceMonitor.
-    const port = (sidecar.ports as Container[]).find((p) => p.name === "metrics");
+    const port = (sidecar.ports as Json[]).find((p) => p.name === "metrics");
     assert.equal(port?.containerPort, config.metricsPort);
     assert.deepEqual(
       ["startupProbe", "livenessProbe", "readinessProbe"].map((p) => [
@@ -321,18 +321,18 @@ Deno.test("the pods are hardened and forge-manager runs as a native sidecar that
     const token = volume("kube-api-access")?.projected.sources[0].serviceAccountToken;
     assert.equal(token?.path, "token");
     // The API token is mounted in the sidecar only.
-    const mountsToken = (c: Container) =>
-      (c.volumeMounts as Container[]).some((m) => m.name === "kube-api-access");
+    const mountsToken = (c: Json) =>
+      (c.volumeMounts as Json[]).some((m) => m.name === "kube-api-access");
     assert.ok(mountsToken(sidecar));
     assert.ok(!spec.containers.some(mountsToken));
     assert.ok(
-      (sidecar.volumeMounts as Container[]).find((m) => m.name === "forging-keys")?.readOnly,
+      (sidecar.volumeMounts as Json[]).find((m) => m.name === "forging-keys")?.readOnly,
     );
     // A planned handover (node stop, then sidecar release) fits in the grace period.
     assert.ok((spec.terminationGracePeriodSeconds as number) >= 60);
     assert.equal(sts.spec.replicas, 3);
   }
-  const anti = podSpec(find(base, "StatefulSet")).affinity as Container;
+  const anti = podSpec(find(base, "StatefulSet")).affinity as Json;
   assert.ok(anti.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution);
 });
 
@@ -557,7 +557,7 @@ Deno.test("the alert rules use only metrics that forge-manager exports", async (
   });
   const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
   const rule = find(monitoring, "PrometheusRule");
-  const rules = rule.spec.groups.flatMap((g: Container) => g.rules) as Container[];
+  const rules = rule.spec.groups.flatMap((g: Json) => g.rules) as Json[];
   const names = rules.map((r) => r.alert);
   for (
     const required of [
@@ -655,7 +655,7 @@ class RawApi {
       const prefix = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
       const { status, body } = await this.request("GET", prefix);
       const found = status === 200
-        ? (body.resources as Container[]).find((r) => r.kind === kind && !r.name.includes("/"))
+        ? (body.resources as Json[]).find((r) => r.kind === kind && !r.name.includes("/"))
         : undefined;
       this.#resources.set(key, found ? { name: found.name, namespaced: found.namespaced } : null);
     }
@@ -729,7 +729,7 @@ function cluster(): Promise<Cluster> {
         "GET",
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
       );
-      return (body.status?.conditions as Container[] | undefined)?.some((c) =>
+      return (body.status?.conditions as Json[] | undefined)?.some((c) =>
         c.type === "Established" && c.status === "True"
       ) && await admin.resource("cardano.io/v1", "CardanoLeader") !== null;
     });
@@ -834,14 +834,14 @@ Deno.test({
     });
     assert.equal(table.status, 200);
     assert.deepEqual(
-      (table.body.columnDefinitions as Container[]).map((c) => c.name),
+      (table.body.columnDefinitions as Json[]).map((c) => c.name),
       ["Name", "Leader", "Forging", "Last Transition", "Age"],
     );
-    const cells = (table.body.rows as Container[])[0]!.cells as unknown[];
+    const cells = (table.body.rows as Json[])[0]!.cells as unknown[];
     assert.deepEqual(cells.slice(0, 3), ["cardano-leader", "cardano-producer-1", true]);
 
     const discovery = await admin.request("GET", "/apis/cardano.io/v1");
-    const resources = discovery.body.resources as Container[];
+    const resources = discovery.body.resources as Json[];
     const main = resources.find((r) => r.name === "cardanoleaders");
     assert.deepEqual(main?.shortNames, ["cl", "cleader"]);
     assert.equal(main?.namespaced, true);
