@@ -546,8 +546,12 @@ export class ForgeManager implements HealthView {
       if (node !== undefined) {
         try {
           await this.#hangup(reason);
-        } catch {
-          confirmed = false; // logged and counted in #hangup
+        } catch (err) {
+          // Logged and counted in #hangup. A node that has exited cannot forge (a native
+          // sidecar's node stops before it on pod shutdown), so that still confirms the stop.
+          const exited = err instanceof SignalError &&
+            (err.reason === "not_found" || err.reason === "replaced");
+          if (!exited) confirmed = false;
         }
       }
       this.#stopConfirmed = confirmed;

@@ -96,8 +96,8 @@ Deno.test("follows the real node's SIGHUP rules from a non-producing start", asy
   const step = async (expected: string, forging: boolean) => {
     const { outcome, latencyMs } = await sighup(node);
     latencies.push(latencyMs);
-    assert.equal(outcome.event, expected, outcome.detail);
-    assert.equal(outcome.forging, forging, outcome.detail);
+    assert.equal(outcome.event, expected, outcome.detail ?? "");
+    assert.equal(outcome.forging, forging, outcome.detail ?? "");
     return outcome;
   };
 
