@@ -11,7 +11,9 @@ import {
   ApiextensionsV1Api,
   AuthenticationV1Api,
   AuthorizationV1Api,
+  type Cluster,
   CoreV1Api,
+  type DispatcherOptions,
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
@@ -34,6 +36,30 @@ export interface MintIdentityOptions {
 }
 
 const WAIT_MS = 15_000;
+
+/**
+ * A KubeConfig whose connections speak HTTP/1.1 only.
+ *
+ * client-node 2.0.1 hands its TLS options to an undici 8 Agent, which offers HTTP/2 by default,
+ * and kube-apiserver accepts it. Under Deno 2.9.6 (node:http2 on nghttp2) a GOAWAY from a
+ * stopping API server then crashes the whole process: SIGSEGV, or an abort on nghttp2's
+ * assertion in find_stream_on_goaway_func. Fault-injection tests stop the API server, so the
+ * admin client must not use HTTP/2. undici's connector takes `allowH2` from the `connect`
+ * options, which client-node exposes through `createDispatcherOptions`.
+ */
+export class Http1KubeConfig extends KubeConfig {
+  override createDispatcherOptions(
+    cluster: Cluster | null,
+    agentOptions: Parameters<KubeConfig["createDispatcherOptions"]>[1],
+  ): DispatcherOptions {
+    const options = super.createDispatcherOptions(cluster, agentOptions);
+    if (options.type !== "agent" && options.type !== "proxy") return options;
+    return {
+      ...options,
+      connect: { ...options.connect, allowH2: false } as typeof options.connect,
+    };
+  }
+}
 
 /** Writes a kubeconfig with one cluster (verified with `caFile`) and one bearer-token user. */
 export async function writeKubeconfig(
@@ -128,7 +154,7 @@ export class KubeAdmin {
   /** The admin kubeconfig, loaded (cached). */
   config(): KubeConfig {
     if (this.#config === undefined) {
-      const config = new KubeConfig();
+      const config = new Http1KubeConfig();
       config.loadFromFile(this.#kubeconfig);
       this.#config = config;
     }
@@ -256,7 +282,7 @@ export class KubeAdmin {
     const user = `system:serviceaccount:${namespace}:${serviceAccount}`;
     await writeKubeconfig(path, { server: this.#server, caFile: this.#caFile, user, token });
 
-    const minted = new KubeConfig();
+    const minted = new Http1KubeConfig();
     minted.loadFromFile(path);
     const authn = minted.makeApiClient(AuthenticationV1Api);
     await poll(`authenticate the minted token of ${user}`, async () => {

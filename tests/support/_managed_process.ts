@@ -146,7 +146,8 @@ export class ManagedProcess {
     const encoder = new TextEncoder();
     let pending = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      await file.write(encoder.encode(chunk));
+      let bytes = encoder.encode(chunk);
+      while (bytes.length > 0) bytes = bytes.subarray(await file.write(bytes));
       const parts = (pending + chunk).split("\n");
       pending = parts.pop() ?? "";
       for (const line of parts) this.#line(line, log);

@@ -163,6 +163,7 @@ export async function startControlPlane(
   for (let attempt = 1; attempt <= 3; attempt++) {
     const dir = await Deno.makeTempDir({ prefix: "forge-manager-cp-" });
     const cp = new LocalControlPlane(dir, binDir, opts.log);
+    track(cp, opts.handleSignals ?? true); // from the first process on: the safety net applies
     try {
       await cp.boot();
       const secs = (from: number, to: number) => ((to - from) / 1000).toFixed(2);
@@ -171,7 +172,6 @@ export async function startControlPlane(
           `(etcd ${secs(built, cp.etcdReadyAt)} s, kube-apiserver ` +
           `${secs(cp.etcdReadyAt, performance.now())} s; binaries ${secs(began, built)} s)`,
       );
-      track(cp, opts.handleSignals ?? true);
       return cp;
     } catch (err) {
       lastError = err;
@@ -573,6 +573,7 @@ async function connectShared(): Promise<ControlPlane> {
   const base = `${Deno.env.get("TMPDIR") ?? "/tmp"}/forge-manager-cp-shared-${Deno.pid}`;
   const stateFile = `${base}/state.json`;
   const errorFile = `${base}/error.txt`;
+  const pidFile = `${base}/supervisor.pid`;
   let starter = false;
   try {
     await Deno.mkdir(base, { mode: 0o700 });
@@ -596,12 +597,13 @@ async function connectShared(): Promise<ControlPlane> {
         `--watch-pid=${Deno.pid}`,
       ];
       const launched = await new Deno.Command("bash", {
-        args: ["-c", '"$@" </dev/null >/dev/null &', "bash", ...supervisor],
+        args: ["-c", '"$@" </dev/null >/dev/null & echo $!', "bash", ...supervisor],
         stdin: "null",
-        stdout: "null",
+        stdout: "piped",
         stderr: "inherit",
       }).output();
       if (!launched.success) throw new Error(`bash exited with code ${launched.code}`);
+      await Deno.writeTextFile(pidFile, new TextDecoder().decode(launched.stdout).trim());
     } catch (err) {
       const message = `Cannot start the shared control plane: ${
         err instanceof Error ? err.message : err
@@ -621,10 +623,28 @@ async function connectShared(): Promise<ControlPlane> {
     }
     const failure = await Deno.readTextFile(errorFile).catch(() => undefined);
     if (failure !== undefined) throw new Error(failure);
+    const pid = Number(await Deno.readTextFile(pidFile).catch(() => "0"));
+    if (pid > 0 && Deno.build.os === "linux" && !(await exists(`/proc/${pid}`))) {
+      // It may have published its state just before exiting: look once more.
+      if (await exists(stateFile)) continue;
+      throw new Error(
+        `Cannot use the shared control plane: its supervisor (tools/controlplane.ts, pid ${pid}) ` +
+          "exited without publishing it; its messages are above",
+      );
+    }
     if (performance.now() > deadline) {
       throw new Error(`Cannot use the shared control plane: ${stateFile} did not appear in time`);
     }
     await sleep(100);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
