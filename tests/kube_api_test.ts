@@ -4,7 +4,9 @@
  * permissions (lib/sandbox.ts).
  */
 import assert from "node:assert/strict";
-import type { V1PolicyRule } from "@kubernetes/client-node";
+import diagnostics from "node:diagnostics_channel";
+import { CoreV1Api, KubeConfig, type V1PolicyRule } from "@kubernetes/client-node";
+import { Http1KubeConfig } from "./support/_kube_admin.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import {
   KubeOpsError,
@@ -303,5 +305,51 @@ Deno.test({
       const status = await victim.status;
       assert.equal(status.signal, "SIGKILL", "the victim was still alive when the test ended");
     }
+  },
+});
+
+Deno.test({
+  name: "client-node speaks HTTP/2 to the API server unless told not to",
+  ...integration,
+  async fn() {
+    // Why it matters: under Deno 2.9.6 a GOAWAY on an HTTP/2 connection (an API server that
+    // stops or restarts) can crash the whole process in nghttp2 (SIGSEGV or an assertion).
+    const cp = await sharedControlPlane();
+    const protocols: string[] = [];
+    const onConnected = (message: unknown) => {
+      const socket = (message as { socket?: { alpnProtocol?: string } }).socket;
+      protocols.push(String(socket?.alpnProtocol));
+    };
+    diagnostics.subscribe("undici:client:connected", onConnected);
+    try {
+      for (const config of [new KubeConfig(), new Http1KubeConfig()]) {
+        config.loadFromFile(cp.adminKubeconfig);
+        await config.makeApiClient(CoreV1Api).listNamespace();
+      }
+    } finally {
+      diagnostics.unsubscribe("undici:client:connected", onConnected);
+    }
+    assert.deepEqual(protocols, ["h2", "http/1.1"]);
+  },
+});
+
+Deno.test({
+  name: "client-node opens a new TLS connection for every request",
+  ...integration,
+  async fn() {
+    // client-node 2.0.1 builds a new undici Agent per request (applySecurityAuthentication) and
+    // never closes the old one: every lease renew pays a TLS handshake, and idle sockets linger
+    // until undici's keep-alive timeout. If this starts failing, client-node reuses connections.
+    const cp = await sharedControlPlane();
+    let connections = 0;
+    const onConnected = () => connections++;
+    diagnostics.subscribe("undici:client:connected", onConnected);
+    try {
+      const core = cp.admin().makeApiClient(CoreV1Api);
+      for (let i = 0; i < 3; i++) await core.readNamespace({ name: "default" });
+    } finally {
+      diagnostics.unsubscribe("undici:client:connected", onConnected);
+    }
+    assert.equal(connections, 3);
   },
 });
