@@ -42,9 +42,15 @@ export async function hasContent(path: string, data: Uint8Array): Promise<boolea
   }
 }
 
-/** Removes `path`; true if it existed. A missing file is not an error. */
+/**
+ * Removes the file (or symlink) at `path`; true if it existed. A missing file is not an error;
+ * a directory is (it is never a credential file, and is left alone).
+ */
 export async function removeIfPresent(path: string): Promise<boolean> {
   try {
+    if ((await Deno.lstat(path)).isDirectory) {
+      throw new Error(`Cannot remove ${path} as a file: it is a directory`);
+    }
     await Deno.remove(path);
     return true;
   } catch (err) {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { normalize } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** The three forging credential files, each copied from `source` to `target`. */
@@ -105,7 +106,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const fail = (name: string, value: string, rule: string) =>
     problems.push(`${name}=${JSON.stringify(value)}: ${rule}`);
 
-  function seconds(name: keyof typeof CONFIG_DEFAULTS, min: number, integer = false): number {
+  function seconds(
+    name: keyof typeof CONFIG_DEFAULTS,
+    min: number,
+    integer = false,
+    max = 86_400,
+  ): number {
     const raw = get(name);
     const value = Number(raw);
     if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value)) {
@@ -114,6 +120,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     }
     if (integer && !Number.isInteger(value)) fail(name, raw, "must be a whole number of seconds");
     if (value < min) fail(name, raw, `must be at least ${min} s`);
+    if (value > max) fail(name, raw, `must be at most ${max} s`);
     return value * 1000;
   }
   function bool(name: keyof typeof CONFIG_DEFAULTS): boolean {
@@ -126,7 +133,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   function path(name: keyof typeof CONFIG_DEFAULTS): string {
     const raw = get(name);
     if (!raw.startsWith("/")) fail(name, raw, "must be an absolute path");
-    return raw;
+    // One spelling per file (/ipc/./kes.skey is /ipc/kes.skey), so duplicates cannot hide.
+    return raw.startsWith("/") ? normalize(raw).replace(/(.)\/$/, "$1") : raw;
   }
   function name(varName: keyof typeof CONFIG_DEFAULTS, pattern: RegExp, what: string): string {
     const raw = get(varName);
@@ -176,7 +184,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     fail("NODE_SOCKET", nodeSocket, `is the same file as ${seen.get(nodeSocket)}`);
   }
 
-  const leaseDurationMs = seconds("LEASE_DURATION", 2, true);
+  // leaseDurationSeconds is an int32 on the Lease; an hour is already far beyond any useful value.
+  const leaseDurationMs = seconds("LEASE_DURATION", 2, true, 3600);
   const renewDeadlineMs = seconds("RENEW_DEADLINE", 1);
   const sleepIntervalMs = seconds("SLEEP_INTERVAL", 0.1);
   const acquireDelayMs = seconds("ACQUIRE_DELAY", 0);

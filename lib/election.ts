@@ -15,6 +15,13 @@
  *   monotonic clocks' RATES matter, never their offsets or the wall clock.
  * - A release written by our own end-of-term handover (after the keys were unlinked and the node
  *   signalled) carries `releasedBy` and may be taken at once; any other empty holder is waited out.
+ * - A CREATE has no such precondition: "absent" is not a version, so a follower cannot tell one
+ *   long absence from absent -> created by someone -> deleted again. And a write whose response
+ *   was lost may have been a create that committed late. So a term begun by a create, or by
+ *   re-acquiring our own record whose write we never saw answered, is on probation: we hold and
+ *   renew the lease, but may forge only from `response time + leaseDuration + acquireDelay`.
+ *   Every earlier holder of a since-deleted lease sent its last renew before the deletion, which
+ *   came before our create committed, so its term has ended by then with the usual margin.
  * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
  *   covers that before the new leader forges.
  *
@@ -55,8 +62,11 @@ export interface ElectionState {
   readonly identity: string;
   /** The last observation, and when (monotonic) it was first seen in this version. */
   readonly seen?: { observation: Observation; key: string; changedAt: number };
-  /** Present while we lead: the version we wrote last and when that write was sent. */
-  readonly term?: { resourceVersion: string; renewSentAt: number };
+  /**
+   * Present while we hold the lease: the version we wrote last, when that write was sent, and
+   * from when we may forge (later than the acquisition while on probation, see the header).
+   */
+  readonly term?: { resourceVersion: string; renewSentAt: number; forgeFrom: number };
   /** The last non-empty holder we saw, for the fence when the lease disappears. */
   readonly lastHolder?: string;
   /** When the last failed write happened; writes are retried no sooner than a backoff later. */
@@ -117,16 +127,35 @@ export function observe(
   };
 }
 
-/** Records a successful acquire or renew, SENT at `sentAt`, whose response came at `now`. */
+/**
+ * Records a successful acquire or renew, SENT at `sentAt`, whose response came at `now`.
+ * With `probation` (a create, or re-acquiring our own record whose write went unanswered), a new
+ * term may forge only from `now + leaseDuration + acquireDelay`; a renew keeps the term's start.
+ */
 export function written(
   state: ElectionState,
   record: LeaseRecord,
   sentAt: number,
   now: number,
+  probation?: { timing: ElectionTiming },
 ): ElectionState {
   const next = observe(state, { kind: "present", record }, now);
   const { lastFailureAt: _drop, ...rest } = next;
-  return { ...rest, term: { resourceVersion: record.resourceVersion, renewSentAt: sentAt } };
+  const forgeFrom = state.term !== undefined
+    ? state.term.forgeFrom
+    : probation === undefined
+    ? -Infinity
+    : now + probation.timing.leaseDurationMs + probation.timing.acquireDelayMs;
+  return {
+    ...rest,
+    term: { resourceVersion: record.resourceVersion, renewSentAt: sentAt, forgeFrom },
+  };
+}
+
+/** Whether an acquisition needs probation before forging (see the module header). */
+export function needsProbation(decision: Decision, identity: string): boolean {
+  return decision.kind === "acquire" &&
+    (decision.record === undefined || decision.record.holder === identity);
 }
 
 /** Records a failed write (conflict, error or timeout) at `now`. */
@@ -140,9 +169,18 @@ export function demoted(state: ElectionState, now: number, holdOffMs = 0): Elect
   return holdOffMs > 0 ? { ...rest, notBefore: now + holdOffMs } : rest;
 }
 
-/** Whether this state holds the lease with time left to forge. */
+/**
+ * Whether this state may forge now: it holds the lease, its term has time left, and it is past
+ * any probation.
+ */
 export function isLeading(state: ElectionState, now: number, timing: ElectionTiming): boolean {
-  return state.term !== undefined && now < state.term.renewSentAt + timing.renewDeadlineMs;
+  return state.term !== undefined && now >= state.term.forgeFrom &&
+    now < state.term.renewSentAt + timing.renewDeadlineMs;
+}
+
+/** From when the current term may forge (monotonic), or undefined when not holding the lease. */
+export function forgeFrom(state: ElectionState): number | undefined {
+  return state.term?.forgeFrom;
 }
 
 /** The end of the current term (monotonic), or undefined when not leading. */
@@ -168,7 +206,12 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     }
     const due = Math.max(state.term.renewSentAt + timing.retryPeriodMs, retryAt);
     if (now >= due) return { kind: "renew", record, deadline };
-    return { kind: "wait", until: Math.min(due, deadline), reason: "renew_later" };
+    const probationEnds = state.term.forgeFrom > now ? state.term.forgeFrom : Infinity;
+    return {
+      kind: "wait",
+      until: Math.min(due, deadline, probationEnds),
+      reason: probationEnds < Infinity ? "probation" : "renew_later",
+    };
   }
 
   if (state.notBefore !== undefined && now < state.notBefore) {

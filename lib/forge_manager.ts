@@ -23,6 +23,7 @@ import {
   initialState,
   isLeading,
   type LeaseRecord,
+  needsProbation,
   type Observation,
   observe,
   termDeadline,
@@ -250,11 +251,24 @@ export class ForgeManager implements HealthView {
         timeoutMs,
       });
       this.#observedOnce = true;
-      this.#state = written(this.#state, record, sentAt, clock.monotonic());
+      // Read the term AFTER the await: the deadline watchdog may have ended it meanwhile, and a
+      // late success then starts a new term (counted from its send time) that must be announced.
+      const held = this.#state.term !== undefined;
+      const probation = !held && needsProbation(decision, this.#d.identity)
+        ? { timing: config }
+        : undefined;
+      this.#state = written(this.#state, record, sentAt, clock.monotonic(), probation);
       this.#lastRenewWall = clock.wall().getTime();
       this.#armWatchdog();
-      if (!wasLeading) {
-        this.#acquired(decision as Extract<Decision, { kind: "acquire" }>, record, previousPodUid);
+      if (!held) {
+        this.#acquired(
+          decision.kind === "acquire"
+            ? decision
+            : { kind: "acquire", record, previousHolder: "", proofNeeded: false },
+          record,
+          previousPodUid,
+          probation !== undefined,
+        );
       }
     } catch (err) {
       this.#state = writeFailed(this.#state, clock.monotonic());
@@ -274,6 +288,7 @@ export class ForgeManager implements HealthView {
     decision: Extract<Decision, { kind: "acquire" }>,
     record: LeaseRecord,
     previousPodUid: string | undefined,
+    probation: boolean,
   ): void {
     const { metrics, config } = this.#d;
     this.#epoch++;
@@ -284,6 +299,9 @@ export class ForgeManager implements HealthView {
       previous: decision.previousHolder,
       proofNeeded: decision.proofNeeded,
       transitions: record.transitions,
+      ...(probation
+        ? { probationSeconds: (config.leaseDurationMs + config.acquireDelayMs) / 1000 }
+        : {}),
     });
     this.#setStatus({
       leaderPod: config.podName,

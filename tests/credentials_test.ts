@@ -438,3 +438,16 @@ Deno.test("removeIfPresent reports whether the file existed", async () => {
   assert.equal(await removeIfPresent(path), true);
   assert.equal(await removeIfPresent(path), false);
 });
+
+Deno.test("remove() never deletes a directory standing at a target path, even an empty one", async () => {
+  await using ws = await workspace();
+  await Deno.mkdir(ws.paths.vrf.target);
+  const { hook, ops } = recorder();
+  const store = new FileCredentialStore(ws.paths, hook);
+
+  const err = await rejection(store.remove());
+
+  assert.ok(err instanceof AggregateError);
+  assert.equal((await Deno.stat(ws.paths.vrf.target)).isDirectory, true);
+  assert.deepEqual(ops, ["error:vrf"]);
+});
