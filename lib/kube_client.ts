@@ -15,7 +15,7 @@ import * as k8s from "@kubernetes/client-node";
  *   fall back to http://localhost:8080).
  */
 export function loadKubeConfig(kubeconfig: string | undefined): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
+  const kc = new ForgeKubeConfig();
   if (kubeconfig !== undefined) {
     kc.loadFromFile(kubeconfig);
   } else {
@@ -32,6 +32,45 @@ export function loadKubeConfig(kubeconfig: string | undefined): k8s.KubeConfig {
     );
   }
   return kc;
+}
+
+type CreateDispatcher = (cluster: k8s.Cluster | null, agentOptions: unknown) => unknown;
+
+/**
+ * client-node's KubeConfig with two fixes for a long-running sidecar under Deno:
+ * - HTTP/1.1 only (`allowH2: false`): under Deno 2.9.6 an HTTP/2 GOAWAY from an API server
+ *   that stops or restarts can crash the whole process in nghttp2;
+ * - one connection pool per set of connection options, reused: client-node 2.0.1 builds a new
+ *   undici Agent (a new TLS connection) for every request and never closes the old ones.
+ */
+export class ForgeKubeConfig extends k8s.KubeConfig {
+  constructor() {
+    super();
+    // createDispatcher is private in client-node's types; wrap it on the instance.
+    const self = this as unknown as { createDispatcher: CreateDispatcher };
+    const create = self.createDispatcher.bind(this);
+    const pools = new Map<string, unknown>();
+    self.createDispatcher = (cluster, agentOptions) => {
+      const key = JSON.stringify([
+        cluster?.server,
+        this.createDispatcherOptions(cluster, agentOptions as never),
+      ]);
+      if (!pools.has(key)) pools.set(key, create(cluster, agentOptions));
+      return pools.get(key);
+    };
+  }
+
+  override createDispatcherOptions(
+    cluster: k8s.Cluster | null,
+    agentOptions: Parameters<k8s.KubeConfig["createDispatcherOptions"]>[1],
+  ): k8s.DispatcherOptions {
+    const options = super.createDispatcherOptions(cluster, agentOptions);
+    if (options.type !== "agent" && options.type !== "proxy") return options;
+    return {
+      ...options,
+      connect: { ...options.connect, allowH2: false } as typeof options.connect,
+    };
+  }
 }
 
 /** The `host:port` of the API server a kubeconfig points at (for the worker's net grant). */
