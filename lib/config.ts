@@ -7,7 +7,6 @@
  * @module
  */
 
-import { normalize } from "node:path";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** The three forging credential files, each copied from `source` to `target`. */
@@ -92,6 +91,17 @@ export const MIN_STOP_BUDGET_MS = 3000;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
+/** `/a/./b//c/../d/` -> `/a/b/d`, lexically (the core avoids node: modules: they cost memory). */
+export function normalizePath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
 /**
  * Parses and validates the configuration from an environment map.
  *
@@ -134,7 +144,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const raw = get(name);
     if (!raw.startsWith("/")) fail(name, raw, "must be an absolute path");
     // One spelling per file (/ipc/./kes.skey is /ipc/kes.skey), so duplicates cannot hide.
-    return raw.startsWith("/") ? normalize(raw).replace(/(.)\/$/, "$1") : raw;
+    return raw.startsWith("/") ? normalizePath(raw) : raw;
   }
   function name(varName: keyof typeof CONFIG_DEFAULTS, pattern: RegExp, what: string): string {
     const raw = get(varName);

@@ -221,7 +221,6 @@ export class ForgeManager implements HealthView {
   }
 
   async #read(timeoutMs: number): Promise<void> {
-    this.#d.metrics.apiRequests.inc({ operation: "get" });
     try {
       this.#observe(await this.#d.leases.read(timeoutMs));
     } catch (err) {
@@ -238,7 +237,6 @@ export class ForgeManager implements HealthView {
       ? Math.min(decision.deadline - sentAt, config.renewDeadlineMs)
       : Math.min(config.renewDeadlineMs, 5000);
     const operation = decision.kind === "renew" ? "renew" : decision.record ? "acquire" : "create";
-    metrics.apiRequests.inc({ operation });
     const previousPodUid = decision.kind === "acquire"
       ? decision.record?.holderPodUid ?? this.#lastPodUid
       : undefined;
@@ -348,7 +346,10 @@ export class ForgeManager implements HealthView {
     const deadline = termDeadline(this.#state, this.#d.config);
     if (deadline === undefined) return;
     this.#watchdog = setTimeout(() => {
-      if (!isLeading(this.#state, this.#d.clock.monotonic(), this.#d.config)) {
+      // A timer may fire before the deadline by the clock that judges the term (Deno truncates a
+      // fractional delay to whole milliseconds): then wait for the rest instead of doing nothing.
+      if (this.#d.clock.monotonic() < deadline) this.#armWatchdog();
+      else if (!isLeading(this.#state, this.#d.clock.monotonic(), this.#d.config)) {
         void this.#demote("renew_deadline");
       }
     }, Math.max(0, deadline - this.#d.clock.monotonic()));
@@ -443,7 +444,6 @@ export class ForgeManager implements HealthView {
   }
 
   async #release(record: LeaseRecord, timeoutMs: number): Promise<void> {
-    this.#d.metrics.apiRequests.inc({ operation: "release" });
     try {
       const released = await this.#d.leases.release(
         record,

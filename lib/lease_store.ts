@@ -50,8 +50,6 @@ export interface LeaseStore {
   ): Promise<LeaseRecord>;
   /** Calls `onChange` with each observed change until `signal` aborts; reconnects by itself. */
   watch(onChange: (observation: Observation) => void, signal: AbortSignal): void;
-  /** Requests sent so far, by operation (for the requests-per-second figure). */
-  readonly requests: Readonly<Record<string, number>>;
 }
 
 /** Converts a V1Lease into the election's record. */
@@ -78,22 +76,22 @@ export class KubeLeaseStore implements LeaseStore {
   readonly #now: () => Date;
   /** The last full object seen, so a replace keeps fields we do not own (labels, ...). */
   #last: k8s.V1Lease | undefined;
-  readonly #requests: Record<string, number> = {};
+  readonly #count: (operation: string) => void;
 
-  constructor(opts: { kc: k8s.KubeConfig; namespace: string; name: string; now?: () => Date }) {
+  /** `count` is called once per request sent, with its operation (get, renew, watch, ...). */
+  constructor(opts: {
+    kc: k8s.KubeConfig;
+    namespace: string;
+    name: string;
+    now?: () => Date;
+    count?: (operation: string) => void;
+  }) {
     this.#kc = opts.kc;
     this.#api = opts.kc.makeApiClient(k8s.CoordinationV1Api);
     this.#namespace = opts.namespace;
     this.#name = opts.name;
     this.#now = opts.now ?? (() => new Date());
-  }
-
-  get requests(): Readonly<Record<string, number>> {
-    return this.#requests;
-  }
-
-  #count(op: string): void {
-    this.#requests[op] = (this.#requests[op] ?? 0) + 1;
+    this.#count = opts.count ?? (() => {});
   }
 
   async read(timeoutMs: number): Promise<Observation> {

@@ -83,7 +83,12 @@ async function start(config: Config, identity: string): Promise<void> {
     clock: systemClock,
     log,
     metrics,
-    leases: new KubeLeaseStore({ kc, namespace: config.namespace, name: config.leaseName }),
+    leases: new KubeLeaseStore({
+      kc,
+      namespace: config.namespace,
+      name: config.leaseName,
+      count,
+    }),
     credentials: new FileCredentialStore(
       config.credentials,
       (operation, file) => metrics.credentialOperations.inc({ operation, file }),

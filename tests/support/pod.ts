@@ -44,6 +44,16 @@ export interface Pod extends AsyncDisposable {
   restartSidecar(): void;
   /** Restarts the node process (new PID). */
   restartNode(): void;
+  /**
+   * SIGKILLs the node process alone (the sidecar runs on; a stale socket file stays), and records
+   * the kill. {@linkcode restartNode} starts a new one.
+   */
+  killNode(): Promise<void>;
+  /**
+   * Runs a command inside the pod's mount namespace (nsenter), e.g. a read-only bind mount that
+   * vanishes with the pod. Returns its output; throws if it fails.
+   */
+  inMountNamespace(command: string[]): Promise<string>;
   /** SIGKILLs everything in the pod at once (the pod dies), and records the kill. */
   kill(): Promise<void>;
   /** Planned stop: SIGTERM to the sidecar, then the node. */
@@ -183,8 +193,34 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       const { sidecar } = pids();
       if (sidecar !== undefined) Deno.kill(sidecar, signal);
     },
-    restartSidecar: () => signalInit("SIGUSR1"),
+    restartSidecar: () => signalInit("SIGWINCH"),
     restartNode: () => signalInit("SIGUSR2"),
+    async killNode() {
+      const { node } = pids();
+      if (node === undefined) return;
+      try {
+        Deno.kill(node, "SIGKILL");
+      } catch { /* gone */ }
+      for (let i = 0; comm(node) === "cardano-node" && i < 200; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await appendKilled(record);
+    },
+    async inMountNamespace(command) {
+      const { init } = pids();
+      if (init === undefined) throw new Error(`Cannot enter pod ${opts.name}: it is not running`);
+      const out = await new Deno.Command("nsenter", {
+        args: [`--target=${init}`, "--mount", "--", ...command],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      if (!out.success) {
+        throw new Error(`Cannot run ${command.join(" ")} in pod ${opts.name}: ${text.trim()}`);
+      }
+      return text;
+    },
     async kill() {
       if (killed) return;
       killed = true;

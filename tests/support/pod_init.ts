@@ -4,7 +4,8 @@
  *
  * Like a native sidecar, forge-manager starts first; the node starts once /startup-status
  * answers 200. Signals from the test harness:
- * - SIGUSR1: start the sidecar again (after the harness killed it);
+ * - SIGWINCH: start the sidecar again (after the harness killed it; not SIGUSR1, which makes
+ *   Deno open its inspector);
  * - SIGUSR2: restart the node (SIGTERM, then a new process with a new PID);
  * - SIGTERM: stop the sidecar (planned shutdown), then the node, then exit.
  *
@@ -68,7 +69,7 @@ async function startNode(): Promise<void> {
   node = await startSimNode({ ...spec.node, nonProducing: true, timeoutMs: 30_000 });
 }
 
-Deno.addSignalListener("SIGUSR1", () => void startSidecar());
+Deno.addSignalListener("SIGWINCH", () => void startSidecar());
 Deno.addSignalListener("SIGUSR2", async () => {
   await node?.kill("SIGTERM");
   await node?.exited;

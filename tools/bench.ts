@@ -1,0 +1,203 @@
+/**
+ * `deno task bench`: measures forge-manager on the local control plane with real processes.
+ *
+ * - planned handover: SIGTERM to the leader's sidecar, until another node has the keys and was
+ *   signalled (its "enable" record); the sidecar is then started again in its pod;
+ * - unplanned failover: the leader's whole pod is killed, until another node forges; a fresh pod
+ *   replaces it;
+ * - steady state: resident memory and CPU of each sidecar process, and Kubernetes API requests
+ *   per second per replica (from forge_manager_api_requests_total).
+ * Overlap (ms during which more than one node forged) is computed over the whole run from the
+ * simulated nodes' own records. Prints a table and writes the figures as JSON.
+ *
+ * Usage: deno task bench [--rounds N] [--steady SECONDS] [--fast] [--out FILE]
+ *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
+ */
+
+import { parseArgs } from "node:util";
+import { startControlPlane } from "../tests/support/control_plane.ts";
+import { FAST_TIMING, installForgeManager } from "../tests/support/replicas.ts";
+import { type Pod, startPod } from "../tests/support/pod.ts";
+import { makeCredentialSet } from "../tests/support/keys.ts";
+import { figures, intervalsOf, nowMs, waitForSingleForger } from "../tests/support/scenario.ts";
+import { totalOverlapMs } from "../tests/support/forging_log.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "5" },
+    steady: { type: "string", default: "60" },
+    fast: { type: "boolean", default: false },
+    out: { type: "string", default: "bench-results/bench.json" },
+  },
+});
+const rounds = Number(values.rounds);
+const steadySeconds = Number(values.steady);
+const timing = values.fast
+  ? FAST_TIMING
+  : { LEASE_DURATION: "15", RENEW_DEADLINE: "10", ACQUIRE_DELAY: "2", SLEEP_INTERVAL: "5" };
+const leaseSeconds = Number(timing.LEASE_DURATION);
+
+const log = (line: string) => console.error(line);
+
+function stats(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
+  return { n: s.length, median: at(0.5), p95: at(0.95), max: s[s.length - 1] ?? NaN };
+}
+
+function procStat(pid: number): { rssBytes: number; cpuSeconds: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+  return { rssBytes: rssKb * 1024, cpuSeconds: ticks / 100 };
+}
+
+async function apiRequests(pod: Pod): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${pod.metricsPort}/metrics`);
+  let total = 0;
+  for (const line of (await res.text()).split("\n")) {
+    if (line.startsWith("forge_manager_api_requests_total{")) {
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+  }
+  return total;
+}
+
+const cp = await startControlPlane();
+const root = await Deno.makeTempDir({ prefix: "forge-manager-bench-" });
+const namespace = "cardano-bench";
+const credentials = makeCredentialSet();
+const everyPod: Pod[] = [];
+let generation = 0;
+try {
+  const kubeconfig = await installForgeManager(cp, namespace);
+  const newPod = async (slot: number) => {
+    const name = `bench-${slot}`;
+    const pod = await startPod({
+      name,
+      dir: `${root}/${name}-${generation++}`,
+      credentials,
+      env: { NAMESPACE: namespace, KUBECONFIG: kubeconfig, ...timing },
+    });
+    everyPod.push(pod);
+    return pod;
+  };
+  const live: Pod[] = [];
+  for (let i = 0; i < 3; i++) live.push(await newPod(i));
+  const firstForgeTimeout = (3 * leaseSeconds + 30) * 1000;
+  log(`timings: ${JSON.stringify(timing)}; waiting for the first leader...`);
+  let leader = await waitForSingleForger(live, firstForgeTimeout);
+
+  const handovers: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const at = nowMs();
+    leader.signalSidecar("SIGTERM");
+    const next = await waitForSingleForger(live, 30_000, [leader.name]);
+    const { takeoverMs } = await figures(everyPod, at, leader);
+    handovers.push(takeoverMs!);
+    log(
+      `handover ${r + 1}/${rounds}: ${leader.name} -> ${next.name} in ${takeoverMs!.toFixed(0)} ms`,
+    );
+    leader.restartSidecar();
+    await new Promise((res) => setTimeout(res, 3000)); // let it join as a standby
+    leader = next;
+  }
+
+  const failovers: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const at = nowMs();
+    await leader.kill();
+    const survivors = live.filter((p) => p !== leader);
+    const next = await waitForSingleForger(survivors, (2 * leaseSeconds + 30) * 1000);
+    const { takeoverMs } = await figures(everyPod, at, leader);
+    failovers.push(takeoverMs!);
+    log(
+      `failover ${r + 1}/${rounds}: ${leader.name} -> ${next.name} in ${
+        (takeoverMs! / 1000).toFixed(2)
+      } s`,
+    );
+    const slot = live.indexOf(leader);
+    live[slot] = await newPod(slot);
+    leader = next;
+  }
+
+  log(`steady state for ${steadySeconds} s...`);
+  await new Promise((res) => setTimeout(res, 5000));
+  const before = await Promise.all(live.map(async (p) => ({
+    stat: procStat(p.pids().sidecar!),
+    requests: await apiRequests(p),
+  })));
+  const t0 = performance.now();
+  await new Promise((res) => setTimeout(res, steadySeconds * 1000));
+  const seconds = (performance.now() - t0) / 1000;
+  const steady = await Promise.all(live.map(async (p, i) => {
+    const now = procStat(p.pids().sidecar!);
+    const role = p === leader ? "leader" : "standby";
+    return {
+      pod: p.name,
+      role,
+      rssMiB: now.rssBytes / 2 ** 20,
+      cpuPercent: (100 * (now.cpuSeconds - before[i]!.stat.cpuSeconds)) / seconds,
+      apiRequestsPerSecond: ((await apiRequests(p)) - before[i]!.requests) / seconds,
+    };
+  }));
+  const overlapMs = totalOverlapMs(await intervalsOf(everyPod));
+
+  const result = {
+    date: new Date().toISOString(),
+    timing,
+    rounds,
+    handoverMs: stats(handovers),
+    failoverMs: stats(failovers),
+    overlapMsTotal: overlapMs,
+    steadySeconds: seconds,
+    steady,
+    targets: {
+      handoverMedianMs: 1000,
+      failoverMaxMs: (leaseSeconds + 2) * 1000,
+      overlapMs: 0,
+      rssMiB: 64,
+      idleCpuPercent: 1,
+      apiRequestsPerSecond: 1,
+    },
+  };
+  await Deno.mkdir(values.out.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
+  await Deno.writeTextFile(values.out, JSON.stringify(result, null, 2) + "\n");
+
+  const f = (x: number, d = 0) => x.toFixed(d).padStart(8);
+  const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
+  console.log(`\nforge-manager benchmark (${rounds} rounds each, lease ${leaseSeconds} s)`);
+  console.log("                         median       p95       max   target");
+  console.log(
+    `planned handover (ms)  ${f(result.handoverMs.median)}  ${f(result.handoverMs.p95)}  ${
+      f(result.handoverMs.max)
+    }   median <= 1000 ${verdict(result.handoverMs.median <= 1000)}`,
+  );
+  console.log(
+    `unplanned failover (s) ${f(result.failoverMs.median / 1000, 2)}  ${
+      f(result.failoverMs.p95 / 1000, 2)
+    }  ${f(result.failoverMs.max / 1000, 2)}   max <= ${leaseSeconds + 2} ${
+      verdict(result.failoverMs.max <= (leaseSeconds + 2) * 1000)
+    }`,
+  );
+  console.log(
+    `overlap, whole run (ms) ${f(overlapMs)}                       = 0 ${verdict(overlapMs === 0)}`,
+  );
+  console.log(`\nsteady state over ${seconds.toFixed(0)} s:`);
+  console.log("pod        role       RSS MiB   CPU %   API req/s");
+  for (const s of steady) {
+    console.log(
+      `${s.pod.padEnd(10)} ${s.role.padEnd(8)} ${f(s.rssMiB, 1)} ${f(s.cpuPercent, 2)} ${
+        f(s.apiRequestsPerSecond, 3)
+      }   ${verdict(s.rssMiB < 64 && s.cpuPercent < 1 && s.apiRequestsPerSecond < 1)}`,
+    );
+  }
+  console.log(`\nfigures written to ${values.out}`);
+} finally {
+  await Promise.all(everyPod.map((p) => p.kill()));
+  await cp.stop();
+  await Deno.remove(root, { recursive: true }).catch(() => {});
+}
