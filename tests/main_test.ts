@@ -1,0 +1,67 @@
+/**
+ * The entry point as operators meet it, run under the shipped permission set (`-P=forge-manager`):
+ * --help, --version, and refusing a bad configuration with a message that names the problem.
+ */
+
+import assert from "node:assert/strict";
+import { VERSION } from "../lib/version.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=forge-manager", "--no-prompt", `--config=${CONFIG}`, MAIN, ...args],
+    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("--version prints the version, which is deno.json's", async () => {
+  const { code, stdout } = await run(["--version"]);
+  assert.equal(code, 0);
+  assert.equal(stdout.trim(), `forge-manager ${VERSION}`);
+  const denoJson = JSON.parse(await Deno.readTextFile(CONFIG)) as { version: string };
+  assert.equal(denoJson.version, VERSION);
+});
+
+Deno.test("--help lists every environment variable with its default", async () => {
+  const { code, stdout } = await run(["--help"]);
+  assert.equal(code, 0);
+  for (const name of ["POD_NAME", "LEASE_DURATION", "RENEW_DEADLINE", "TARGET_KES_KEY", "FENCE"]) {
+    assert.match(stdout, new RegExp(`^  ${name} `, "m"));
+  }
+  assert.match(stdout, /LEASE_DURATION\s+\[15\]/);
+});
+
+Deno.test("an unknown argument is refused with exit code 2", async () => {
+  const { code, stderr } = await run(["--frobnicate"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /unknown argument "--frobnicate"/);
+});
+
+Deno.test("a bad configuration is refused before anything starts, naming each problem", async () => {
+  const { code, stderr, stdout } = await run([], {
+    LEASE_DURATION: "15",
+    RENEW_DEADLINE: "15",
+    TARGET_VRF_KEY: "/ipc/kes.skey",
+  });
+  assert.equal(code, 2);
+  assert.match(stderr, /POD_NAME="": is required/);
+  assert.match(stderr, /RENEW_DEADLINE=15: must be below LEASE_DURATION=15/);
+  assert.match(stderr, /TARGET_VRF_KEY="\/ipc\/kes.skey": is the same file as TARGET_KES_KEY/);
+  assert.equal(stdout, "");
+});
+
+Deno.test("outside a pod and without KUBECONFIG it says how to reach the API server", async () => {
+  const { code, stderr, stdout } = await run([], { POD_NAME: "forge-0" });
+  assert.equal(code, 2);
+  assert.match(
+    stdout + stderr,
+    /KUBERNETES_SERVICE_HOST is not set \(outside a pod, set KUBECONFIG\)/,
+  );
+});

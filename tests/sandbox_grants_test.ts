@@ -1,0 +1,47 @@
+/**
+ * What the core grants the sandboxed worker: exactly the configured paths and endpoints, and
+ * nothing that would let it run programs, signal, load native code or fetch remote code.
+ * (tests/kube_api_test.ts proves that such a worker is really refused everything else.)
+ */
+
+import assert from "node:assert/strict";
+import { parseConfig } from "../lib/config.ts";
+import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "../lib/core/sandbox_grants.ts";
+import { sandboxPermissions } from "../lib/sandbox.ts";
+
+Deno.test("the worker may read only the sources, the target folder, the socket and the API credentials", () => {
+  const config = parseConfig({ POD_NAME: "forge-0" });
+  const grants = sandboxGrants(config, "10.0.0.1:443", [SERVICE_ACCOUNT_DIR]);
+  assert.deepEqual(grants.read, [
+    "/secrets/kes.skey",
+    "/secrets/vrf.skey",
+    "/secrets/node.cert",
+    "/ipc",
+    "/ipc/node.socket",
+    SERVICE_ACCOUNT_DIR,
+  ]);
+  assert.deepEqual(grants.write, ["/ipc", "/ipc/node.socket"]);
+  assert.deepEqual(grants.net, ["10.0.0.1:443", "0.0.0.0:8000", "unix:/ipc/node.socket"]);
+});
+
+Deno.test("the worker's permissions forbid subprocesses, signals, FFI and remote imports", () => {
+  const permissions = sandboxPermissions({ read: ["/a", "/a"], write: [], net: ["h:1"] });
+  assert.deepEqual(permissions, {
+    read: ["/a"],
+    write: [],
+    net: ["h:1"],
+    env: true,
+    sys: ["uid"],
+    run: false,
+    ffi: false,
+    import: false,
+  });
+});
+
+Deno.test("the in-cluster API server comes from the variables Kubernetes sets", () => {
+  assert.equal(
+    inClusterApi({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" }),
+    "10.96.0.1:443",
+  );
+  assert.throws(() => inClusterApi({}), /KUBERNETES_SERVICE_HOST is not set/);
+});
