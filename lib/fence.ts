@@ -8,7 +8,9 @@
  *   containers were terminated, so its node is gone;
  * - otherwise the new leader deletes that pod (precondition: its UID) and waits until it is gone.
  *   Where it never goes (a partitioned kubelet), the new leader waits: failing safe.
- * - the previous holder was a process in our own pod whose node we already stopped.
+ * - the previous holder was a process in our own pod, and this process has since stopped the
+ *   node (unlinked the keys and signalled it, confirmed); without that confirmation our own pod
+ *   is treated like any other.
  *
  * Needs RBAC: get and delete on pods in the namespace (the separate `forge-manager-fence` Role).
  *
@@ -45,14 +47,18 @@ export class PodFence implements Fence {
   readonly #ownPod: string;
   readonly #pollMs: number;
   readonly #onEvent: (outcome: string, detail: string) => void;
+  readonly #ownNodeStopped: () => boolean;
 
   constructor(opts: {
     kc: k8s.KubeConfig;
     namespace: string;
     ownPod: string;
+    /** Whether this process's last stop of its own node was confirmed (default: no). */
+    ownNodeStopped?: () => boolean;
     pollMs?: number;
     onEvent?: (outcome: string, detail: string) => void;
   }) {
+    this.#ownNodeStopped = opts.ownNodeStopped ?? (() => false);
     this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
     this.#namespace = opts.namespace;
     this.#ownPod = opts.ownPod;
@@ -66,8 +72,8 @@ export class PodFence implements Fence {
     signal: AbortSignal,
   ): Promise<FenceOutcome> {
     const pod = podOf(previousHolder);
-    // Our own pod: this process stopped the node (unlink + SIGHUP) before taking part at all.
-    if (pod === this.#ownPod) return { proven: true, how: "own_pod" };
+    // Our own pod: this process stopped the node (unlink + SIGHUP, confirmed) before leading.
+    if (pod === this.#ownPod && this.#ownNodeStopped()) return { proven: true, how: "own_pod" };
     let deleted = false;
     let lastError = "";
     while (!signal.aborted) {

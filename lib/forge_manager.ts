@@ -117,6 +117,10 @@ export class ForgeManager implements HealthView {
   get forging(): boolean {
     return this.#forging;
   }
+  /** Whether the last stop of the node (unlink + SIGHUP) was confirmed and it has not forged since. */
+  get stopConfirmed(): boolean {
+    return this.#stopConfirmed && !this.#forging;
+  }
   /** The wall time of the last successful renew (ms), for the metrics gauge. */
   get lastRenewWall(): number | undefined {
     return this.#lastRenewWall;
