@@ -1,0 +1,138 @@
+/**
+ * lib/status.ts against the real API server, with the shipped CRD: status through the status
+ * subresource, lastTransitionTime only on real transitions, a pod clearing only its own claim,
+ * and Events.
+ */
+
+import assert from "node:assert/strict";
+import { CoreV1Api, CustomObjectsApi, loadAllYaml } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { loadKubeConfig } from "../lib/kube_client.ts";
+import { CARDANO_LEADER, KubeStatusReporter } from "../lib/status.ts";
+import { sharedControlPlane } from "./support/control_plane.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const NS = "status-test";
+
+interface Status {
+  leaderPod?: string;
+  forgingEnabled?: boolean;
+  lastTransitionTime?: string;
+  leaseTransitions?: number;
+  conditions?: { type: string; status: string; reason: string; lastTransitionTime: string }[];
+}
+
+async function setup(name: string) {
+  const cp = await sharedControlPlane();
+  await cp.ensureNamespace(NS);
+  const crd = loadAllYaml(
+    await Deno.readTextFile(new URL("../manifests/crd.yaml", import.meta.url)),
+  ) as KubernetesObject[];
+  for (const obj of crd) await cp.apply(obj);
+  await cp.apply({
+    apiVersion: "cardano.io/v1",
+    kind: "CardanoLeader",
+    metadata: { name, namespace: NS },
+  } as KubernetesObject);
+  const kc = loadKubeConfig(cp.adminKubeconfig);
+  const objects = kc.makeApiClient(CustomObjectsApi);
+  const read = async () =>
+    ((await objects.getNamespacedCustomObjectStatus({
+      ...CARDANO_LEADER,
+      namespace: NS,
+      name,
+    })) as {
+      status?: Status;
+    }).status ?? {};
+  const reporter = (pod: string) => new KubeStatusReporter({ kc, namespace: NS, name, pod });
+  return { kc, read, reporter };
+}
+
+Deno.test("status changes lastTransitionTime only on a real transition", opts, async () => {
+  const { read, reporter } = await setup("transitions");
+  const a = reporter("pod-a");
+  await a.report({
+    leaderPod: "pod-a",
+    forgingEnabled: false,
+    reason: "LeaseAcquired",
+    message: "m",
+    leaseTransitions: 1,
+  });
+  const first = await read();
+  assert.equal(first.leaderPod, "pod-a");
+  assert.equal(first.forgingEnabled, false);
+  assert.equal(first.leaseTransitions, 1);
+  await new Promise((r) => setTimeout(r, 1100)); // timestamps have 1 s resolution
+  await a.report({
+    leaderPod: "pod-a",
+    forgingEnabled: false,
+    reason: "LeaseAcquired",
+    message: "m",
+  });
+  assert.equal((await read()).lastTransitionTime, first.lastTransitionTime);
+  await a.report({
+    leaderPod: "pod-a",
+    forgingEnabled: true,
+    reason: "Forging",
+    message: "forges",
+  });
+  const forging = await read();
+  assert.equal(forging.forgingEnabled, true);
+  assert.notEqual(forging.lastTransitionTime, first.lastTransitionTime);
+  const condition = forging.conditions?.find((c) => c.type === "Forging");
+  assert.equal(condition?.status, "True");
+  assert.equal(condition?.reason, "Forging");
+});
+
+Deno.test("a demoted pod clears only its own claim", opts, async () => {
+  const { read, reporter } = await setup("own-claim");
+  await reporter("pod-b").report({
+    leaderPod: "pod-b",
+    forgingEnabled: true,
+    reason: "Forging",
+    message: "m",
+  });
+  // pod-a, an old leader, clears "its" claim late: pod-b's status stays.
+  await reporter("pod-a").report(
+    { leaderPod: "", forgingEnabled: false, reason: "Demoted", message: "m" },
+    "pod-a",
+  );
+  assert.equal((await read()).leaderPod, "pod-b");
+  await reporter("pod-b").report(
+    { leaderPod: "", forgingEnabled: false, reason: "Demoted", message: "m" },
+    "pod-b",
+  );
+  const cleared = await read();
+  assert.equal(cleared.leaderPod, "");
+  assert.equal(cleared.forgingEnabled, false);
+});
+
+Deno.test(
+  "a missing CardanoLeader is an error the caller can count, not a hang",
+  opts,
+  async () => {
+    await setup("exists");
+    const missing = new KubeStatusReporter({
+      kc: loadKubeConfig((await sharedControlPlane()).adminKubeconfig),
+      namespace: NS,
+      name: "does-not-exist",
+      pod: "pod-a",
+      timeoutMs: 3000,
+    });
+    await assert.rejects(
+      missing.report({ leaderPod: "pod-a", forgingEnabled: false, reason: "X", message: "m" }),
+    );
+  },
+);
+
+Deno.test("transitions are recorded as Events on the CardanoLeader", opts, async () => {
+  const { kc, reporter } = await setup("events");
+  await reporter("pod-e").event("Normal", "LeaseAcquired", "pod-e holds the lease");
+  const events = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({
+    namespace: NS,
+    fieldSelector: "involvedObject.name=events",
+  });
+  const event = events.items.find((e) => e.reason === "LeaseAcquired");
+  assert.equal(event?.involvedObject.kind, "CardanoLeader");
+  assert.equal(event?.source?.host, "pod-e");
+});
