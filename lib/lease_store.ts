@@ -153,27 +153,16 @@ export class KubeLeaseStore implements LeaseStore {
     const base = this.#base(args.record);
     const spec = base?.spec ?? {};
     const sameHolder = args.record.holder === args.identity;
-    const body: k8s.V1Lease = {
-      apiVersion: "coordination.k8s.io/v1",
-      kind: "Lease",
-      metadata: {
-        ...base?.metadata,
-        name: this.#name,
-        namespace: this.#namespace,
-        resourceVersion: args.record.resourceVersion,
-        annotations,
-      },
-      spec: {
-        ...spec,
-        holderIdentity: args.identity,
-        leaseDurationSeconds: args.durationSeconds,
-        acquireTime: sameHolder && spec.acquireTime !== undefined
-          ? new k8s.V1MicroTime(new Date(spec.acquireTime).getTime())
-          : now,
-        renewTime: now,
-        leaseTransitions: sameHolder ? args.record.transitions : args.record.transitions + 1,
-      },
-    };
+    const body = this.#replacement(base, args.record, annotations, {
+      ...spec,
+      holderIdentity: args.identity,
+      leaseDurationSeconds: args.durationSeconds,
+      acquireTime: sameHolder && spec.acquireTime !== undefined
+        ? new k8s.V1MicroTime(new Date(spec.acquireTime).getTime())
+        : now,
+      renewTime: now,
+      leaseTransitions: sameHolder ? args.record.transitions : args.record.transitions + 1,
+    });
     return await this.#replace(body, args.timeoutMs, sameHolder ? "renew" : "acquire");
   }
 
@@ -189,26 +178,15 @@ export class KubeLeaseStore implements LeaseStore {
     else delete annotations[RELEASED_BY_ANNOTATION];
     if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
     const spec = base?.spec ?? {};
-    const body: k8s.V1Lease = {
-      apiVersion: "coordination.k8s.io/v1",
-      kind: "Lease",
-      metadata: {
-        ...base?.metadata,
-        name: this.#name,
-        namespace: this.#namespace,
-        resourceVersion: record.resourceVersion,
-        annotations,
-      },
-      spec: {
-        holderIdentity: "",
-        leaseDurationSeconds: 1,
-        leaseTransitions: record.transitions,
-        renewTime: new k8s.V1MicroTime(this.#now().getTime()),
-        ...(spec.acquireTime !== undefined
-          ? { acquireTime: new k8s.V1MicroTime(new Date(spec.acquireTime).getTime()) }
-          : {}),
-      },
-    };
+    const body = this.#replacement(base, record, annotations, {
+      holderIdentity: "",
+      leaseDurationSeconds: 1,
+      leaseTransitions: record.transitions,
+      renewTime: new k8s.V1MicroTime(this.#now().getTime()),
+      ...(spec.acquireTime !== undefined
+        ? { acquireTime: new k8s.V1MicroTime(new Date(spec.acquireTime).getTime()) }
+        : {}),
+    });
     return await this.#replace(body, timeoutMs, "release");
   }
 
@@ -242,6 +220,27 @@ export class KubeLeaseStore implements LeaseStore {
       }
     };
     void start();
+  }
+
+  /** A replace of `record`, conditional on its resourceVersion, keeping metadata we do not own. */
+  #replacement(
+    base: k8s.V1Lease | undefined,
+    record: LeaseRecord,
+    annotations: Record<string, string>,
+    spec: k8s.V1LeaseSpec,
+  ): k8s.V1Lease {
+    return {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        ...base?.metadata,
+        name: this.#name,
+        namespace: this.#namespace,
+        resourceVersion: record.resourceVersion,
+        annotations,
+      },
+      spec,
+    };
   }
 
   /** The full object to build a write on: the last one seen if it is this version. */

@@ -1,0 +1,145 @@
+/**
+ * lib/lease_store.ts against the real API server: every write is conditional on the version
+ * read, a lost race is a LeaseConflict, releases carry (or not) the clean-handover marker, and
+ * the watch reports changes.
+ */
+
+import assert from "node:assert/strict";
+import { CoordinationV1Api } from "@kubernetes/client-node";
+import type { Observation } from "../lib/election.ts";
+import { loadKubeConfig } from "../lib/kube_client.ts";
+import { HOLDER_POD_UID_ANNOTATION, KubeLeaseStore, LeaseConflict } from "../lib/lease_store.ts";
+import { sharedControlPlane } from "./support/control_plane.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const NS = "lease-store-test";
+
+async function store(name: string) {
+  const cp = await sharedControlPlane();
+  await cp.ensureNamespace(NS);
+  const kc = loadKubeConfig(cp.adminKubeconfig);
+  const counted: string[] = [];
+  const leases = new KubeLeaseStore({ kc, namespace: NS, name, count: (op) => counted.push(op) });
+  return { kc, leases, counted };
+}
+
+Deno.test(
+  "create, renew, and a stale replace that comes back as a LeaseConflict",
+  opts,
+  async () => {
+    const { leases, counted } = await store("cycle");
+    assert.deepEqual(await leases.read(5000), { kind: "absent" });
+    const created = await leases.claim({
+      record: undefined,
+      identity: "a-0_1",
+      podUid: "uid-a",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    assert.equal(created.holder, "a-0_1");
+    assert.equal(created.durationMs, 15_000);
+    assert.equal(created.holderPodUid, "uid-a");
+    // A second create loses.
+    await assert.rejects(
+      leases.claim({
+        record: undefined,
+        identity: "b-0_2",
+        podUid: "",
+        durationSeconds: 15,
+        timeoutMs: 5000,
+      }),
+      LeaseConflict,
+    );
+    const renewed = await leases.claim({
+      record: created,
+      identity: "a-0_1",
+      podUid: "uid-a",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    assert.notEqual(renewed.resourceVersion, created.resourceVersion);
+    assert.equal(renewed.transitions, created.transitions);
+    // Acquiring with the stale version loses the race; nothing is written.
+    await assert.rejects(
+      leases.claim({
+        record: created,
+        identity: "b-0_2",
+        podUid: "",
+        durationSeconds: 15,
+        timeoutMs: 5000,
+      }),
+      LeaseConflict,
+    );
+    const now = await leases.read(5000);
+    assert.equal(now.kind === "present" && now.record.holder, "a-0_1");
+    assert.deepEqual(counted, ["get", "create", "create", "renew", "acquire", "get"]);
+  },
+);
+
+Deno.test(
+  "a clean release is marked; an unclean one is not, and keeps the holder's pod UID",
+  opts,
+  async () => {
+    const { leases, kc } = await store("release");
+    const mine = await leases.claim({
+      record: undefined,
+      identity: "a-0_1",
+      podUid: "uid-a",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    const clean = await leases.release(mine, "a-0_1", true, 5000);
+    assert.equal(clean.holder, "");
+    assert.equal(clean.releasedBy, "a-0_1");
+    assert.equal(clean.durationMs, 1000);
+    const taken = await leases.claim({
+      record: clean,
+      identity: "b-0_2",
+      podUid: "uid-b",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    assert.equal(taken.releasedBy, undefined, "a new holder clears the marker");
+    assert.equal(taken.transitions, clean.transitions + 1);
+    const unclean = await leases.release(taken, "b-0_2", false, 5000);
+    assert.equal(unclean.holder, "");
+    assert.equal(unclean.releasedBy, undefined);
+    const raw = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({
+      name: "release",
+      namespace: NS,
+    });
+    assert.equal(raw.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION], "uid-b");
+    // renewTime is written with microseconds, as the API requires.
+    assert.match(String(raw.spec?.renewTime), /\.\d{6}Z$/);
+  },
+);
+
+Deno.test("the watch reports a change made by someone else, and a deletion", opts, async () => {
+  const { leases, kc } = await store("watched");
+  const seen: Observation[] = [];
+  const abort = new AbortController();
+  leases.watch((o) => seen.push(o), abort.signal);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await store("watched");
+    await other.leases.claim({
+      record: undefined,
+      identity: "c-0_3",
+      podUid: "",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    await kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({
+      name: "watched",
+      namespace: NS,
+    });
+    const deadline = Date.now() + 10_000;
+    while (!seen.some((o) => o.kind === "absent") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    abort.abort();
+  }
+  assert.ok(seen.some((o) => o.kind === "present" && o.record.holder === "c-0_3"));
+  assert.ok(seen.some((o) => o.kind === "absent"));
+});
