@@ -69,7 +69,8 @@ export class ForgeManager implements HealthView {
   #fencePending = false;
   #node: NodeInfo | undefined;
   #nodeReady = false;
-  #warnedUnsafe = new Set<number>();
+  /** Node processes (`pid:startTicks`) already reported as running without the flag. */
+  #warnedUnsafe = new Set<string>();
   #startupDone = false;
   #observedOnce = false;
   #lastTick = 0;
@@ -360,7 +361,7 @@ export class ForgeManager implements HealthView {
   }
 
   /** Stops forging and leaves the term (idempotent: a second call for the same term is a no-op). */
-  async #demote(reason: DemoteReason, holdOffMs = 0): Promise<void> {
+  async #demote(reason: DemoteReason, holdOffMs = 0, keepBootKeys = false): Promise<void> {
     const wasLeading = this.#state.term !== undefined;
     this.#epoch++;
     this.#fenceAbort?.abort();
@@ -373,7 +374,14 @@ export class ForgeManager implements HealthView {
     }
     if (this.#forging || wasLeading) {
       this.#d.metrics.demotions.inc({ reason });
-      await this.#stopForging(reason);
+      if (keepBootKeys) {
+        // The node process is new, non-producing, and was never signalled by us: it does not
+        // forge, and it reads the key files while it boots (it exits without them). Leave them;
+        // the standby path unlinks them and signals once its socket accepts.
+        this.#stopConfirmed = true;
+      } else {
+        await this.#stopForging(reason);
+      }
       this.#setStatus(
         {
           leaderPod: "",
@@ -392,7 +400,14 @@ export class ForgeManager implements HealthView {
     if (this.#forging || !isLeading(this.#state, now, this.#d.config)) return;
     if (this.#fenceOkEpoch !== this.#epoch) return; // the fence has not proven it yet
     if (this.#node === undefined || !this.#nodeReady) {
-      await this.#stepAside("cannot_forge", "the node process is not running or not ready");
+      const booting = this.#node !== undefined && this.#node.nonProducing && !this.#forging;
+      await this.#stepAside(
+        "cannot_forge",
+        booting
+          ? `the node process (pid ${this.#node?.pid}) restarted and is not ready yet`
+          : "the node process is not running or not ready",
+        booting,
+      );
       return;
     }
     const epoch = this.#epoch;
@@ -432,7 +447,7 @@ export class ForgeManager implements HealthView {
   }
 
   /** A leader that cannot forge hands the lease on, and waits before competing again. */
-  async #stepAside(reason: DemoteReason, why: string): Promise<void> {
+  async #stepAside(reason: DemoteReason, why: string, keepBootKeys = false): Promise<void> {
     const record = this.#state.seen?.observation.kind === "present"
       ? this.#state.seen.observation.record
       : undefined;
@@ -441,7 +456,7 @@ export class ForgeManager implements HealthView {
       .catch(() => this.#d.metrics.statusUpdateFailures.inc());
     const holdOff = 2 * this.#d.config.leaseDurationMs;
     const wasLeading = this.#state.term !== undefined;
-    await this.#demote(reason, holdOff);
+    await this.#demote(reason, holdOff, keepBootKeys);
     if (wasLeading && record !== undefined && record.holder === this.#d.identity) {
       await this.#release(record, 3000);
     }
@@ -476,7 +491,9 @@ export class ForgeManager implements HealthView {
       const left = (deadline ?? 0) - this.#d.clock.monotonic();
       await this.#release(record, Math.max(500, Math.min(3000, left > 0 ? left : 3000)));
     }
-    await Promise.race([this.#statusChain, abortableSleep(2000, new AbortController().signal)]);
+    const bound = new AbortController();
+    await Promise.race([this.#statusChain, abortableSleep(2000, bound.signal)]);
+    bound.abort(); // do not keep the process alive for the rest of the bound
   }
 
   // ---- the node ---------------------------------------------------------------------------
@@ -523,8 +540,9 @@ export class ForgeManager implements HealthView {
       this.#forging = false;
       this.#d.metrics.forgingEnabled.set({ pod: config.podName }, 0);
     }
-    if (!node.nonProducing && !this.leading && !this.#warnedUnsafe.has(node.pid)) {
-      this.#warnedUnsafe.add(node.pid);
+    const processKey = `${node.pid}:${node.startTicks}`;
+    if (!node.nonProducing && !this.leading && !this.#warnedUnsafe.has(processKey)) {
+      this.#warnedUnsafe.add(processKey);
       this.#log.error(
         "UNSAFE: the node runs without --start-as-non-producing-node (or --non-producing-node before 10.5.1) and this replica is not the leader; removing its keys",
         { pid: node.pid },

@@ -594,6 +594,32 @@ Deno.test("a node restart makes a leader place the keys again and signal the new
   ]);
 });
 
+Deno.test("a leader whose node restarts and is not ready yet steps aside cleanly and leaves the keys it boots with", async () => {
+  await using h = await harness({ socketAccepts: true });
+  h.start();
+  await h.becomeForger();
+  const from = h.node.hangups.length;
+  h.socket.accepts = false; // a real node replays its ledger before it opens its socket
+  h.node.info = { pid: 5003, startTicks: 5000, nonProducing: true };
+
+  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
+  assert.equal(
+    h.store.callsOf("release")[0]!.clean,
+    true,
+    "a booting non-producing node does not forge",
+  );
+  assert.equal(h.manager.forging, false);
+  assert.equal(await h.keysOnDisk(), 3, "removed the keys a booting node reads at start");
+  assert.equal(h.node.hangups.length, from, "signalled a node that is not ready");
+
+  h.socket.accepts = true;
+  await h.waitFor("the standby stop", () => h.node.hangups.length > from);
+  const stop = h.node.hangups[from]!;
+  assert.equal(stop.pid, 5003);
+  assert.equal(stop.keysPresent, 0, "signalled before the keys were removed");
+  assert.equal(await h.keysOnDisk(), 0);
+});
+
 Deno.test("a node restart makes a standby signal the new process once its socket accepts", async () => {
   await using h = await harness({ socketAccepts: true });
   h.start();
