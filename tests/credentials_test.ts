@@ -14,6 +14,7 @@ import {
   makeCredentialSet,
   writeCredentialSet,
 } from "./support/keys.ts";
+import { exists } from "./support/fs.ts";
 
 const NAMES: CredentialName[] = ["kes", "vrf", "opcert"];
 
@@ -57,16 +58,6 @@ async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) names.push(entry.name);
   return names.sort();
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** mode & 0o777 of a file. */

@@ -32,6 +32,7 @@ import {
   makeCredentialSet,
   writeCredentialSet,
 } from "./support/keys.ts";
+import { exists } from "./support/fs.ts";
 
 const POD = "producer-0";
 const IDENTITY = `${POD}_self`;
@@ -241,16 +242,6 @@ async function harness(opts: Options = {}): Promise<Harness> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** The first hangup after index `from` matching `match`. */

@@ -38,6 +38,7 @@ import {
   REPO_ROOT,
 } from "../tools/dummy_example.ts";
 import { type ControlPlane, sharedControlPlane } from "./support/control_plane.ts";
+import { exists } from "./support/fs.ts";
 
 // client-node keeps connections open and the control plane is shared by every test file.
 const integration = { sanitizeResources: false, sanitizeOps: false };
@@ -484,16 +485,6 @@ async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
     path,
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 Deno.test("the Containerfile builds with the pinned Deno and ships only the binary as UID 10001", async () => {
