@@ -6,7 +6,8 @@
  * answers 200. Signals from the test harness:
  * - SIGWINCH: start the sidecar again (after the harness killed it; not SIGUSR1, which makes
  *   Deno open its inspector);
- * - SIGUSR2: restart the node (SIGTERM, then a new process with a new PID);
+ * - SIGUSR2: restart the node (SIGTERM, then a new process with a new PID; a start that fails
+ *   is retried with a back-off, as a kubelet restarts a crashing container);
  * - SIGTERM: stop the sidecar (planned shutdown), then the node, then exit.
  *
  * @module
@@ -70,11 +71,26 @@ async function startNode(): Promise<void> {
 }
 
 Deno.addSignalListener("SIGWINCH", () => void startSidecar());
-Deno.addSignalListener("SIGUSR2", async () => {
+/**
+ * Restarts the node as a kubelet restarts a container: a start that fails (e.g. the node exits
+ * at boot because a credential file is missing) is tried again after a growing back-off
+ * (0.5 s, 1 s, 2 s, capped at 4 s, like CrashLoopBackOff but shorter), until it runs.
+ */
+async function restartNode(): Promise<void> {
   await node?.kill("SIGTERM");
   await node?.exited;
-  await startNode();
-});
+  for (let backoff = 500;; backoff = Math.min(2 * backoff, 4000)) {
+    try {
+      await startNode();
+      return;
+    } catch (err) {
+      console.error(`pod_init: node start failed, retrying in ${backoff} ms: ${err}`);
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  }
+}
+
+Deno.addSignalListener("SIGUSR2", () => void restartNode());
 Deno.addSignalListener("SIGTERM", async () => {
   try {
     sidecar?.kill("SIGTERM");
