@@ -408,6 +408,9 @@ export class ForgeManager implements HealthView {
           : "the node process is not running or not ready",
         booting,
       );
+      // As when the node exits (#checkNode): the step aside unlinked the keys, and a node that
+      // is not running needs them to boot again (it boots non-producing).
+      if (this.#node === undefined) await this.#provisionForRestart();
       return;
     }
     const epoch = this.#epoch;
@@ -524,12 +527,7 @@ export class ForgeManager implements HealthView {
         if (this.#forging || this.leading) {
           await this.#stepAside("cannot_forge", `node pid ${before.pid} exited`);
         }
-        if (config.startAsNonProducing) {
-          // Its restart needs credential files to boot; it boots non-producing.
-          await this.#d.credentials.place().catch((err) =>
-            this.#log.error("cannot provision credentials for the node's restart", { err })
-          );
-        }
+        await this.#provisionForRestart();
       }
       return;
     }
@@ -567,6 +565,15 @@ export class ForgeManager implements HealthView {
         // A leader re-places the keys and signals on the next promotion check.
       }
     }
+  }
+
+  /** Places the keys for a node that is not running: it exits at boot without them. */
+  async #provisionForRestart(): Promise<void> {
+    if (!this.#d.config.startAsNonProducing) return;
+    // Its restart needs credential files to boot; it boots non-producing.
+    await this.#d.credentials.place().catch((err) =>
+      this.#log.error("cannot provision credentials for the node's restart", { err })
+    );
   }
 
   /** Unlinks the keys, then SIGHUPs the node. Records whether both certainly happened. */
