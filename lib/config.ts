@@ -234,6 +234,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const fence = get("FENCE").toLowerCase();
   if (fence !== "pod" && fence !== "off") fail("FENCE", get("FENCE"), "must be pod or off");
+  if (fence === "pod" && get("POD_UID") === "" && podNameRaw !== "") {
+    problems.push(
+      'POD_UID="": is required with FENCE=pod (set it from the downward API metadata.uid; ' +
+        "outside Kubernetes there are no Pods to fence: set FENCE=off knowingly)",
+    );
+  }
   const kubeconfig = get("KUBECONFIG");
   if (kubeconfig !== "" && !kubeconfig.startsWith("/")) {
     fail("KUBECONFIG", kubeconfig, "must be an absolute path to one kubeconfig file");

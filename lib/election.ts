@@ -40,6 +40,11 @@ export interface LeaseRecord {
   releasedBy?: string;
   /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
   holderPodUid?: string;
+  /**
+   * When the record was last written, by the API server's clock (ms since the epoch, whole
+   * seconds; from managedFields). Used by the fence only, never to judge expiry.
+   */
+  writtenAt?: number;
 }
 
 /** What one read of the Lease returned. */

@@ -37,6 +37,7 @@ export interface Fence {
     previousHolder: string,
     previousPodUid: string | undefined,
     signal: AbortSignal,
+    previousWrittenAt?: number,
   ): Promise<FenceOutcome>;
 }
 
@@ -48,17 +49,21 @@ export class PodFence implements Fence {
   readonly #pollMs: number;
   readonly #onEvent: (outcome: string, detail: string) => void;
   readonly #ownNodeStopped: () => boolean;
+  readonly #ownPodUid: string;
 
   constructor(opts: {
     kc: k8s.KubeConfig;
     namespace: string;
     ownPod: string;
+    /** Our pod's UID (POD_UID). */
+    ownPodUid?: string;
     /** Whether this process's last stop of its own node was confirmed (default: no). */
     ownNodeStopped?: () => boolean;
     pollMs?: number;
     onEvent?: (outcome: string, detail: string) => void;
   }) {
     this.#ownNodeStopped = opts.ownNodeStopped ?? (() => false);
+    this.#ownPodUid = opts.ownPodUid ?? "";
     this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
     this.#namespace = opts.namespace;
     this.#ownPod = opts.ownPod;
@@ -70,10 +75,14 @@ export class PodFence implements Fence {
     previousHolder: string,
     previousPodUid: string | undefined,
     signal: AbortSignal,
+    previousWrittenAt?: number,
   ): Promise<FenceOutcome> {
     const pod = podOf(previousHolder);
-    // Our own pod: this process stopped the node (unlink + SIGHUP, confirmed) before leading.
-    if (pod === this.#ownPod && this.#ownNodeStopped()) return { proven: true, how: "own_pod" };
+    // Our own pod (same name, and the same UID where the holder recorded one): this process
+    // stopped the node (unlink + SIGHUP, confirmed) before leading.
+    const samePod = pod === this.#ownPod &&
+      (previousPodUid === undefined || previousPodUid === "" || previousPodUid === this.#ownPodUid);
+    if (samePod && this.#ownNodeStopped()) return { proven: true, how: "own_pod" };
     let deleted = false;
     let lastError = "";
     while (!signal.aborted) {
@@ -84,7 +93,27 @@ export class PodFence implements Fence {
         );
         const uid = current.metadata?.uid;
         if (previousPodUid !== undefined && previousPodUid !== "" && uid !== previousPodUid) {
-          return { proven: true, how: deleted ? "pod_deleted" : "pod_replaced" };
+          // Another pod of that name. It replaced the holder's pod only if it was created after
+          // the holder's last write: a pod that already existed while the holder wrote under
+          // another UID means the holder was never a pod we can see (a copy outside Kubernetes
+          // with this pod's name). Nothing here can prove that one stopped: wait.
+          const created = current.metadata?.creationTimestamp === undefined
+            ? NaN
+            : new Date(current.metadata.creationTimestamp).getTime();
+          if (
+            deleted || previousWrittenAt === undefined || !Number.isFinite(created) ||
+            created >= previousWrittenAt
+          ) {
+            return { proven: true, how: deleted ? "pod_deleted" : "pod_replaced" };
+          }
+          if (lastError === "") {
+            lastError =
+              `holder ${previousHolder} claimed pod UID ${previousPodUid}, but pod ${pod} ` +
+              `(UID ${uid}) existed before its last write: a process outside the Pod model`;
+            this.#onEvent("unprovable", lastError);
+          }
+          await abortableSleep(this.#pollMs, signal);
+          continue;
         }
         if (!deleted && current.metadata?.deletionTimestamp === undefined) {
           this.#onEvent("deleting", pod);

@@ -76,6 +76,7 @@ export class ForgeManager implements HealthView {
   #lastTick = 0;
   #lastRenewWall: number | undefined;
   #lastPodUid: string | undefined;
+  #lastWrittenAt: number | undefined;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   /** Serializes every action on the keys and the node. */
@@ -219,8 +220,9 @@ export class ForgeManager implements HealthView {
 
   #observe(obs: Observation): void {
     this.#observedOnce = true;
-    if (obs.kind === "present" && obs.record.holderPodUid !== undefined) {
+    if (obs.kind === "present" && obs.record.holder !== "") {
       this.#lastPodUid = obs.record.holderPodUid;
+      this.#lastWrittenAt = obs.record.writtenAt;
     }
     this.#state = observe(this.#state, obs, this.#d.clock.monotonic());
   }
@@ -244,6 +246,9 @@ export class ForgeManager implements HealthView {
     const operation = decision.kind === "renew" ? "renew" : decision.record ? "acquire" : "create";
     const previousPodUid = decision.kind === "acquire"
       ? decision.record?.holderPodUid ?? this.#lastPodUid
+      : undefined;
+    const previousWrittenAt = decision.kind === "acquire"
+      ? decision.record?.writtenAt ?? this.#lastWrittenAt
       : undefined;
     try {
       const record = await leases.claim({
@@ -270,6 +275,7 @@ export class ForgeManager implements HealthView {
             : { kind: "acquire", record, previousHolder: "", proofNeeded: false },
           record,
           previousPodUid,
+          previousWrittenAt,
           probation !== undefined,
         );
       }
@@ -291,6 +297,7 @@ export class ForgeManager implements HealthView {
     decision: Extract<Decision, { kind: "acquire" }>,
     record: LeaseRecord,
     previousPodUid: string | undefined,
+    previousWrittenAt: number | undefined,
     probation: boolean,
   ): void {
     const { metrics, config } = this.#d;
@@ -314,7 +321,11 @@ export class ForgeManager implements HealthView {
       leaseTransitions: record.transitions,
     });
     const fence = this.#d.fence;
-    if (!decision.proofNeeded || fence === undefined) {
+    // A create with no holder we know of: the Lease may have been deleted by hand under a leader
+    // whose sidecar is gone and whose node still forges. The CardanoLeader status outlives the
+    // Lease: the pod it names is fenced like a previous holder.
+    const unknownCreate = decision.record === undefined && decision.previousHolder === "";
+    if (fence === undefined || (!decision.proofNeeded && !unknownCreate)) {
       this.#fenceOkEpoch = epoch;
       return;
     }
@@ -322,28 +333,58 @@ export class ForgeManager implements HealthView {
     const abort = new AbortController();
     this.#fenceAbort = abort;
     this.#fencePending = true;
-    this.#log.info("fence: proving the previous leader's node stopped before forging", {
-      previous: decision.previousHolder,
-    });
-    fence.prove(decision.previousHolder, previousPodUid, abort.signal).then((outcome) => {
+    const prove = async (): Promise<void> => {
+      let previous = decision.previousHolder;
+      let uid = previousPodUid;
+      let writtenAt = previousWrittenAt;
+      if (unknownCreate) {
+        const last = await this.#lastForgerFromStatus();
+        if (last === undefined) {
+          metrics.fenceWaits.inc({ outcome: "no_previous" });
+          if (this.#epoch === epoch) this.#fenceOkEpoch = epoch;
+          return;
+        }
+        previous = `${last}_status`;
+        uid = undefined;
+        writtenAt = undefined;
+      }
+      this.#log.info("fence: proving the previous leader's node stopped before forging", {
+        previous,
+      });
+      const outcome = await fence.prove(previous, uid, abort.signal, writtenAt);
       if (outcome.proven) {
         metrics.fenceWaits.inc({ outcome: outcome.how });
-        this.#log.info("fence: previous leader's node is stopped", {
-          previous: decision.previousHolder,
-          how: outcome.how,
-        });
+        this.#log.info("fence: previous leader's node is stopped", { previous, how: outcome.how });
         if (this.#epoch === epoch) this.#fenceOkEpoch = epoch;
       } else {
         metrics.fenceWaits.inc({ outcome: "unproven" });
         this.#log.warn("fence: no proof; not forging", { why: outcome.why });
       }
-    }, (err) => {
+    };
+    prove().catch((err) => {
       metrics.fenceWaits.inc({ outcome: "error" });
       this.#log.error("fence failed; not forging", { err });
     }).finally(() => {
       if (this.#fenceAbort === abort) this.#fencePending = false;
       this.#wake?.();
     });
+  }
+
+  /**
+   * The pod the CardanoLeader status names as leader, if any. Unreadable status (no CRD, no
+   * object) counts as none, logged: the status is best effort and never blocks on its own.
+   */
+  async #lastForgerFromStatus(): Promise<string | undefined> {
+    const status = this.#d.status;
+    if (status === undefined) return undefined;
+    try {
+      const pod = await status.lastLeader();
+      return pod === "" ? undefined : pod;
+    } catch (err) {
+      this.#d.metrics.statusUpdateFailures.inc();
+      this.#log.warn("cannot read the CardanoLeader status to find the last forger", { err });
+      return undefined;
+    }
   }
 
   #armWatchdog(): void {

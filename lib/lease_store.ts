@@ -57,6 +57,9 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
   const spec = lease.spec ?? {};
   const releasedBy = lease.metadata?.annotations?.[RELEASED_BY_ANNOTATION];
   const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
+  const times = (lease.metadata?.managedFields ?? [])
+    .map((m) => m.time === undefined ? NaN : new Date(m.time).getTime())
+    .filter((t) => Number.isFinite(t));
   return {
     holder: spec.holderIdentity ?? "",
     durationMs: (spec.leaseDurationSeconds ?? 0) * 1000,
@@ -64,6 +67,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     resourceVersion: lease.metadata?.resourceVersion ?? "",
     ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
+    ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
   };
 }
 

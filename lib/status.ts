@@ -29,6 +29,8 @@ export interface StatusReporter {
   report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void>;
   /** Records a Kubernetes Event about the CardanoLeader. */
   event(type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  /** The pod the status names as leader ("" for none). */
+  lastLeader(): Promise<string>;
 }
 
 interface CurrentStatus {
@@ -111,6 +113,15 @@ export class KubeStatusReporter implements StatusReporter {
         if (statusOf(err) !== 409) throw err; // someone else wrote in between: read again
       }
     }
+  }
+
+  async lastLeader(): Promise<string> {
+    this.#count("status_get");
+    const current = await this.#objects.getNamespacedCustomObjectStatus(
+      { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
+      requestOptions(this.#timeoutMs),
+    ) as { status?: CurrentStatus };
+    return current.status?.leaderPod ?? "";
   }
 
   async event(type: "Normal" | "Warning", reason: string, message: string): Promise<void> {

@@ -107,6 +107,7 @@ async function start(config: Config, identity: string): Promise<void> {
         kc,
         namespace: config.namespace,
         ownPod: config.podName,
+        ownPodUid: config.podUid,
         ownNodeStopped: () => holder.manager?.stopConfirmed ?? false,
         onEvent: (outcome, detail) => {
           count(outcome === "deleting" ? "pod_delete" : "pod_get");

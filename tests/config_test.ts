@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CONFIG_DEFAULTS, ConfigError, MIN_STOP_BUDGET_MS, parseConfig } from "../lib/config.ts";
 
 /** The smallest valid environment: in a pod, POD_NAME comes from the downward API. */
-const BASE = { POD_NAME: "cardano-producer-0" };
+const BASE = { POD_NAME: "cardano-producer-0", POD_UID: "5e1a0c52-2b7e-4f0e-8d1c-3f4b5a6c7d8e" };
 
 /** The defaults the seed README documents (its "Environment Variables" table). */
 const README_DEFAULTS = {
@@ -68,7 +68,7 @@ Deno.test("the defaults beyond the README are safe and in milliseconds", () => {
   assert.equal(config.logLevel, "info");
   assert.equal(config.fence, "pod");
   assert.equal(config.kubeconfig, undefined);
-  assert.equal(config.podUid, "");
+  assert.equal(config.podUid, BASE.POD_UID);
   assert.equal(config.nodeProcessName, "cardano-node");
   assert.equal(config.cardanoLeaderName, "cardano-leader");
 });
@@ -332,4 +332,10 @@ Deno.test({
     const problems = problemsOf({ ...BASE, LEASE_DURATION: "99999999999" });
     assert.ok(problems.some((p) => p.startsWith('LEASE_DURATION="99999999999": must be at most')));
   },
+});
+
+Deno.test("the pod fence needs POD_UID; FENCE=off does not", () => {
+  const problems = problemsOf({ POD_NAME: "cardano-producer-0" });
+  assert.ok(problems.some((p) => p.startsWith('POD_UID="": is required with FENCE=pod')));
+  assert.equal(parseConfig({ POD_NAME: "cardano-producer-0", FENCE: "off" }).podUid, "");
 });

@@ -152,17 +152,15 @@ Deno.test("fault suite 7: the Lease edited by hand", opts, async (t) => {
 });
 
 /**
- * KNOWN GAP, reported, not fixed (ignored so the suite stays green; remove `ignore` to run it).
  * The leader's sidecar is SIGKILLed (its node keeps forging), the Lease is deleted by hand, and
  * the standbys are fresh processes that never saw the old holder (here: their sidecars restarted
- * after the deletion). One creates the Lease; a create with no known previous holder needs no
- * fence proof, so after the create probation it forges while the old node still forges.
- * Measured: 4.3 s of overlap and growing. The fence would need a record of the last forger that
- * outlives the Lease (e.g. the CardanoLeader status); see the report of issue 4.
+ * after the deletion). One creates the Lease; with no previous holder to go by, its fence takes
+ * the pod the CardanoLeader status still names (the dead sidecar could not clear it) and deletes
+ * it before forging. (Before that rule: 4.3 s of overlap and growing.)
  */
 Deno.test({
-  name: "known gap: leader sidecar killed, Lease deleted, standbys that never saw the holder",
-  ignore: true,
+  name:
+    "leader sidecar killed, Lease deleted, standbys that never saw the holder: the status names the pod to fence",
   ...opts,
   fn: async () => {
     const cp = await sharedControlPlane();
@@ -175,7 +173,9 @@ Deno.test({
     for (const r of c.replicas()) if (r.key !== leader) r.pod.restartSidecar();
     await new Promise((r) => setTimeout(r, 16_000));
     const f = await c.figures(faultAt, leader);
-    printTable("known gap: deleted Lease, no known holder", [{ scenario: "G2", ...f }]);
+    printTable("deleted Lease, no known holder", [{ scenario: "G2", ...f }]);
     assert.equal(f.overlapMs, 0);
+    assert.notEqual(f.stoppedMs, null, "the old node still forges: its pod was never fenced");
+    assert.notEqual(f.takeoverMs, null, "nobody took over");
   },
 });

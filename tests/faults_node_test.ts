@@ -205,29 +205,52 @@ Deno.test("fault suite 10: same POD_NAME twice; a rolling restart", opts, async 
 });
 
 /**
- * KNOWN GAP, reported, not fixed (ignored so the suite stays green; run it with
- * `deno test -P=dev --no-prompt --filter "known gap" tests/faults_node_test.ts` after removing
- * `ignore`). Two processes with the same POD_NAME, one of them outside any Pod object (a copy
- * started by hand), and the leading one's sidecar is SIGKILLed while its node keeps the keys. The
- * other takes the Lease when it expires and its fence answers "own_pod" (the previous holder's
- * identity names our pod, and this process stopped its own node), so it forges while the dead
- * sidecar's node still forges. Measured: 6.4 s of overlap and growing. A pod fence cannot reach a
- * process outside the Pod object model; see the report of issue 4.
+ * Two processes with the same POD_NAME, one of them outside any Pod object (a copy started by
+ * hand, with a POD_UID of its own), and the leading one's sidecar is SIGKILLed while its node
+ * keeps the keys. Whichever led, nobody may forge beside its node: a copy's fence deletes the
+ * real pod; the real pod's fence sees a holder whose UID is not that of a pod that existed
+ * before its last write, cannot prove it stopped, and waits. (Before these rules: 6.4 s of
+ * overlap and growing.)
  */
-Deno.test({
-  name: "known gap: same POD_NAME twice and the leading sidecar killed (own_pod shortcut)",
-  ignore: true,
-  ...opts,
-  fn: async () => {
-    const cp = await sharedControlPlane();
-    await using c = await FaultCluster.start({ cp, namespace: "gap-twins", names: ["forge-1"] });
-    await c.startReplica("forge-1-twin", { podName: "forge-1", podObject: false });
-    const leader = await c.waitSingleForger(30_000);
-    const faultAt = nowMs();
-    c.current(leader).pod.signalSidecar("SIGKILL");
-    await sleep(12_000);
-    const f = await c.figures(faultAt, leader);
-    printTable("known gap: twins + sidecar SIGKILL", [{ scenario: "G1", ...f }]);
-    assert.equal(f.overlapMs, 0);
-  },
-});
+for (const killed of ["forge-1", "forge-1-twin"] as const) {
+  Deno.test({
+    name:
+      `same POD_NAME twice (one a copy outside any Pod): ${killed}'s sidecar killed while leading`,
+    ...opts,
+    fn: async () => {
+      const cp = await sharedControlPlane();
+      await using c = await FaultCluster.start({
+        cp,
+        namespace: `twins-${killed === "forge-1" ? "pod" : "copy"}`,
+        names: ["forge-1"],
+      });
+      await c.startReplica("forge-1-twin", { podName: "forge-1", podObject: false });
+      let leader = await c.waitSingleForger(30_000);
+      if (leader !== killed) {
+        // A planned handover puts the other one in front, then its sidecar comes back.
+        c.current(leader).pod.signalSidecar("SIGTERM");
+        const previous = leader;
+        leader = await c.waitSingleForger(30_000, [previous]);
+        c.current(previous).pod.restartSidecar();
+        await sleep(3000);
+      }
+      assert.equal(leader, killed);
+      const faultAt = nowMs();
+      c.current(leader).pod.signalSidecar("SIGKILL");
+      await sleep(12_000);
+      const f = await c.figures(faultAt, leader);
+      printTable(`twins + ${killed} sidecar SIGKILL`, [{ scenario: "G1", ...f }]);
+      assert.equal(f.overlapMs, 0);
+      if (killed === "forge-1") {
+        // The copy's fence deleted the real pod (its node with it), then the copy forged.
+        assert.notEqual(f.stoppedMs, null);
+        assert.notEqual(f.takeoverMs, null);
+      } else {
+        // Nothing can stop a node outside the Pod model: the copy's node forges on alone, and
+        // the real pod holds the Lease without forging (its fence cannot prove anything).
+        assert.equal(f.stoppedMs, null);
+        assert.equal(f.takeoverMs, null);
+      }
+    },
+  });
+}

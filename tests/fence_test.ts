@@ -23,6 +23,7 @@ async function setup() {
     kc,
     namespace: NS,
     ownPod: "me-0",
+    ownPodUid: "my-uid",
     pollMs: 100,
     ownNodeStopped: () => ownNodeStopped,
   });
@@ -51,9 +52,16 @@ Deno.test(
   "our own pod needs no proof once this process confirmed it stopped its node",
   opts,
   async () => {
-    const { fence } = await setup();
-    const outcome = await fence.prove("me-0_1234", "some-uid", AbortSignal.timeout(5000));
+    const { fence, setOwnNodeStopped } = await setup();
+    const outcome = await fence.prove("me-0_1234", "my-uid", AbortSignal.timeout(5000));
     assert.deepEqual(outcome, { proven: true, how: "own_pod" });
+    // Our pod's name with another UID is another process, not ours (here: no such pod exists).
+    const other = await fence.prove("me-0_5678", "some-other-uid", AbortSignal.timeout(5000));
+    assert.deepEqual(other, { proven: true, how: "pod_gone" });
+    // Without a confirmed stop, our own pod is proven like any other.
+    setOwnNodeStopped(false);
+    const unconfirmed = await fence.prove("me-0_1234", "my-uid", AbortSignal.timeout(5000));
+    assert.deepEqual(unconfirmed, { proven: true, how: "pod_gone" });
   },
 );
 

@@ -698,6 +698,38 @@ Deno.test("a leader does not forge until the fence proves the previous node stop
   assert.equal(await h.metric("forge_manager_fence_checks_total", { outcome: "pod_gone" }), 1);
 });
 
+Deno.test("a create with no known previous holder fences the pod the CardanoLeader status names", async () => {
+  const clock = new TestClock();
+  await using h = await harness({ lease: "absent", fence: true, clock });
+  // The Lease was deleted by hand under a leader whose sidecar died: only the status remembers it.
+  h.status.leaderPod = "producer-9";
+  h.start();
+  await h.waitFor("the lease read", () => h.manager.ready());
+  clock.advance(4000);
+  await h.waitFor("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.waitFor("the fence asked", () => h.fence!.calls.length > 0);
+  assert.deepEqual(h.fence!.calls, [{
+    previousHolder: "producer-9_status",
+    previousPodUid: undefined,
+  }]);
+  await delay(4500); // past the create's probation (real time): only the fence holds it back
+  assert.equal(h.manager.forging, false);
+  h.fence!.settle({ proven: true, how: "pod_deleted" });
+  await h.waitFor("forging", () => h.manager.forging, 2000);
+});
+
+Deno.test("a create with no known previous holder and an empty status needs no fence", async () => {
+  const clock = new TestClock();
+  await using h = await harness({ lease: "absent", fence: true, clock });
+  h.start();
+  await h.waitFor("the lease read", () => h.manager.ready());
+  clock.advance(4000);
+  await h.waitFor("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.waitFor("forging after the probation", () => h.manager.forging, 6000);
+  assert.equal(h.fence!.calls.length, 0);
+  assert.equal(await h.metric("forge_manager_fence_checks_total", { outcome: "no_previous" }), 1);
+});
+
 // ---- status -----------------------------------------------------------------------------------
 
 Deno.test("the CardanoLeader status is reported on acquire, forging and demotion", async () => {

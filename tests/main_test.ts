@@ -57,8 +57,16 @@ Deno.test("a bad configuration is refused before anything starts, naming each pr
   assert.equal(stdout, "");
 });
 
+Deno.test("with the pod fence on, a replica without POD_UID refuses to start", async () => {
+  const { code, stderr } = await run([], { POD_NAME: "forge-0" });
+  assert.equal(code, 2);
+  assert.match(stderr, /POD_UID="": is required with FENCE=pod/);
+  const off = await run([], { POD_NAME: "forge-0", FENCE: "off" });
+  assert.doesNotMatch(off.stderr + off.stdout, /POD_UID/);
+});
+
 Deno.test("outside a pod and without KUBECONFIG it says how to reach the API server", async () => {
-  const { code, stderr, stdout } = await run([], { POD_NAME: "forge-0" });
+  const { code, stderr, stdout } = await run([], { POD_NAME: "forge-0", POD_UID: "uid-0" });
   assert.equal(code, 2);
   assert.match(
     stdout + stderr,

@@ -10,7 +10,7 @@ import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "../lib/core/sa
 import { sandboxPermissions } from "../lib/sandbox.ts";
 
 Deno.test("the worker may read only the sources, the target folder, the socket and the API credentials", () => {
-  const config = parseConfig({ POD_NAME: "forge-0" });
+  const config = parseConfig({ POD_NAME: "forge-0", POD_UID: "uid-0" });
   const grants = sandboxGrants(config, "10.0.0.1:443", [SERVICE_ACCOUNT_DIR]);
   assert.deepEqual(grants.read, [
     "/secrets/kes.skey",

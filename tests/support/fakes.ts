@@ -386,6 +386,8 @@ export class RecordingStatus implements StatusReporter {
   readonly events: { type: "Normal" | "Warning"; reason: string; message: string }[] = [];
   reportMode: StatusMode = "ok";
   eventMode: StatusMode = "ok";
+  /** The leader the status names, as the real subresource would hold it after the reports. */
+  leaderPod = "";
   readonly #hung: (() => void)[] = [];
   readonly #journal: Journal;
 
@@ -396,7 +398,19 @@ export class RecordingStatus implements StatusReporter {
   report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void> {
     this.reports.push(onlyIfLeaderIs === undefined ? { update } : { update, onlyIfLeaderIs });
     this.#journal.add("status_report", { reason: update.reason });
+    if (
+      this.reportMode === "ok" &&
+      (onlyIfLeaderIs === undefined || onlyIfLeaderIs === this.leaderPod)
+    ) {
+      this.leaderPod = update.leaderPod;
+    }
     return this.#answer(this.reportMode);
+  }
+  lastLeader(): Promise<string> {
+    this.#journal.add("status_read", { leaderPod: this.leaderPod });
+    return this.reportMode === "fail"
+      ? Promise.reject(new Error("fake: status read failed"))
+      : Promise.resolve(this.leaderPod);
   }
   event(type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
     this.events.push({ type, reason, message });

@@ -115,6 +115,8 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     TARGET_OP_CERT: target.cert,
     METRICS_HOST: "127.0.0.1",
     METRICS_PORT: String(metricsPort),
+    // A pod without an object in the API (no simulated kubelet): a UID of its own all the same.
+    POD_UID: crypto.randomUUID(),
     ...opts.env,
   };
   const spec = {
