@@ -189,10 +189,15 @@ try {
   console.log(`\nsteady state over ${seconds.toFixed(0)} s:`);
   console.log("pod        role       RSS MiB   CPU %   API req/s");
   for (const s of steady) {
+    const missed = [
+      ...(s.rssMiB < 64 ? [] : ["memory"]),
+      ...(s.cpuPercent < 1 ? [] : ["cpu"]),
+      ...(s.apiRequestsPerSecond < 1 ? [] : ["api"]),
+    ];
     console.log(
       `${s.pod.padEnd(10)} ${s.role.padEnd(8)} ${f(s.rssMiB, 1)} ${f(s.cpuPercent, 2)} ${
         f(s.apiRequestsPerSecond, 3)
-      }   ${verdict(s.rssMiB < 64 && s.cpuPercent < 1 && s.apiRequestsPerSecond < 1)}`,
+      }   ${missed.length === 0 ? "ok" : `MISSED: ${missed.join(", ")}`}`,
     );
   }
   console.log(`\nfigures written to ${values.out}`);
