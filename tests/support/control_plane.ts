@@ -114,7 +114,7 @@ export function controlPlaneBinaries(): Promise<string> {
 
 async function buildBinaries(): Promise<string> {
   const script = `${repoRoot}tools/controlplane/build.sh`;
-  const howTo = "Install Go 1.24+ and put it on PATH (build.sh then builds kube-apiserver and " +
+  const howTo = "Install Go 1.26+ and put it on PATH (build.sh then builds kube-apiserver and " +
     "etcd from Go modules), or set KUBEBUILDER_ASSETS to a folder holding both binaries.";
   let output: Deno.CommandOutput;
   try {

@@ -18,7 +18,7 @@ fi
 
 command -v go >/dev/null || {
   echo "Cannot build the local control plane: no 'go' on PATH and KUBEBUILDER_ASSETS is not set." >&2
-  echo "Install Go 1.24+ (it builds kube-apiserver ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} from Go modules)," >&2
+  echo "Install Go 1.26+ (it builds kube-apiserver ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} from Go modules)," >&2
   echo "or point KUBEBUILDER_ASSETS at a folder holding kube-apiserver and etcd binaries." >&2
   exit 1
 }
