@@ -26,6 +26,8 @@ export interface CredentialStore {
   place(): Promise<{ changed: CredentialName[]; facts: CredentialFacts }>;
   /** Removes all three targets; returns the files that existed. */
   remove(): Promise<{ removed: CredentialName[] }>;
+  /** Whether any source's bytes differ from its target's (a missing file differs). */
+  sourcesDiffer(): Promise<boolean>;
   /** Validates the sources without placing them. */
   check(): Promise<CredentialFacts>;
 }
@@ -63,6 +65,19 @@ export class FileCredentialStore implements CredentialStore {
       },
     );
     return { data, facts };
+  }
+
+  async sourcesDiffer(): Promise<boolean> {
+    for (const name of NAMES) {
+      let source: Uint8Array;
+      try {
+        source = await Deno.readFile(this.#paths[name].source);
+      } catch {
+        return true;
+      }
+      if (!(await hasContent(this.#paths[name].target, source))) return true;
+    }
+    return false;
   }
 
   async check(): Promise<CredentialFacts> {

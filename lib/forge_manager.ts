@@ -76,6 +76,8 @@ export class ForgeManager implements HealthView {
   #lastTick = 0;
   #lastRenewWall: number | undefined;
   #lastPodUid: string | undefined;
+  /** A warning about unusable rotated sources was logged (once per change). */
+  #rotationWarned = false;
   #lastWrittenAt: number | undefined;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
@@ -152,6 +154,7 @@ export class ForgeManager implements HealthView {
       this.#lastTick = now;
       if (now >= nextNodeCheck) {
         await this.#checkNode();
+        await this.#followRotation();
         nextNodeCheck = clock.monotonic() + nodeCheckMs;
       }
       now = clock.monotonic();
@@ -606,6 +609,54 @@ export class ForgeManager implements HealthView {
         // A leader re-places the keys and signals on the next promotion check.
       }
     }
+  }
+
+  /**
+   * While forging, follows the sources (a rotated KES key and certificate in the Secret): when
+   * they change and are valid as a set, places them and signals the node. A set that does not
+   * validate (a rotation half done, a mismatched KES key) leaves the node with what it has.
+   */
+  async #followRotation(): Promise<void> {
+    if (!this.#forging) return;
+    let differ = false;
+    try {
+      differ = await this.#d.credentials.sourcesDiffer();
+    } catch (err) {
+      this.#log.warn("cannot compare the source keys with the placed ones", { err });
+    }
+    if (!differ) return;
+    const epoch = this.#epoch;
+    await this.#withNodeLock(async () => {
+      if (!this.#forging || epoch !== this.#epoch) return;
+      try {
+        await this.#d.credentials.check();
+      } catch (err) {
+        if (!this.#rotationWarned) {
+          this.#rotationWarned = true;
+          this.#log.warn("the source keys changed but cannot be used; the node keeps its keys", {
+            err,
+          });
+        }
+        return;
+      }
+      this.#rotationWarned = false;
+      try {
+        const { changed, facts } = await this.#d.credentials.place();
+        await this.#hangup("rotate");
+        this.#log.info("placed rotated keys and signalled the node", {
+          changed,
+          opcertCounter: facts.issueCounter,
+          kesStartPeriod: facts.kesStartPeriod,
+          hotKey: facts.hotKeyId,
+        });
+      } catch (err) {
+        // place() removed the whole set on a write failure, or the signal failed: stop cleanly.
+        this.#log.error("cannot place rotated keys; stepping aside", { err });
+        throw err;
+      }
+    }).catch(async (err) => {
+      if (this.#forging) await this.#stepAside("cannot_forge", errorText(err));
+    });
   }
 
   /** Places the keys for a node that is not running: it exits at boot without them. */

@@ -730,6 +730,40 @@ Deno.test("a create with no known previous holder and an empty status needs no f
   assert.equal(await h.metric("forge_manager_fence_checks_total", { outcome: "no_previous" }), 1);
 });
 
+Deno.test("a leader follows a key rotation: a valid new set is placed and signalled, a half-done one is left alone", async () => {
+  await using h = await harness();
+  h.start();
+  await h.becomeForger();
+  const dir = h.config.credentials.kes.source.replace(/\/[^/]*$/, "");
+  const target = h.config.credentials.kes.target;
+  const before = await Deno.readTextFile(target);
+  const hangups = h.node.delivered.length;
+
+  // Half done: a new KES key whose certificate has not arrived yet (they do not match).
+  const rotated = makeCredentialSet({ counter: 1 });
+  await Deno.writeTextFile(h.config.credentials.kes.source, rotated.kes);
+  await delay(600); // several node checks
+  assert.equal(
+    await Deno.readTextFile(target),
+    before,
+    "placed a KES key its certificate does not match",
+  );
+  assert.equal(h.node.delivered.length, hangups);
+  assert.equal(h.manager.forging, true);
+  assert.equal(h.logged("the source keys changed but cannot be used").length, 1, "warned once");
+
+  // The rest of the rotation arrives: the whole set is placed, then the node is signalled.
+  await writeCredentialSet(dir, rotated);
+  await h.waitFor("the rotation signal", () => h.node.delivered.length > hangups);
+  assert.equal(await Deno.readTextFile(target), rotated.kes);
+  assert.equal(await Deno.readTextFile(h.config.credentials.opcert.target), rotated.opcert);
+  assert.equal(h.node.delivered.at(-1)!.keysPresent, 3);
+  assert.equal(await h.metric("cardano_sighup_signals_total", { reason: "rotate" }), 1);
+  assert.equal(h.manager.forging, true);
+  await delay(600);
+  assert.equal(h.node.delivered.length, hangups + 1, "signalled again with nothing new");
+});
+
 // ---- status -----------------------------------------------------------------------------------
 
 Deno.test("the CardanoLeader status is reported on acquire, forging and demotion", async () => {
