@@ -27,6 +27,11 @@ export interface PodOptions {
   credentials?: CredentialSet;
   /** Start the node before the sidecar. */
   nodeFirst?: boolean;
+  /**
+   * Run in-cluster: these service-account files appear at the in-cluster path inside the pod's
+   * mount namespace (set KUBERNETES_SERVICE_HOST/PORT in `env`, and no KUBECONFIG).
+   */
+  serviceAccount?: { token: string; ca: string; namespace: string };
 }
 
 /** A running simulated pod. */
@@ -125,6 +130,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     sidecarLog,
     metricsPort,
     nodeFirst: opts.nodeFirst ?? false,
+    ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
     node: { ...target, socket: `${ipc}/node.socket`, record, dir: opts.dir },
   };
   const child = new Deno.Command("unshare", {

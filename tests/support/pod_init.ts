@@ -23,9 +23,30 @@ interface PodSpec {
   node: { kes: string; vrf: string; cert: string; socket: string; record: string; dir: string };
   /** Start the node before the sidecar (for a sidecar with START_AS_NON_PRODUCING=false). */
   nodeFirst?: boolean;
+  /** Service-account files to show at the in-cluster path, as the kubelet would. */
+  serviceAccount?: { token: string; ca: string; namespace: string };
 }
 
 const spec = JSON.parse(Deno.args[0]!) as PodSpec;
+
+/**
+ * Shows the service-account files at /var/run/secrets/kubernetes.io/serviceaccount inside this
+ * pod's own mount namespace only: a tmpfs over /run (where /var/run points), nothing on the host.
+ */
+async function mountServiceAccount(sa: NonNullable<PodSpec["serviceAccount"]>): Promise<void> {
+  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "pod-run", "/run"] })
+    .output();
+  if (!mount.success) {
+    throw new Error(`cannot mount a tmpfs on /run: ${new TextDecoder().decode(mount.stderr)}`);
+  }
+  const dir = "/run/secrets/kubernetes.io/serviceaccount";
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/token`, sa.token);
+  await Deno.writeTextFile(`${dir}/ca.crt`, sa.ca);
+  await Deno.writeTextFile(`${dir}/namespace`, sa.namespace);
+}
+
+if (spec.serviceAccount !== undefined) await mountServiceAccount(spec.serviceAccount);
 let sidecar: Deno.ChildProcess | undefined;
 let node: SimNode | undefined;
 
