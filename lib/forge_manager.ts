@@ -66,7 +66,6 @@ export class ForgeManager implements HealthView {
   #epoch = 0;
   #fenceOkEpoch = -1;
   #fenceAbort: AbortController | undefined;
-  #fencePending = false;
   #node: NodeInfo | undefined;
   #nodeReady = false;
   /** Node processes (`pid:startTicks`) already reported as running without the flag. */
@@ -335,7 +334,6 @@ export class ForgeManager implements HealthView {
     this.#fenceAbort?.abort();
     const abort = new AbortController();
     this.#fenceAbort = abort;
-    this.#fencePending = true;
     const prove = async (): Promise<void> => {
       let previous = decision.previousHolder;
       let uid = previousPodUid;
@@ -368,7 +366,6 @@ export class ForgeManager implements HealthView {
       metrics.fenceWaits.inc({ outcome: "error" });
       this.#log.error("fence failed; not forging", { err });
     }).finally(() => {
-      if (this.#fenceAbort === abort) this.#fencePending = false;
       this.#wake?.();
     });
   }
