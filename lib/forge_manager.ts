@@ -681,7 +681,7 @@ export class ForgeManager implements HealthView {
       const node = this.#node ?? await this.#findNode();
       if (node !== undefined) {
         try {
-          await this.#hangup(reason);
+          await this.#hangup(reason, node);
         } catch (err) {
           // Logged and counted in #hangup. A node that has exited cannot forge (a native
           // sidecar's node stops before it on pod shutdown), so that still confirms the stop.
@@ -695,8 +695,9 @@ export class ForgeManager implements HealthView {
     }).catch(() => {});
   }
 
-  async #hangup(reason: string): Promise<void> {
-    const node = this.#node ?? await this.#findNode();
+  /** Sends SIGHUP to `known`, or to the node as last found (looking for it if need be). */
+  async #hangup(reason: string, known?: NodeInfo): Promise<void> {
+    const node = known ?? this.#node ?? await this.#findNode();
     if (node === undefined) {
       this.#d.metrics.signalFailures.inc({ reason: "not_found" });
       throw new SignalError(
