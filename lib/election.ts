@@ -1,7 +1,7 @@
 /**
  * The election as pure functions: `(state, observation, now) -> state` and
  * `(state, now) -> decision`, with no I/O, no timers and no `Deno.*`.
- * The loop in `forge_manager.ts` owns the clock and performs what is decided here.
+ * The forging state machine (`forging.ts`) drives it; the loop (`forge_manager.ts`) owns the clock.
  *
  * Safety argument (why two leaders never forge at once, as long as every replica runs this):
  * - A leader's right to forge ends at `S + renewDeadline`, where S is the monotonic time at which
@@ -27,6 +27,8 @@
  *
  * @module
  */
+
+import type { ElectionStopReason } from "./stop_reasons.ts";
 
 /** The parts of a coordination.k8s.io/v1 Lease the election reads. */
 export interface LeaseRecord {
@@ -80,16 +82,6 @@ export interface ElectionState {
   readonly notBefore?: number;
 }
 
-/** Why a leader stops forging. Used as a metric label, so the set is closed. */
-export type DemoteReason =
-  | "renew_deadline"
-  | "lease_deleted"
-  | "lease_taken"
-  | "lease_released"
-  | "cannot_forge"
-  | "shutdown"
-  | "unsafe_node";
-
 /** What the loop should do next. */
 export type Decision =
   | { kind: "renew"; record: LeaseRecord; deadline: number }
@@ -102,7 +94,7 @@ export type Decision =
     /** False when the previous holder handed over cleanly, was us, or is unknown. */
     proofNeeded: boolean;
   }
-  | { kind: "demote"; reason: DemoteReason }
+  | { kind: "demote"; reason: ElectionStopReason }
   | { kind: "wait"; until: number; reason: string };
 
 /** The initial state of a participant. */

@@ -44,17 +44,25 @@ export type CoreReply =
   | { id: number; ok: true; node?: NodeInfo }
   | { id: number; ok: false; reason: SignalFailure; message: string };
 
-/** The worker side of the core's node RPC (over `postMessage`). */
+/** How long the worker waits for the core's answer before it counts the call as failed. */
+export const CORE_REPLY_TIMEOUT_MS = 3000;
+
+/**
+ * The worker side of the core's node RPC (over `postMessage`). Every call carries a timeout: a
+ * lost reply fails the call (reason `error`) instead of holding the effect lane forever.
+ */
 export class RpcNodeProcess implements NodeProcess {
   readonly #post: (req: CoreRequest) => void;
+  readonly #timeoutMs: number;
   readonly #pending = new Map<number, (reply: CoreReply) => void>();
   #next = 1;
 
-  constructor(post: (req: CoreRequest) => void) {
+  constructor(post: (req: CoreRequest) => void, timeoutMs = CORE_REPLY_TIMEOUT_MS) {
     this.#post = post;
+    this.#timeoutMs = timeoutMs;
   }
 
-  /** Feed every reply message from the core here. */
+  /** Feed every reply message from the core here. A reply that came too late is dropped. */
   deliver(reply: CoreReply): void {
     const resolve = this.#pending.get(reply.id);
     this.#pending.delete(reply.id);
@@ -64,7 +72,19 @@ export class RpcNodeProcess implements NodeProcess {
   #call(req: { op: "find" } | { op: "hangup"; node: NodeInfo }): Promise<CoreReply> {
     const id = this.#next++;
     const { promise, resolve } = Promise.withResolvers<CoreReply>();
-    this.#pending.set(id, resolve);
+    const timer = setTimeout(() => {
+      this.#pending.delete(id);
+      resolve({
+        id,
+        ok: false,
+        reason: "error",
+        message: `Cannot ${req.op} the node: the core did not answer within ${this.#timeoutMs} ms`,
+      });
+    }, this.#timeoutMs);
+    this.#pending.set(id, (reply) => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
     this.#post({ ...req, id } as CoreRequest);
     return promise;
   }

@@ -1,10 +1,11 @@
 /**
- * The ForgeManager loop in-process: real credential files in a temp dir (FileCredentialStore),
- * real metrics, real time with the shortest timings the config accepts (LEASE_DURATION=2,
- * RENEW_DEADLINE=1, ACQUIRE_DELAY=2, SLEEP_INTERVAL=0.2: the leader renews every 200 ms), and
- * small fakes for the Lease, the node, the status, the fence and the socket
- * (tests/support/fakes.ts). The clock is real, moved forward by hand only while nobody holds a
- * term, to skip a follower's multi-second wait.
+ * The ForgeManager loop in-process, in virtual time: real credential files in a temp dir
+ * (FileCredentialStore), real metrics, the shortest timings the config accepts
+ * (LEASE_DURATION=2, RENEW_DEADLINE=1, ACQUIRE_DELAY=2, SLEEP_INTERVAL=0.2: the leader renews
+ * every 200 ms), and small fakes for the Lease, the node, the status, the fence and the socket
+ * (tests/support/fakes.ts). Time moves only through `h.run(ms)` and `h.until(...)`
+ * (tests/support/virtual_clock.ts), which fire the loop's timers in order and let its real I/O
+ * settle between them; no test waits for real time to pass.
  */
 
 import assert from "node:assert/strict";
@@ -24,8 +25,8 @@ import {
   type RecordFields,
   recordingLogger,
   RecordingStatus,
-  TestClock,
 } from "./support/fakes.ts";
+import { VirtualClock } from "./support/virtual_clock.ts";
 import {
   cborHexOf,
   type CredentialSet,
@@ -60,7 +61,7 @@ interface Options {
   fence?: boolean;
   /** Enable the socket check, with this first answer. */
   socketAccepts?: boolean;
-  clock?: TestClock;
+  clock?: VirtualClock;
 }
 
 /** One ForgeManager with its fakes, over a temp dir; `start()` runs it, disposal stops it. */
@@ -82,7 +83,7 @@ class Harness implements AsyncDisposable {
     readonly dir: string,
     readonly config: Config,
     readonly sources: CredentialSet,
-    readonly clock: TestClock,
+    readonly clock: VirtualClock,
     opts: Options,
   ) {
     this.journal = new Journal(clock);
@@ -151,9 +152,9 @@ class Harness implements AsyncDisposable {
 
   /** Standby, then a clean handover: resolves once forging (keys placed, node signalled). */
   async becomeForger(): Promise<void> {
-    await this.waitFor("standing by with the lease read", () => this.manager.ready());
+    await this.until("standing by with the lease read", () => this.manager.ready());
     this.handOver();
-    await this.waitFor("forging", () => this.manager.forging);
+    await this.until("forging", () => this.manager.forging);
   }
 
   /** How many of the three target files exist. */
@@ -184,17 +185,39 @@ class Harness implements AsyncDisposable {
     return this.lines.filter((l) => String(l.msg).startsWith(prefix));
   }
 
-  /** Polls `condition` every 10 ms; fails naming `what` after `timeoutMs` of real time. */
-  async waitFor(
+  /** Lets the loop and its effects finish what they can without time passing. */
+  async settle(): Promise<void> {
+    let quiet = 0;
+    for (let i = 0; i < 5000 && quiet < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      quiet = this.manager.idle() ? quiet + 1 : 0;
+    }
+  }
+
+  /** Lets `ms` of virtual time pass, the loop's timers firing on the way. */
+  async run(ms: number): Promise<void> {
+    await this.clock.advance(ms, () => this.settle());
+    if (this.runError !== undefined) throw this.runError;
+  }
+
+  /**
+   * Moves virtual time from timer to timer until `condition` holds; fails naming `what` when it
+   * does not within `withinMs` of virtual time.
+   */
+  async until(
     what: string,
     condition: () => boolean | Promise<boolean>,
-    timeoutMs = 2000,
+    withinMs = 2000,
   ): Promise<void> {
-    const until = performance.now() + timeoutMs;
+    const end = this.clock.monotonic() + withinMs;
+    await this.settle();
     while (!(await condition())) {
       if (this.runError !== undefined) throw this.runError;
-      if (performance.now() > until) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-      await delay(10);
+      const next = this.clock.nextAt;
+      if (next === undefined || next > end) {
+        assert.fail(`not within ${withinMs} ms of virtual time: ${what}`);
+      }
+      await this.clock.advance(Math.max(0, next - this.clock.monotonic()), () => this.settle());
     }
   }
 
@@ -237,11 +260,7 @@ async function harness(opts: Options = {}): Promise<Harness> {
     SOCKET_WAIT_TIMEOUT: "5",
     ...opts.env,
   });
-  return new Harness(dir, config, sources, opts.clock ?? new TestClock(), opts);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Harness(dir, config, sources, opts.clock ?? new VirtualClock(), opts);
 }
 
 /** The first hangup after index `from` matching `match`. */
@@ -256,30 +275,30 @@ function hangupAfter(
 // ---- acquiring and forging --------------------------------------------------------------------
 
 Deno.test("a single manager creates the lease, waits out its probation, then places the keys and signals once", async () => {
-  const clock = new TestClock();
+  const clock = new VirtualClock();
   await using h = await harness({ lease: "absent", clock });
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
-  await delay(300);
+  await h.until("the lease read", () => h.manager.ready());
+  await h.run(300);
   assert.equal(
     h.store.callsOf("create").length,
     0,
     "an absent lease is waited out before a create",
   );
-  clock.advance(4000); // LEASE_DURATION + ACQUIRE_DELAY: the follower's wait, skipped
+  await h.run(4000); // LEASE_DURATION + ACQUIRE_DELAY: the follower's wait, skipped
 
-  await h.waitFor("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.until("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
   const created = h.store.callsOf("create")[0]!;
   assert.equal(h.store.record?.holder, IDENTITY);
   assert.equal(h.store.record?.holderPodUid, "uid-0");
   assert.equal(await h.metric("cardano_leader_status", { pod: POD }), 1);
   // Probation: it holds and renews, but may forge only LEASE_DURATION + ACQUIRE_DELAY after.
-  await h.waitFor("3.5 s of probation", () => clock.monotonic() >= created.doneAt! + 3500, 5000);
+  await h.until("3.5 s of probation", () => clock.monotonic() >= created.doneAt! + 3500, 5000);
   assert.equal(h.manager.forging, false);
   assert.equal(await h.keysOnDisk(), 0);
   assert.ok(h.store.callsOf("renew").filter((c) => c.outcome === "ok").length >= 10);
 
-  await h.waitFor("forging", () => h.manager.forging, 1500);
+  await h.until("forging", () => h.manager.forging, 1500);
   const promote = h.node.delivered.at(-1)!;
   assert.ok(promote.at >= created.doneAt! + 4000, "forged before the probation ended");
   assert.ok(promote.at <= created.doneAt! + 4000 + 300, "forged late after the probation");
@@ -289,7 +308,7 @@ Deno.test("a single manager creates the lease, waits out its probation, then pla
     assert.equal(await Deno.readTextFile(target), h.sources[name], name);
     assert.equal((await Deno.stat(target)).mode! & 0o777, 0o600, `${name} mode`);
   }
-  await delay(600); // three more renewals
+  await h.run(600); // three more renewals
   // Startup: provisioned for the node's boot, removed, signalled. Then the promotion: the three
   // files written, then exactly one SIGHUP.
   assert.deepEqual(h.journal.sequence("credential_write", "credential_remove", "hangup"), [
@@ -309,8 +328,8 @@ Deno.test("a standby at startup removes the keys its pod still has and signals i
   await writeCredentialSet(h.ipc, h.sources); // left by an earlier leader in this pod
   assert.equal(await h.keysOnDisk(), 3);
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
-  await delay(600); // three node checks and polls
+  await h.until("the lease read", () => h.manager.ready());
+  await h.run(600); // three node checks and polls
 
   assert.equal(await h.keysOnDisk(), 0);
   assert.deepEqual(h.node.hangups.map((r) => [r.pid, r.keysPresent, r.outcome]), [
@@ -335,7 +354,7 @@ Deno.test("a demoted leader unlinks the keys before it signals the node", async 
   const before = h.node.hangups.length;
   h.store.edit({ holder: "producer-2_thief" }); // someone else wrote the lease
 
-  await h.waitFor("forging stopped", () => !h.manager.forging && h.node.hangups.length > before);
+  await h.until("forging stopped", () => !h.manager.forging && h.node.hangups.length > before);
   const stop = h.node.hangups[before]!;
   assert.equal(stop.keysPresent, 0, "the node was signalled while the keys were still on disk");
   assert.equal(stop.outcome, "ok");
@@ -352,10 +371,10 @@ Deno.test("a demoted leader unlinks the keys before it signals the node", async 
 /** Forges, then makes every claim hang; returns the stop and the deadline it must meet. */
 async function hangRenewals(h: Harness): Promise<{ stop: HangupRecord; deadline: number }> {
   await h.becomeForger();
-  await delay(450); // a couple of renewals
+  await h.run(450); // a couple of renewals
   const before = h.node.hangups.length;
   h.store.faults.claim = "hang";
-  await h.waitFor(
+  await h.until(
     "forging stopped",
     () => h.node.hangups.length > before && !h.manager.forging,
     3000,
@@ -387,7 +406,7 @@ Deno.test("when renewals hang, the watchdog stops forging by the renew deadline"
 Deno.test("the watchdog stops forging even when its timer wakes before the deadline", async () => {
   // A clock 0.5 % slower than the timers: the watchdog's timer fires 5 ms "early" by the clock
   // that judges the term, as a timer truncated to whole milliseconds does by up to 1 ms.
-  await using h = await harness({ clock: new TestClock({ rate: 0.995 }) });
+  await using h = await harness({ clock: new VirtualClock({ timersEarly: 0.005 }) });
   h.start();
   const { stop, deadline } = await hangRenewals(h);
 
@@ -453,11 +472,11 @@ for (
 Deno.test("a refused SIGHUP on promotion is counted, never counts as forging, and the leader steps aside without a clean release", async () => {
   await using h = await harness();
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
+  await h.until("the lease read", () => h.manager.ready());
   h.node.refuse = "refused";
   h.handOver();
 
-  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
+  await h.until("the release", () => h.store.callsOf("release").length > 0);
   assert.equal(h.manager.forging, false);
   assert.equal(h.logged("forging enabled").length, 0);
   assert.equal(await h.metric("cardano_forging_enabled", { pod: POD }), 0);
@@ -475,18 +494,18 @@ Deno.test("a refused SIGHUP on promotion is counted, never counts as forging, an
   assert.equal(aside[0]!.reason, "cannot_forge");
   assert.match(String(aside[0]!.why), /refused/);
   // It stays out (two lease durations) although the lease is free.
-  await delay(500);
+  await h.run(500);
   assert.equal(h.store.callsOf("acquire", "create").length, 1);
 });
 
 Deno.test("a SIGHUP refused only on promotion still ends in a clean release once the stop is confirmed", async () => {
   await using h = await harness();
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
+  await h.until("the lease read", () => h.manager.ready());
   h.node.failNext.push("refused");
   h.handOver();
 
-  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
+  await h.until("the release", () => h.store.callsOf("release").length > 0);
   assert.equal(h.store.callsOf("release")[0]!.clean, true);
   assert.equal(h.node.hangups.at(-1)!.outcome, "ok");
   assert.equal(h.node.hangups.at(-1)!.keysPresent, 0);
@@ -499,10 +518,10 @@ Deno.test("a leader whose source keys are invalid steps aside and says why", asy
   const sources = { ...makeCredentialSet(), opcert: makeCredentialSet().opcert };
   await using h = await harness({ sources });
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
+  await h.until("the lease read", () => h.manager.ready());
   h.handOver();
 
-  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
+  await h.until("the release", () => h.store.callsOf("release").length > 0);
   const aside = h.logged("stepping aside");
   assert.equal(aside.length, 1);
   assert.equal(aside[0]!.reason, "cannot_forge");
@@ -531,14 +550,14 @@ Deno.test("a leader whose source keys are invalid steps aside and says why", asy
 Deno.test("a standby whose node runs without the non-producing flag removes the keys and signals at once", async () => {
   await using h = await harness();
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
+  await h.until("the lease read", () => h.manager.ready());
   await writeCredentialSet(h.ipc, h.sources); // keys on disk, e.g. provisioned for a restart
   const unsafe = { pid: 5000, startTicks: 2000, nonProducing: false };
   const from = h.node.hangups.length;
   const changedAt = h.clock.monotonic();
   h.node.info = unsafe; // the node restarted without --start-as-non-producing-node
 
-  await h.waitFor("a SIGHUP to the new node", () => hangupAfter(h, from) !== undefined);
+  await h.until("a SIGHUP to the new node", () => hangupAfter(h, from) !== undefined);
   const first = hangupAfter(h, from)!;
   assert.equal(first.pid, unsafe.pid);
   assert.equal(first.keysPresent, 0, "signalled before the keys were removed");
@@ -548,7 +567,7 @@ Deno.test("a standby whose node runs without the non-producing flag removes the 
   assert.equal(await h.metric("cardano_sighup_signals_total", { reason: "unsafe_node" }), 1);
   assert.equal(await h.metric("forge_manager_node_non_producing_flag"), 0);
   assert.equal(h.status.events.filter((e) => e.reason === "UnsafeNode").length, 1);
-  await delay(500); // more node checks: counted and reported once per process
+  await h.run(500); // more node checks: counted and reported once per process
   assert.equal(await h.metric("forge_manager_demotions_total", { reason: "unsafe_node" }), 1);
   assert.equal(h.logged("UNSAFE").length, 1);
 });
@@ -561,11 +580,11 @@ Deno.test("a node restart makes a leader place the keys again and signal the new
   const restarted = { pid: 5001, startTicks: 3000, nonProducing: true };
   h.node.info = restarted;
 
-  await h.waitFor(
+  await h.until(
     "a SIGHUP to the new node",
     () => hangupAfter(h, from, (r) => r.pid === restarted.pid) !== undefined,
   );
-  await h.waitFor("forging again", () => h.manager.forging);
+  await h.until("forging again", () => h.manager.forging);
   const resignal = hangupAfter(h, from)!;
   assert.equal(resignal.pid, restarted.pid);
   assert.equal(resignal.keysPresent, 3);
@@ -593,7 +612,7 @@ Deno.test("a leader whose node restarts and is not ready yet steps aside cleanly
   h.socket.accepts = false; // a real node replays its ledger before it opens its socket
   h.node.info = { pid: 5003, startTicks: 5000, nonProducing: true };
 
-  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
+  await h.until("the release", () => h.store.callsOf("release").length > 0);
   assert.equal(
     h.store.callsOf("release")[0]!.clean,
     true,
@@ -604,7 +623,7 @@ Deno.test("a leader whose node restarts and is not ready yet steps aside cleanly
   assert.equal(h.node.hangups.length, from, "signalled a node that is not ready");
 
   h.socket.accepts = true;
-  await h.waitFor("the standby stop", () => h.node.hangups.length > from);
+  await h.until("the standby stop", () => h.node.hangups.length > from);
   const stop = h.node.hangups[from]!;
   assert.equal(stop.pid, 5003);
   assert.equal(stop.keysPresent, 0, "signalled before the keys were removed");
@@ -614,16 +633,16 @@ Deno.test("a leader whose node restarts and is not ready yet steps aside cleanly
 Deno.test("a node restart makes a standby signal the new process once its socket accepts", async () => {
   await using h = await harness({ socketAccepts: true });
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
+  await h.until("the lease read", () => h.manager.ready());
   const from = h.node.hangups.length;
   h.socket.accepts = false;
   h.node.info = { pid: 5002, startTicks: 4000, nonProducing: true };
-  await delay(600); // three node checks: the new process is found but its socket refuses
+  await h.run(600); // three node checks: the new process is found but its socket refuses
   assert.equal(h.node.hangups.length, from, "signalled a node whose socket does not accept");
 
   const readyAt = h.clock.monotonic();
   h.socket.accepts = true;
-  await h.waitFor("a SIGHUP to the new node", () => h.node.hangups.length > from);
+  await h.until("a SIGHUP to the new node", () => h.node.hangups.length > from);
   const signal = h.node.hangups[from]!;
   assert.equal(signal.pid, 5002);
   assert.equal(signal.keysPresent, 0);
@@ -639,8 +658,8 @@ Deno.test("the node disappearing makes a leader step aside, then provision keys 
   const from = h.journal.entries.length;
   h.node.info = undefined;
 
-  await h.waitFor("the release", () => h.store.callsOf("release").length > 0);
-  await h.waitFor(
+  await h.until("the release", () => h.store.callsOf("release").length > 0);
+  await h.until(
     "keys provisioned for the restart",
     () => h.journal.entries.slice(from).filter((e) => e.what === "credential_write").length === 3,
   );
@@ -666,7 +685,7 @@ Deno.test("the node disappearing makes a leader step aside, then provision keys 
 
   // The node comes back (non-producing): as a standby, the keys go and it is signalled.
   h.node.info = { pid: 5003, startTicks: 5000, nonProducing: true };
-  await h.waitFor("a SIGHUP to the new node", () => h.node.hangups.length > hangups);
+  await h.until("a SIGHUP to the new node", () => h.node.hangups.length > hangups);
   assert.equal(h.node.hangups[hangups]!.pid, 5003);
   assert.equal(h.node.hangups[hangups]!.keysPresent, 0);
 });
@@ -674,16 +693,16 @@ Deno.test("the node disappearing makes a leader step aside, then provision keys 
 // ---- the fence --------------------------------------------------------------------------------
 
 Deno.test("a leader does not forge until the fence proves the previous node stopped", async () => {
-  const clock = new TestClock();
+  const clock = new VirtualClock();
   await using h = await harness({ fence: true, clock });
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
-  clock.advance(4100); // the other replica stopped renewing long ago: its lease expired
+  await h.until("the lease read", () => h.manager.ready());
+  await h.run(4100); // the other replica stopped renewing long ago: its lease expired
 
-  await h.waitFor("the acquisition", () => h.store.callsOf("acquire").length > 0);
-  await h.waitFor("the fence asked", () => h.fence!.calls.length > 0);
+  await h.until("the acquisition", () => h.store.callsOf("acquire").length > 0);
+  await h.until("the fence asked", () => h.fence!.calls.length > 0);
   assert.deepEqual(h.fence!.calls, [{ previousHolder: OTHER, previousPodUid: "uid-1" }]);
-  await delay(500);
+  await h.run(500);
   assert.equal(h.manager.forging, false);
   assert.equal(await h.keysOnDisk(), 0);
   assert.equal(h.store.record?.holder, IDENTITY, "it holds and renews meanwhile");
@@ -692,40 +711,40 @@ Deno.test("a leader does not forge until the fence proves the previous node stop
 
   const provenAt = clock.monotonic();
   h.fence!.settle({ proven: true, how: "pod_gone" });
-  await h.waitFor("forging", () => h.manager.forging, 1000);
+  await h.until("forging", () => h.manager.forging, 1000);
   assert.ok(h.node.delivered.at(-1)!.at - provenAt < 300);
   assert.equal(h.node.delivered.at(-1)!.keysPresent, 3);
   assert.equal(await h.metric("forge_manager_fence_checks_total", { outcome: "pod_gone" }), 1);
 });
 
 Deno.test("a create with no known previous holder fences the pod the CardanoLeader status names", async () => {
-  const clock = new TestClock();
+  const clock = new VirtualClock();
   await using h = await harness({ lease: "absent", fence: true, clock });
   // The Lease was deleted by hand under a leader whose sidecar died: only the status remembers it.
   h.status.leaderPod = "producer-9";
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
-  clock.advance(4000);
-  await h.waitFor("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
-  await h.waitFor("the fence asked", () => h.fence!.calls.length > 0);
+  await h.until("the lease read", () => h.manager.ready());
+  await h.run(4000);
+  await h.until("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.until("the fence asked", () => h.fence!.calls.length > 0);
   assert.deepEqual(h.fence!.calls, [{
     previousHolder: "producer-9_status",
     previousPodUid: undefined,
   }]);
-  await delay(4500); // past the create's probation (real time): only the fence holds it back
+  await h.run(4500); // past the create's probation (real time): only the fence holds it back
   assert.equal(h.manager.forging, false);
   h.fence!.settle({ proven: true, how: "pod_deleted" });
-  await h.waitFor("forging", () => h.manager.forging, 2000);
+  await h.until("forging", () => h.manager.forging, 2000);
 });
 
 Deno.test("a create with no known previous holder and an empty status needs no fence", async () => {
-  const clock = new TestClock();
+  const clock = new VirtualClock();
   await using h = await harness({ lease: "absent", fence: true, clock });
   h.start();
-  await h.waitFor("the lease read", () => h.manager.ready());
-  clock.advance(4000);
-  await h.waitFor("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
-  await h.waitFor("forging after the probation", () => h.manager.forging, 6000);
+  await h.until("the lease read", () => h.manager.ready());
+  await h.run(4000);
+  await h.until("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.until("forging after the probation", () => h.manager.forging, 6000);
   assert.equal(h.fence!.calls.length, 0);
   assert.equal(await h.metric("forge_manager_fence_checks_total", { outcome: "no_previous" }), 1);
 });
@@ -742,7 +761,7 @@ Deno.test("a leader follows a key rotation: a valid new set is placed and signal
   // Half done: a new KES key whose certificate has not arrived yet (they do not match).
   const rotated = makeCredentialSet({ counter: 1 });
   await Deno.writeTextFile(h.config.credentials.kes.source, rotated.kes);
-  await delay(600); // several node checks
+  await h.run(600); // several node checks
   assert.equal(
     await Deno.readTextFile(target),
     before,
@@ -754,13 +773,13 @@ Deno.test("a leader follows a key rotation: a valid new set is placed and signal
 
   // The rest of the rotation arrives: the whole set is placed, then the node is signalled.
   await writeCredentialSet(dir, rotated);
-  await h.waitFor("the rotation signal", () => h.node.delivered.length > hangups);
+  await h.until("the rotation signal", () => h.node.delivered.length > hangups);
   assert.equal(await Deno.readTextFile(target), rotated.kes);
   assert.equal(await Deno.readTextFile(h.config.credentials.opcert.target), rotated.opcert);
   assert.equal(h.node.delivered.at(-1)!.keysPresent, 3);
   assert.equal(await h.metric("cardano_sighup_signals_total", { reason: "rotate" }), 1);
   assert.equal(h.manager.forging, true);
-  await delay(600);
+  await h.run(600);
   assert.equal(h.node.delivered.length, hangups + 1, "signalled again with nothing new");
 });
 
@@ -771,7 +790,7 @@ Deno.test("the CardanoLeader status is reported on acquire, forging and demotion
   h.start();
   await h.becomeForger();
   h.store.edit({ holder: "producer-2_thief" });
-  await h.waitFor("the demotion reported", () => h.status.reports.length >= 3);
+  await h.until("the demotion reported", () => h.status.reports.length >= 3);
 
   assert.deepEqual(h.status.reports.map((r) => r.update.reason), [
     "LeaseAcquired",
@@ -812,7 +831,7 @@ Deno.test("a status write that hangs or fails never blocks forging", async () =>
 
   h.status.reportMode = "fail";
   h.status.unhang();
-  await h.waitFor(
+  await h.until(
     "the failures counted",
     async () => await h.metric("forge_manager_status_update_failures_total") >= 4,
   );
@@ -824,7 +843,7 @@ Deno.test("a status write that hangs or fails never blocks forging", async () =>
 // ---- HTTP -------------------------------------------------------------------------------------
 
 Deno.test("/startup-status, /readyz and /healthz follow the loop", async () => {
-  const clock = new TestClock();
+  const clock = new VirtualClock();
   await using h = await harness({ clock });
   const handler = createHandler(h.metrics.registry, h.manager);
   const get = async (path: string, method = "GET") => {
@@ -839,15 +858,15 @@ Deno.test("/startup-status, /readyz and /healthz follow the loop", async () => {
 
   h.store.faults.read = "error"; // the lease cannot be read yet
   h.start();
-  await h.waitFor("startup done", () => h.manager.startupDone());
+  await h.until("startup done", () => h.manager.startupDone());
   const startup = await get("/startup-status");
   assert.equal(startup.status, 200);
   assert.deepEqual(JSON.parse(startup.text), { ok: true, startupDone: true });
-  await delay(300);
+  await h.run(300);
   assert.equal((await get("/readyz")).status, 503, "ready before the lease was ever read");
 
   h.store.faults = {};
-  await h.waitFor("ready", () => h.manager.ready());
+  await h.until("ready", () => h.manager.ready());
   const ready = await get("/readyz");
   assert.equal(ready.status, 200);
   const body = JSON.parse(ready.text);
@@ -867,11 +886,11 @@ Deno.test("/startup-status, /readyz and /healthz follow the loop", async () => {
 
   // A loop stuck on a request for 30 s is not alive; it is again once the request returns.
   h.store.faults.read = "hang";
-  await h.waitFor("a read hanging", () => h.store.hanging > 0);
+  await h.until("a read hanging", () => h.store.hanging > 0);
   assert.equal((await get("/healthz")).status, 200);
-  clock.advance(31_000);
+  await h.run(31_000);
   assert.equal((await get("/healthz")).status, 503);
   h.store.faults = {};
   h.store.unhang();
-  await h.waitFor("alive again", async () => (await get("/healthz")).status === 200);
+  await h.until("alive again", async () => (await get("/healthz")).status === 200);
 });

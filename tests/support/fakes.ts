@@ -2,7 +2,7 @@
  * Small fakes of the ports `ForgeManager` talks to, for in-process tests of its loop: an in-memory
  * Lease with resourceVersions and conflicts, a node process that records every SIGHUP (and whether
  * the keys were on disk at that moment), a recording status reporter, a fence the test settles,
- * a steppable clock, and a logger that keeps its lines. All of them write to one shared
+ * and a logger that keeps its lines (the clock is tests/support/virtual_clock.ts). All of them write to one shared
  * {@linkcode Journal}, so a test can check the order of operations across ports.
  *
  * The credentials are NOT faked: tests use `FileCredentialStore` on real files in a temp dir.
@@ -25,30 +25,6 @@ import {
 import type { StatusReporter, StatusUpdate } from "../../lib/status.ts";
 
 // ---- clock and journal ------------------------------------------------------------------------
-
-/**
- * Real monotonic time (`performance.now()`) that a test may move forward with `advance()`, and
- * optionally run at another `rate` (a clock 0.5 % slow: `rate: 0.995`). Only ever moves forward.
- */
-export class TestClock implements Clock {
-  readonly #origin = performance.now();
-  readonly #rate: number;
-  #offset = 0;
-
-  constructor(opts: { rate?: number } = {}) {
-    this.#rate = opts.rate ?? 1;
-  }
-  monotonic(): number {
-    return this.#origin + (performance.now() - this.#origin) * this.#rate + this.#offset;
-  }
-  wall(): Date {
-    return new Date(Date.now() + this.#offset);
-  }
-  /** Jumps forward by `ms`. Only safe while nobody holds a term (it would end it). */
-  advance(ms: number): void {
-    this.#offset += ms;
-  }
-}
 
 /** One thing a fake saw, with the clock's time. */
 export interface JournalEntry {

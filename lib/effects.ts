@@ -1,0 +1,327 @@
+/**
+ * The effect runner: performs what the forging step (`forging.ts`) returned and turns every
+ * result into the next event. It decides nothing.
+ *
+ * Order: the effects of one step run in the order given, and the batches of successive steps
+ * run one after another on one lane. Effects on the keys and the node (place, remove, signal,
+ * comparing rotated sources) are awaited there, so an unlink always precedes the SIGHUP that
+ * follows it. Lease requests, fences, node checks and reports are started in their turn but not
+ * awaited: a hung API server never delays a stop at the renew deadline. Every call to the
+ * privileged core carries a timeout (`RpcNodeProcess`), so a lost reply cannot hold the lane.
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { CredentialStore } from "./credentials.ts";
+import type { Fence } from "./fence.ts";
+import type { Effect, ForgingEvent, WriteDecision } from "./forging.ts";
+import { LeaseConflict, type LeaseStore } from "./lease_store.ts";
+import { errorText } from "./log.ts";
+import { type NodeInfo, type NodeProcess, SignalError } from "./node_process.ts";
+import type { StatusReporter } from "./status.ts";
+import type { Telemetry } from "./telemetry.ts";
+
+/** Everything the runner acts on. */
+export interface EffectPorts {
+  config: Config;
+  identity: string;
+  clock: Clock;
+  leases: LeaseStore;
+  credentials: CredentialStore;
+  node: NodeProcess;
+  socketAccepts: (path: string) => Promise<boolean>;
+  fence: Fence | undefined;
+  status: StatusReporter | undefined;
+  telemetry: Telemetry;
+}
+
+const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
+  "place_keys",
+  "remove_keys",
+  "signal",
+  "check_sources",
+]);
+
+/** Performs effects; results come back through `post`. */
+export class EffectRunner {
+  readonly #p: EffectPorts;
+  readonly #post: (event: ForgingEvent) => void;
+  #lane: Promise<void> = Promise.resolve();
+  #queued = 0;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #fences = new Map<number, AbortController>();
+
+  constructor(ports: EffectPorts, post: (event: ForgingEvent) => void) {
+    this.#p = ports;
+    this.#post = post;
+  }
+
+  /** Queues one step's effects behind those of earlier steps. */
+  run(effects: readonly Effect[]): void {
+    if (effects.length === 0) return;
+    this.#queued++;
+    this.#lane = this.#lane.then(async () => {
+      for (const effect of effects) {
+        if (LANE_EFFECTS.has(effect.kind)) await this.#perform(effect);
+        else this.#track(this.#perform(effect));
+      }
+    }).finally(() => this.#queued--);
+  }
+
+  /** Whether nothing is queued on the lane (started requests may still be pending). */
+  idle(): boolean {
+    return this.#queued === 0;
+  }
+
+  /** Waits until the lane and every started request are done, at most `ms` of real time. */
+  async drain(ms: number): Promise<void> {
+    for (const fence of this.#fences.values()) fence.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([Promise.all([this.#lane, ...this.#inFlight]), bound]);
+    clearTimeout(timer);
+    await Promise.race([this.#p.telemetry.flush(ms), bound]);
+  }
+
+  #track(work: Promise<unknown>): void {
+    this.#inFlight.add(work);
+    work.finally(() => this.#inFlight.delete(work));
+  }
+
+  /** Performs one effect; never throws (every failure becomes an event). */
+  async #perform(e: Effect): Promise<void> {
+    try {
+      await this.#dispatch(e);
+    } catch (err) {
+      // A bug in an adapter must not stop the lane: count it as a failure of that effect.
+      this.#p.telemetry.apply({ kind: "effect_failed", effect: e.kind, error: errorText(err) });
+    }
+  }
+
+  async #dispatch(e: Effect): Promise<void> {
+    const p = this.#p;
+    switch (e.kind) {
+      case "report":
+        return p.telemetry.apply(e.transition);
+      case "probe_socket":
+        return this.#post({
+          kind: "socket_probed",
+          accepts: await p.socketAccepts(p.config.nodeSocket).catch(() => false),
+        });
+      case "read_lease":
+        try {
+          return this.#post({ kind: "lease_read", observation: await p.leases.read(e.timeoutMs) });
+        } catch (err) {
+          return this.#post({ kind: "lease_read_failed", error: errorText(err) });
+        }
+      case "write_lease":
+        return await this.#write(e.decision, e.deadline, e.maxTimeoutMs);
+      case "release_lease":
+        try {
+          const record = await p.leases.release(e.record, p.identity, e.clean, e.timeoutMs);
+          return this.#post({ kind: "lease_released", record, clean: e.clean });
+        } catch (err) {
+          return this.#post({ kind: "lease_release_failed", error: errorText(err) });
+        }
+      case "start_fence":
+        return await this.#fence(e);
+      case "cancel_fence":
+        this.#fences.get(e.term)?.abort();
+        return;
+      case "check_node":
+        return await this.#checkNode(e.readyKey);
+      case "check_sources":
+        return await this.#checkSources();
+      case "place_keys":
+        try {
+          const placed = await p.credentials.place();
+          return this.#post({ kind: "keys_placed", purpose: e.purpose, placed });
+        } catch (err) {
+          return this.#post({
+            kind: "keys_place_failed",
+            purpose: e.purpose,
+            error: errorText(err),
+          });
+        }
+      case "remove_keys":
+        try {
+          await p.credentials.remove();
+          return this.#post({ kind: "keys_removed", stop: e.stop, ok: true });
+        } catch (err) {
+          return this.#post({
+            kind: "keys_removed",
+            stop: e.stop,
+            ok: false,
+            error: errorText(err),
+          });
+        }
+      case "signal":
+        return await this.#signal(e);
+    }
+  }
+
+  async #write(decision: WriteDecision, deadline: number, maxTimeoutMs: number): Promise<void> {
+    const p = this.#p;
+    // The term is measured from when the request is SENT: take the time right before it.
+    const sentAt = p.clock.monotonic();
+    // A leader's request must not outlive its term; a follower's gets a plain bound.
+    const timeoutMs = Math.min(deadline - sentAt, maxTimeoutMs);
+    if (timeoutMs <= 0) {
+      return this.#post({
+        kind: "lease_write_failed",
+        decision,
+        conflict: false,
+        error: "the term ended before the request could be sent",
+      });
+    }
+    try {
+      const record = await p.leases.claim({
+        record: decision.record,
+        identity: p.identity,
+        podUid: p.config.podUid,
+        durationSeconds: p.config.leaseDurationMs / 1000,
+        timeoutMs,
+      });
+      this.#post({ kind: "lease_written", decision, record, sentAt });
+    } catch (err) {
+      this.#post({
+        kind: "lease_write_failed",
+        decision,
+        conflict: err instanceof LeaseConflict,
+        error: err instanceof LeaseConflict ? err.message : errorText(err),
+      });
+    }
+  }
+
+  async #fence(e: Extract<Effect, { kind: "start_fence" }>): Promise<void> {
+    const { fence, telemetry } = this.#p;
+    if (fence === undefined) return;
+    const abort = new AbortController();
+    this.#fences.set(e.term, abort);
+    let previous = e.previousHolder;
+    try {
+      let uid = e.previousPodUid;
+      let writtenAt = e.previousWrittenAt;
+      if (e.fromStatus) {
+        const last = await this.#lastForgerFromStatus();
+        if (last === undefined) {
+          return this.#post({
+            kind: "fence_done",
+            term: e.term,
+            previous: "",
+            outcome: { proven: true, how: "no_previous" },
+          });
+        }
+        previous = `${last}_status`;
+        uid = undefined;
+        writtenAt = undefined;
+      }
+      telemetry.apply({ kind: "fence_started", previous });
+      const outcome = await fence.prove(previous, uid, abort.signal, writtenAt);
+      this.#post({ kind: "fence_done", term: e.term, previous, outcome });
+    } catch (err) {
+      this.#post({
+        kind: "fence_done",
+        term: e.term,
+        previous,
+        outcome: { proven: false, why: errorText(err), error: true },
+      });
+    } finally {
+      this.#fences.delete(e.term);
+    }
+  }
+
+  /**
+   * The pod the CardanoLeader status names as leader, if any. Unreadable status (no CRD, no
+   * object) counts as none, reported: the status is best effort and never blocks on its own.
+   */
+  async #lastForgerFromStatus(): Promise<string | undefined> {
+    const status = this.#p.status;
+    if (status === undefined) return undefined;
+    try {
+      const pod = await status.lastLeader();
+      return pod === "" ? undefined : pod;
+    } catch (err) {
+      this.#p.telemetry.apply({ kind: "status_read_failed", error: errorText(err) });
+      return undefined;
+    }
+  }
+
+  async #checkNode(readyKey: string | undefined): Promise<void> {
+    const p = this.#p;
+    let node: NodeInfo | undefined;
+    try {
+      node = await p.node.find();
+    } catch (err) {
+      return this.#post({ kind: "node_check_failed", error: errorText(err) });
+    }
+    // The socket is probed only for a process not yet known to be ready.
+    const known = node !== undefined && `${node.pid}:${node.startTicks}` === readyKey;
+    const accepts = node === undefined || known || p.config.disableSocketCheck
+      ? true
+      : await p.socketAccepts(p.config.nodeSocket).catch(() => false);
+    this.#post({ kind: "node_checked", node, accepts });
+  }
+
+  async #checkSources(): Promise<void> {
+    const { credentials, telemetry } = this.#p;
+    let differ = false;
+    try {
+      differ = await credentials.sourcesDiffer();
+    } catch (err) {
+      telemetry.apply({ kind: "rotation_unusable", problem: `cannot compare: ${errorText(err)}` });
+      return;
+    }
+    if (!differ) return this.#post({ kind: "sources_checked", differ });
+    try {
+      await credentials.check();
+      this.#post({ kind: "sources_checked", differ });
+    } catch (err) {
+      this.#post({ kind: "sources_checked", differ, problem: errorText(err) });
+    }
+  }
+
+  async #signal(e: Extract<Effect, { kind: "signal" }>): Promise<void> {
+    const p = this.#p;
+    const stop = e.stop !== undefined ? { stop: e.stop } : {};
+    let node = e.node;
+    if (node === undefined) {
+      try {
+        node = await p.node.find();
+      } catch (err) {
+        return this.#post({
+          kind: "signalled",
+          reason: e.reason,
+          ...stop,
+          outcome: "error",
+          error: errorText(err),
+        });
+      }
+    }
+    if (node === undefined) {
+      // Nothing to stop: a node that is not running cannot forge. Nothing to start either.
+      return this.#post({
+        kind: "signalled",
+        reason: e.reason,
+        ...stop,
+        outcome: e.stop !== undefined ? "no_node" : "not_found",
+        error: `Cannot signal ${p.config.nodeProcessName}: no such process`,
+      });
+    }
+    try {
+      await p.node.hangup(node);
+      this.#post({ kind: "signalled", reason: e.reason, ...stop, pid: node.pid, outcome: "ok" });
+    } catch (err) {
+      this.#post({
+        kind: "signalled",
+        reason: e.reason,
+        ...stop,
+        pid: node.pid,
+        outcome: err instanceof SignalError ? err.reason : "error",
+        error: errorText(err),
+      });
+    }
+  }
+}

@@ -1,0 +1,1048 @@
+/**
+ * Forging as a pure state machine: `step(state, event, now) -> { state, effects }`, with no
+ * await, no timers and no `Deno.*`. The loop (`forge_manager.ts`) is its one writer: it feeds it
+ * events (timer ticks, Lease reads, writes and watch events, fence results, node checks, the
+ * results of its own effects, shutdown) and hands the effects to the runner (`effects.ts`), which
+ * performs them in order and turns every result into the next event.
+ *
+ * Every rule that decides whether this replica's node may forge lives here or in the election
+ * step it drives (`election.ts`):
+ * - forging starts only in a term of ours that `isLeading` (held, past probation, before the
+ *   renew deadline), after the fence proved the previous holder's node stopped (or none was
+ *   needed), with the node found and ready: place the keys, then SIGHUP (two effects, the second
+ *   only once the first succeeded and the term still allows it);
+ * - forging stops by unlinking the keys, then SIGHUP; at the renew deadline whatever the API
+ *   server does (the deadline is a wake-up time of its own, and lease requests never block it);
+ * - a leader releases the Lease only after its stop's results came back, marked clean only when
+ *   the unlink and the SIGHUP both succeeded (or the node had exited);
+ * - a leader that cannot forge steps aside for two lease durations; a booting node keeps the
+ *   key files it reads at start (it exits without them, and boots non-producing);
+ * - a node that runs without the non-producing flag on a replica that does not lead is stopped;
+ * - results that belong to an earlier term (a fence, a key placement) change nothing.
+ *
+ * @module
+ */
+
+import {
+  decide,
+  type Decision,
+  demoted,
+  type ElectionState,
+  type ElectionTiming,
+  initialState,
+  isLeading,
+  type LeaseRecord,
+  needsProbation,
+  type Observation,
+  observe,
+  termDeadline,
+  writeFailed,
+  written,
+} from "./election.ts";
+import type { FenceOutcome } from "./fence.ts";
+import type { NodeInfo, SignalFailure } from "./node_process.ts";
+import type { SignalReason, StopReason } from "./stop_reasons.ts";
+import type { CredentialFacts } from "./cardano_keys.ts";
+
+/** What the step needs of the configuration. Durations in milliseconds. */
+export interface ForgingConfig extends ElectionTiming {
+  identity: string;
+  podName: string;
+  /** Prove the previous holder's node stopped before forging (FENCE=pod). */
+  fence: boolean;
+  /** The node boots non-producing and needs key files to start (START_AS_NON_PRODUCING). */
+  startAsNonProducing: boolean;
+  /** Wait for the node socket at start (false: DISABLE_SOCKET_CHECK). */
+  socketCheck: boolean;
+  socketWaitTimeoutMs: number;
+}
+
+/** A lease write the election decided. */
+export type WriteDecision = Extract<Decision, { kind: "renew" | "acquire" }>;
+
+/** The node as last seen. */
+export type NodeView =
+  | { kind: "unknown" }
+  | { kind: "absent" }
+  | { kind: "present"; info: NodeInfo; ready: boolean };
+
+/** What happens once a stop's results are in. */
+export type AfterStop =
+  | { kind: "standby"; announce?: boolean }
+  | { kind: "step_aside"; provision: boolean }
+  | { kind: "shutdown" };
+
+/**
+ * The forging states. `term` numbers our terms (one per acquisition) so that a result of an
+ * earlier term is recognised and ignored.
+ */
+export type Phase =
+  /** Placing the boot keys, then waiting for the node socket, then the first node check. */
+  | {
+    kind: "starting";
+    provisioned: boolean;
+    socket: "waiting" | "probing" | "accepted";
+    probeAt: number;
+    giveUpAt: number;
+  }
+  /** Not holding the Lease; the node does not forge. */
+  | { kind: "standby" }
+  /** Not competing for the Lease until `until`, after stepping aside. */
+  | { kind: "stepped_aside"; until: number }
+  /** Holding the Lease; the fence is proving the previous holder's node stopped. */
+  | { kind: "fencing"; term: number }
+  /** Holding the Lease, proof done; waiting for probation to end, then for the node. */
+  | { kind: "awaiting_node"; term: number }
+  /** Placing the keys (`placing`), then signalling the node (`signalling`). */
+  | { kind: "promoting"; term: number; step: "placing" | "signalling"; facts?: PlacedKeys }
+  /** The node has the keys and was signalled; `rotation` while new sources are placed. */
+  | {
+    kind: "forging";
+    term: number;
+    rotation?: { step: "placing" | "signalling"; facts?: PlacedKeys };
+  }
+  /** Unlinking the keys and signalling the node; `after` says what comes next. */
+  | {
+    kind: "stopping";
+    reason: StopReason;
+    after: AfterStop;
+    wasForging: boolean;
+    release?: Release;
+  }
+  /** Releasing the Lease at shutdown. */
+  | { kind: "releasing" }
+  /** Finished (after shutdown), or failed to start. */
+  | { kind: "done"; error?: string };
+
+/** Every phase name, for the README's state diagram test. */
+export const PHASES = [
+  "starting",
+  "standby",
+  "stepped_aside",
+  "fencing",
+  "awaiting_node",
+  "promoting",
+  "forging",
+  "stopping",
+  "releasing",
+  "done",
+] as const satisfies readonly Phase["kind"][];
+
+/** What a placement returned. */
+export interface PlacedKeys {
+  changed: string[];
+  facts: CredentialFacts;
+}
+
+/** A release to send once a stop is confirmed. */
+export interface Release {
+  record: LeaseRecord;
+  timeoutMs: number;
+}
+
+/** One stop of the node in progress: its id tags the results of its two effects. */
+interface PendingStop {
+  id: number;
+  reason: StopReason;
+  removed?: boolean;
+  signal?: "ok" | "exited" | "failed" | "none";
+}
+
+/** The whole state. Treat as immutable. */
+export interface ForgingState {
+  readonly cfg: ForgingConfig;
+  readonly election: ElectionState;
+  readonly phase: Phase;
+  readonly node: NodeView;
+  /** The number of the latest term (incremented at each acquisition). */
+  readonly term: number;
+  /** The lease read or write in flight, and since when (one at a time). */
+  readonly leaseBusy?: { op: "read" | "write"; since: number };
+  readonly nextPollAt: number;
+  /** Whether the Lease was ever read or written successfully. */
+  readonly observedOnce: boolean;
+  /** The pod UID and write time the last non-empty holder recorded, for the fence. */
+  readonly lastHolder?: { podUid?: string; writtenAt?: number };
+  readonly nodeCheckBusy: boolean;
+  readonly nextNodeCheckAt: number;
+  readonly stop?: PendingStop;
+  readonly stopCount: number;
+  /** The last stop of the node unlinked every key and reached it (or it had exited). */
+  readonly stopConfirmed: boolean;
+  /** Node processes (`pid:startTicks`) already reported as running without the flag. */
+  readonly warnedUnsafe: readonly string[];
+  /** The unusable rotated sources were reported (once per change). */
+  readonly rotationWarned: boolean;
+}
+
+/** Events: timer ticks, I/O results, and shutdown. Plain data only. */
+export type ForgingEvent =
+  | { kind: "tick" }
+  | { kind: "shutdown" }
+  | { kind: "socket_probed"; accepts: boolean }
+  | { kind: "lease_read"; observation: Observation }
+  | { kind: "lease_read_failed"; error: string }
+  | { kind: "lease_watched"; observation: Observation }
+  | { kind: "lease_written"; decision: WriteDecision; record: LeaseRecord; sentAt: number }
+  | { kind: "lease_write_failed"; decision: WriteDecision; conflict: boolean; error: string }
+  | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
+  | { kind: "lease_release_failed"; error: string }
+  | { kind: "fence_done"; term: number; previous: string; outcome: FenceResult }
+  | { kind: "node_checked"; node: NodeInfo | undefined; accepts: boolean }
+  | { kind: "node_check_failed"; error: string }
+  | { kind: "sources_checked"; differ: boolean; problem?: string }
+  | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys }
+  | { kind: "keys_place_failed"; purpose: PlacePurpose; error: string }
+  | { kind: "keys_removed"; stop: number; ok: boolean; error?: string }
+  | {
+    kind: "signalled";
+    reason: SignalReason;
+    stop?: number;
+    pid?: number;
+    outcome: "ok" | "no_node" | SignalFailure;
+    error?: string;
+  };
+
+/** How a fence ended, including the runs that needed no pod at all. */
+export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" } | {
+  proven: false;
+  why: string;
+  error: true;
+};
+
+/** Why keys are placed. */
+export type PlacePurpose = "promote" | "rotate" | "boot";
+
+/** What the runner performs, in the order given. */
+export type Effect =
+  | { kind: "probe_socket" }
+  | { kind: "read_lease"; timeoutMs: number }
+  | { kind: "write_lease"; decision: WriteDecision; deadline: number; maxTimeoutMs: number }
+  | { kind: "release_lease"; record: LeaseRecord; clean: boolean; timeoutMs: number }
+  | {
+    kind: "start_fence";
+    term: number;
+    previousHolder: string;
+    previousPodUid?: string;
+    previousWrittenAt?: number;
+    /** No holder known: fence the pod the CardanoLeader status names, if any. */
+    fromStatus: boolean;
+  }
+  | { kind: "cancel_fence"; term: number }
+  | { kind: "check_node"; readyKey?: string }
+  | { kind: "check_sources" }
+  | { kind: "place_keys"; purpose: PlacePurpose }
+  | { kind: "remove_keys"; stop: number }
+  | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
+  | { kind: "report"; transition: Transition };
+
+/** What telemetry (`telemetry.ts`) turns into logs, metrics, status and Events. */
+export type Transition =
+  | { kind: "boot_keys_placed"; changed: string[] }
+  | { kind: "waiting_for_socket" }
+  | { kind: "socket_timeout"; error: string }
+  | { kind: "standing_by"; pid?: number; nonProducing?: boolean }
+  | { kind: "lease_read_failed"; error: string }
+  | {
+    kind: "lease_write_failed";
+    operation: string;
+    conflict: boolean;
+    leading: boolean;
+    error: string;
+  }
+  | { kind: "renewed" }
+  | {
+    kind: "became_leader";
+    previous: string;
+    proofNeeded: boolean;
+    transitions: number;
+    probationSeconds?: number;
+  }
+  | { kind: "stopped_leading"; reason: StopReason }
+  | { kind: "demoted"; reason: StopReason }
+  | { kind: "stepping_aside"; why: string }
+  | { kind: "released"; clean: boolean }
+  | { kind: "release_failed"; error: string }
+  | { kind: "fence_started"; previous: string }
+  | { kind: "status_read_failed"; error: string }
+  | { kind: "fence_done"; outcome: FenceResult; previous: string }
+  | { kind: "forging_enabled"; placed: PlacedKeys; pid?: number }
+  | { kind: "forging_disabled"; reason: StopReason; confirmed: boolean }
+  | { kind: "forging_lost"; pid: number }
+  | { kind: "rotated"; placed: PlacedKeys }
+  | { kind: "rotation_unusable"; problem: string }
+  | { kind: "keys_remove_failed"; reason: StopReason; error: string }
+  | { kind: "signal_sent"; reason: SignalReason; pid?: number }
+  | {
+    kind: "signal_failed";
+    reason: SignalReason;
+    failure: SignalFailure;
+    pid?: number;
+    error: string;
+  }
+  | { kind: "place_failed"; purpose: PlacePurpose; error: string }
+  | { kind: "node_found"; pid: number; nonProducing: boolean }
+  | { kind: "node_gone"; pid: number }
+  | { kind: "node_restarted"; pid: number }
+  | { kind: "node_check_failed"; error: string }
+  | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
+  | { kind: "node_flag"; value: -1 | 0 | 1 }
+  | { kind: "unsafe_node"; pid: number };
+
+/** The result of one step. */
+export interface Step {
+  state: ForgingState;
+  effects: Effect[];
+}
+
+/** How often the node is looked for (and rotated sources compared), at most. */
+export function nodeCheckInterval(cfg: ForgingConfig): number {
+  return Math.min(cfg.sleepIntervalMs, 2000);
+}
+
+const LEADING_PHASES: ReadonlySet<Phase["kind"]> = new Set([
+  "fencing",
+  "awaiting_node",
+  "promoting",
+  "forging",
+]);
+
+/** The initial state, and the effects that start it (boot keys, the socket wait). */
+export function start(cfg: ForgingConfig, now: number): Step {
+  const state: ForgingState = {
+    cfg,
+    election: initialState(cfg.identity),
+    phase: {
+      kind: "starting",
+      provisioned: !cfg.startAsNonProducing,
+      socket: cfg.socketCheck ? "waiting" : "accepted",
+      probeAt: now,
+      giveUpAt: now + cfg.socketWaitTimeoutMs,
+    },
+    node: { kind: "unknown" },
+    term: 0,
+    nextPollAt: now,
+    observedOnce: false,
+    nodeCheckBusy: false,
+    nextNodeCheckAt: now,
+    stopCount: 0,
+    stopConfirmed: false,
+    warnedUnsafe: [],
+    rotationWarned: false,
+  };
+  const effects: Effect[] = [];
+  // The node exits at boot without credential files, even when non-producing.
+  if (cfg.startAsNonProducing) effects.push({ kind: "place_keys", purpose: "boot" });
+  if (cfg.socketCheck) effects.push(report({ kind: "waiting_for_socket" }));
+  return settle(state, now, effects);
+}
+
+/** Advances the machine by one event. Pure: the same inputs always give the same result. */
+export function step(state: ForgingState, event: ForgingEvent, now: number): Step {
+  const fx: Effect[] = [];
+  const next = apply(state, event, now, fx);
+  return settle(next, now, fx);
+}
+
+/** Whether the node was given the keys and signalled (and not stopped since). */
+export function isForging(state: ForgingState): boolean {
+  return state.phase.kind === "forging";
+}
+
+/** Whether this replica holds a term that allows forging now. */
+export function leadsNow(state: ForgingState, now: number): boolean {
+  return isLeading(state.election, now, state.cfg);
+}
+
+/** Whether the start-up work the node waits for (boot keys) is done. */
+export function startupDone(state: ForgingState): boolean {
+  return state.phase.kind !== "starting" || state.phase.provisioned;
+}
+
+/**
+ * When the loop must wake up next without an event (monotonic), or undefined for never:
+ * the renew deadline always counts, whatever is in flight.
+ */
+export function nextWake(state: ForgingState, now: number): number | undefined {
+  const times: number[] = [];
+  const phase = state.phase;
+  if (phase.kind === "done") return undefined;
+  if (phase.kind === "starting") {
+    return phase.provisioned && phase.socket === "waiting" ? phase.probeAt : undefined;
+  }
+  const deadline = termDeadline(state.election, state.cfg);
+  if (deadline !== undefined) times.push(deadline);
+  if (state.leaseBusy === undefined) {
+    const d = decide(state.election, now, state.cfg);
+    if (d.kind === "wait") times.push(d.until);
+    if (state.election.term === undefined) times.push(state.nextPollAt);
+  }
+  if (!state.nodeCheckBusy) times.push(state.nextNodeCheckAt);
+  if (phase.kind === "stepped_aside") times.push(phase.until);
+  return times.length === 0 ? undefined : Math.min(...times);
+}
+
+// ---- events -------------------------------------------------------------------------------
+
+function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): ForgingState {
+  switch (e.kind) {
+    case "tick":
+      return s;
+    case "shutdown":
+      return shutdown(s, now, fx);
+    case "socket_probed":
+      return socketProbed(s, e.accepts, now, fx);
+    case "lease_watched":
+      // A leader learns of its own writes from their responses; a watch may lag behind them.
+      if (s.phase.kind === "starting" || s.election.term !== undefined) return s;
+      return observed(s, e.observation, now);
+    case "lease_read":
+      return {
+        ...observed(s, e.observation, now),
+        leaseBusy: undefined,
+        nextPollAt: now + s.cfg.sleepIntervalMs,
+      };
+    case "lease_read_failed":
+      fx.push(report({ kind: "lease_read_failed", error: e.error }));
+      return { ...s, leaseBusy: undefined, nextPollAt: now + s.cfg.sleepIntervalMs };
+    case "lease_written":
+      return leaseWritten(s, e, now, fx);
+    case "lease_write_failed":
+      return leaseWriteFailed(s, e, now, fx);
+    case "lease_released":
+      fx.push(report({ kind: "released", clean: e.clean }));
+      return afterRelease(observed(s, { kind: "present", record: e.record }, now));
+    case "lease_release_failed":
+      fx.push(report({ kind: "release_failed", error: e.error }));
+      return afterRelease(s);
+    case "fence_done":
+      fx.push(report({ kind: "fence_done", outcome: e.outcome, previous: e.previous }));
+      return fenceDone(s, e.term, e.outcome);
+    case "node_checked":
+      return nodeChecked(
+        { ...s, nodeCheckBusy: false, nextNodeCheckAt: now + nodeCheckInterval(s.cfg) },
+        e,
+        now,
+        fx,
+      );
+    case "node_check_failed":
+      fx.push(report({ kind: "node_check_failed", error: e.error }));
+      return { ...s, nodeCheckBusy: false, nextNodeCheckAt: now + nodeCheckInterval(s.cfg) };
+    case "sources_checked":
+      return sourcesChecked(s, e, fx);
+    case "keys_placed":
+      return keysPlaced(s, e.purpose, e.placed, now, fx);
+    case "keys_place_failed":
+      return keysPlaceFailed(s, e.purpose, e.error, now, fx);
+    case "keys_removed":
+      if (!e.ok) {
+        fx.push(
+          report({
+            kind: "keys_remove_failed",
+            reason: s.stop?.reason ?? "cannot_forge",
+            error: e.error ?? "",
+          }),
+        );
+      }
+      return stopResult(s, e.stop, { removed: e.ok }, now, fx);
+    case "signalled":
+      return signalled(s, e, now, fx);
+  }
+}
+
+function report(transition: Transition): Effect {
+  return { kind: "report", transition };
+}
+
+function observed(s: ForgingState, observation: Observation, now: number): ForgingState {
+  const lastHolder = observation.kind === "present" && observation.record.holder !== ""
+    ? { podUid: observation.record.holderPodUid, writtenAt: observation.record.writtenAt }
+    : s.lastHolder;
+  return {
+    ...s,
+    election: observe(s.election, observation, now),
+    observedOnce: true,
+    ...(lastHolder !== undefined ? { lastHolder } : {}),
+  };
+}
+
+// ---- start-up -----------------------------------------------------------------------------
+
+function socketProbed(s: ForgingState, accepts: boolean, now: number, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  if (phase.kind !== "starting") return s;
+  if (accepts) return { ...s, phase: { ...phase, socket: "accepted" } };
+  if (now > phase.giveUpAt) {
+    const error =
+      `Cannot start: node socket did not accept a connection within SOCKET_WAIT_TIMEOUT=${
+        s.cfg.socketWaitTimeoutMs / 1000
+      } s`;
+    fx.push(report({ kind: "socket_timeout", error }));
+    return { ...s, phase: { kind: "done", error } };
+  }
+  return { ...s, phase: { ...phase, socket: "waiting", probeAt: now + 500 } };
+}
+
+/** The first node check at start: stand by, with the node stopped whatever it did before. */
+function started(
+  s: ForgingState,
+  node: NodeInfo | undefined,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const view: NodeView = node === undefined
+    ? { kind: "absent" }
+    : { kind: "present", info: node, ready: true };
+  fx.push(report({ kind: "node_flag", value: flagOf(node) }));
+  const base: ForgingState = { ...s, node: view, phase: { kind: "standby" } };
+  return beginStop(base, "startup", { kind: "standby", announce: true }, now, fx, {
+    wasForging: false,
+  });
+}
+
+// ---- the Lease ----------------------------------------------------------------------------
+
+function leaseWritten(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "lease_written" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const held = s.election.term !== undefined;
+  const probation = !held && needsProbation(e.decision, s.cfg.identity);
+  const election = written(
+    s.election,
+    e.record,
+    e.sentAt,
+    now,
+    probation ? { timing: s.cfg } : undefined,
+  );
+  let next: ForgingState = { ...s, election, leaseBusy: undefined, observedOnce: true };
+  fx.push(report({ kind: "renewed" }));
+  if (held) return next;
+  const decision: Extract<Decision, { kind: "acquire" }> = e.decision.kind === "acquire"
+    ? e.decision
+    : { kind: "acquire", record: e.record, previousHolder: "", proofNeeded: false };
+  const phase = s.phase.kind;
+  if (
+    phase === "stopping" || phase === "releasing" || phase === "done" || phase === "stepped_aside"
+  ) {
+    // A write sent before we decided to stop came back late: the term is ours, but we are on
+    // our way out. Leave it again; the release (if one is due) goes to this newer record.
+    next = { ...next, election: demoted(next.election, now) };
+    if (s.phase.kind === "stopping" && s.phase.release !== undefined) {
+      next = { ...next, phase: { ...s.phase, release: { ...s.phase.release, record: e.record } } };
+    }
+    return next;
+  }
+  return acquired(next, decision, e.record, probation, fx);
+}
+
+function acquired(
+  s: ForgingState,
+  decision: Extract<Decision, { kind: "acquire" }>,
+  record: LeaseRecord,
+  probation: boolean,
+  fx: Effect[],
+): ForgingState {
+  const term = s.term + 1;
+  fx.push(report({
+    kind: "became_leader",
+    previous: decision.previousHolder,
+    proofNeeded: decision.proofNeeded,
+    transitions: record.transitions,
+    ...(probation
+      ? { probationSeconds: (s.cfg.leaseDurationMs + s.cfg.acquireDelayMs) / 1000 }
+      : {}),
+  }));
+  // A create with no holder we know of: the Lease may have been deleted by hand under a leader
+  // whose sidecar is gone and whose node still forges. The CardanoLeader status outlives the
+  // Lease: the pod it names is fenced like a previous holder.
+  const unknownCreate = decision.record === undefined && decision.previousHolder === "";
+  if (!s.cfg.fence || (!decision.proofNeeded && !unknownCreate)) {
+    return { ...s, term, phase: { kind: "awaiting_node", term } };
+  }
+  fx.push({
+    kind: "start_fence",
+    term,
+    previousHolder: decision.previousHolder,
+    ...optional("previousPodUid", decision.record?.holderPodUid ?? s.lastHolder?.podUid),
+    ...optional("previousWrittenAt", decision.record?.writtenAt ?? s.lastHolder?.writtenAt),
+    fromStatus: unknownCreate,
+  });
+  return { ...s, term, phase: { kind: "fencing", term } };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function leaseWriteFailed(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "lease_write_failed" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const operation = e.decision.kind === "renew"
+    ? "renew"
+    : e.decision.record
+    ? "acquire"
+    : "create";
+  fx.push(report({
+    kind: "lease_write_failed",
+    operation,
+    conflict: e.conflict,
+    leading: e.decision.kind === "renew",
+    error: e.error,
+  }));
+  const next: ForgingState = { ...s, election: writeFailed(s.election, now), leaseBusy: undefined };
+  if (!e.conflict) return next;
+  // Lost a race: read the Lease again at once.
+  fx.push({ kind: "read_lease", timeoutMs: readTimeout(s.cfg) });
+  return { ...next, leaseBusy: { op: "read", since: now } };
+}
+
+function readTimeout(cfg: ForgingConfig): number {
+  return Math.min(cfg.sleepIntervalMs, 5000);
+}
+
+function afterRelease(s: ForgingState): ForgingState {
+  return s.phase.kind === "releasing" ? { ...s, phase: { kind: "done" } } : s;
+}
+
+// ---- the fence ----------------------------------------------------------------------------
+
+function fenceDone(s: ForgingState, term: number, outcome: FenceResult): ForgingState {
+  if (s.phase.kind !== "fencing" || s.phase.term !== term || !outcome.proven) return s;
+  return { ...s, phase: { kind: "awaiting_node", term } };
+}
+
+// ---- the node -----------------------------------------------------------------------------
+
+function processKey(node: NodeInfo): string {
+  return `${node.pid}:${node.startTicks}`;
+}
+
+function flagOf(node: NodeInfo | undefined): -1 | 0 | 1 {
+  return node === undefined ? -1 : node.nonProducing ? 1 : 0;
+}
+
+function nodeChecked(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "node_checked" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  if (s.phase.kind === "starting") return started(s, e.node, now, fx);
+  if (s.phase.kind === "done") return s;
+  fx.push(report({ kind: "node_flag", value: flagOf(e.node) }));
+  const before = s.node.kind === "present" ? s.node.info : undefined;
+  const node = e.node;
+  if (node === undefined) {
+    if (before === undefined) return { ...s, node: { kind: "absent" } };
+    fx.push(report({ kind: "node_gone", pid: before.pid }));
+    const gone: ForgingState = { ...s, node: { kind: "absent" } };
+    if (
+      isForging(s) || s.phase.kind === "promoting" ||
+      (LEADING_PHASES.has(s.phase.kind) && leadsNow(s, now))
+    ) {
+      return stepAside(gone, `node pid ${before.pid} exited`, now, fx, { provision: true });
+    }
+    if (s.cfg.startAsNonProducing) fx.push({ kind: "place_keys", purpose: "boot" });
+    return gone;
+  }
+  let next = s;
+  const same = before !== undefined && processKey(before) === processKey(node);
+  if (!same) {
+    fx.push(report({ kind: "node_found", pid: node.pid, nonProducing: node.nonProducing }));
+    next = { ...next, node: { kind: "present", info: node, ready: false } };
+    // The new process was never given the keys by us: it is not forging. A leader places them
+    // again and signals once the node is ready.
+    if (next.phase.kind === "forging") {
+      fx.push(report({ kind: "forging_lost", pid: node.pid }));
+      next = { ...next, phase: { kind: "awaiting_node", term: next.phase.term } };
+    }
+  }
+  const key = processKey(node);
+  if (!node.nonProducing && !leadsNow(next, now) && !next.warnedUnsafe.includes(key)) {
+    fx.push(report({ kind: "unsafe_node", pid: node.pid }));
+    next = { ...next, warnedUnsafe: [...next.warnedUnsafe.slice(-15), key] };
+    next = stopNode(next, "unsafe_node", fx);
+  }
+  const view = next.node;
+  if (view.kind === "present" && !view.ready && (e.accepts || !s.cfg.socketCheck)) {
+    next = { ...next, node: { ...view, ready: true } };
+    if (!same && before !== undefined) fx.push(report({ kind: "node_restarted", pid: node.pid }));
+    // A leader places the keys and signals at its next promotion; anyone else stops the node.
+    if (!leadsNow(next, now)) next = stopNode(next, "node_restart", fx);
+  }
+  return next;
+}
+
+// ---- keys and signals ---------------------------------------------------------------------
+
+function sourcesChecked(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "sources_checked" }>,
+  fx: Effect[],
+): ForgingState {
+  const phase = s.phase;
+  if (phase.kind !== "forging" || phase.rotation !== undefined || !e.differ) return s;
+  if (e.problem !== undefined) {
+    if (s.rotationWarned) return s;
+    fx.push(report({ kind: "rotation_unusable", problem: e.problem }));
+    return { ...s, rotationWarned: true };
+  }
+  fx.push({ kind: "place_keys", purpose: "rotate" });
+  return { ...s, rotationWarned: false, phase: { ...phase, rotation: { step: "placing" } } };
+}
+
+function keysPlaced(
+  s: ForgingState,
+  purpose: PlacePurpose,
+  placed: PlacedKeys,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const phase = s.phase;
+  if (purpose === "boot") {
+    fx.push(report({ kind: "boot_keys_placed", changed: placed.changed }));
+    return phase.kind === "starting" ? { ...s, phase: { ...phase, provisioned: true } } : s;
+  }
+  if (purpose === "promote" && phase.kind === "promoting" && phase.step === "placing") {
+    // The term may have ended while we wrote: then settle() demotes, and the stop it starts runs
+    // after this placement and unlinks the keys again.
+    if (!leadsNow(s, now)) return s;
+    fx.push({ kind: "signal", reason: "promote", ...nodeOf(s) });
+    return { ...s, phase: { ...phase, step: "signalling", facts: placed } };
+  }
+  if (purpose === "rotate" && phase.kind === "forging" && phase.rotation?.step === "placing") {
+    fx.push({ kind: "signal", reason: "rotate", ...nodeOf(s) });
+    return { ...s, phase: { ...phase, rotation: { step: "signalling", facts: placed } } };
+  }
+  return s;
+}
+
+function keysPlaceFailed(
+  s: ForgingState,
+  purpose: PlacePurpose,
+  error: string,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  fx.push(report({ kind: "place_failed", purpose, error }));
+  const phase = s.phase;
+  if (purpose === "boot") {
+    return phase.kind === "starting" ? { ...s, phase: { ...phase, provisioned: true } } : s;
+  }
+  const ours = (purpose === "promote" && phase.kind === "promoting") ||
+    (purpose === "rotate" && phase.kind === "forging" && phase.rotation !== undefined);
+  // place() removed the whole set on a write failure: stop cleanly and let another lead.
+  return ours ? stepAside(s, error, now, fx, { provision: false }) : s;
+}
+
+function nodeOf(s: ForgingState): { node?: NodeInfo } {
+  return s.node.kind === "present" ? { node: s.node.info } : {};
+}
+
+function signalled(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "signalled" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  if (e.outcome === "ok") {
+    fx.push(report({ kind: "signal_sent", reason: e.reason, ...optional("pid", e.pid) }));
+  } else if (e.outcome !== "no_node") {
+    fx.push(report({
+      kind: "signal_failed",
+      reason: e.reason,
+      failure: e.outcome,
+      ...optional("pid", e.pid),
+      error: e.error ?? e.outcome,
+    }));
+  }
+  if (e.stop !== undefined) {
+    // A node that has exited cannot forge (a native sidecar's node stops before it on pod
+    // shutdown), so that still confirms the stop.
+    const signal = e.outcome === "ok"
+      ? "ok"
+      : e.outcome === "no_node"
+      ? "none"
+      : e.outcome === "not_found" || e.outcome === "replaced"
+      ? "exited"
+      : "failed";
+    return stopResult(s, e.stop, { signal }, now, fx);
+  }
+  const phase = s.phase;
+  const failed = e.outcome !== "ok";
+  if (e.reason === "promote" && phase.kind === "promoting" && phase.step === "signalling") {
+    if (failed) return stepAside(s, e.error ?? e.outcome, now, fx, { provision: false });
+    if (phase.facts !== undefined) {
+      fx.push(report({ kind: "forging_enabled", placed: phase.facts, ...optional("pid", e.pid) }));
+    }
+    return { ...s, stopConfirmed: false, phase: { kind: "forging", term: phase.term } };
+  }
+  if (e.reason === "rotate" && phase.kind === "forging" && phase.rotation?.step === "signalling") {
+    if (failed) return stepAside(s, e.error ?? e.outcome, now, fx, { provision: false });
+    if (phase.rotation.facts !== undefined) {
+      fx.push(report({ kind: "rotated", placed: phase.rotation.facts }));
+    }
+    return { ...s, phase: { kind: "forging", term: phase.term } };
+  }
+  return s;
+}
+
+// ---- stopping -----------------------------------------------------------------------------
+
+/** Unlinks the keys, then signals the node (if one is known or found). The phase is unchanged. */
+function stopNode(s: ForgingState, reason: StopReason, fx: Effect[]): ForgingState {
+  const id = s.stopCount + 1;
+  fx.push({ kind: "remove_keys", stop: id }, { kind: "signal", reason, stop: id, ...nodeOf(s) });
+  return { ...s, stopCount: id, stop: { id, reason } };
+}
+
+/**
+ * Leaves the term (if any) and stops the node; `after` runs once both results are in. With
+ * `keepKeys`, the node is a booting, never-signalled, non-producing process that reads the key
+ * files at start: nothing is unlinked and the stop counts as confirmed at once.
+ */
+function beginStop(
+  s: ForgingState,
+  reason: StopReason,
+  after: AfterStop,
+  now: number,
+  fx: Effect[],
+  opts: {
+    holdOffMs?: number;
+    keepKeys?: boolean;
+    wasForging?: boolean;
+    releaseTimeoutMs?: number;
+  } = {},
+): ForgingState {
+  const wasLeading = s.election.term !== undefined;
+  const wasForging = opts.wasForging ?? (isForging(s) || s.phase.kind === "promoting");
+  const seen = s.election.seen?.observation;
+  const ours = seen?.kind === "present" && seen.record.holder === s.cfg.identity
+    ? seen.record
+    : undefined;
+  if (s.phase.kind === "fencing") fx.push({ kind: "cancel_fence", term: s.phase.term });
+  if (wasLeading) fx.push(report({ kind: "stopped_leading", reason }));
+  if (wasLeading || wasForging) fx.push(report({ kind: "demoted", reason }));
+  let next: ForgingState = {
+    ...s,
+    election: wasLeading || (opts.holdOffMs ?? 0) > 0
+      ? demoted(s.election, now, opts.holdOffMs)
+      : s.election,
+    phase: {
+      kind: "stopping",
+      reason,
+      after,
+      wasForging,
+      ...(wasLeading && ours !== undefined && after.kind !== "standby"
+        ? { release: { record: ours, timeoutMs: opts.releaseTimeoutMs ?? 3000 } }
+        : {}),
+    },
+  };
+  if (opts.keepKeys) {
+    next = { ...next, stop: undefined, stopConfirmed: true };
+    return finishStop(next, true, now, fx);
+  }
+  return stopNode(next, reason, fx);
+}
+
+/** A leader that cannot forge hands the lease on, and waits before competing again. */
+function stepAside(
+  s: ForgingState,
+  why: string,
+  now: number,
+  fx: Effect[],
+  opts: { provision: boolean; keepKeys?: boolean },
+): ForgingState {
+  fx.push(report({ kind: "stepping_aside", why }));
+  return beginStop(s, "cannot_forge", { kind: "step_aside", provision: opts.provision }, now, fx, {
+    holdOffMs: 2 * s.cfg.leaseDurationMs,
+    keepKeys: opts.keepKeys ?? false,
+  });
+}
+
+function stopResult(
+  s: ForgingState,
+  id: number,
+  result: { removed?: boolean; signal?: PendingStop["signal"] },
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const stop = s.stop;
+  if (stop === undefined || stop.id !== id) return s;
+  const merged: PendingStop = { ...stop, ...result };
+  if (merged.removed === undefined || merged.signal === undefined) return { ...s, stop: merged };
+  const confirmed = merged.removed && merged.signal !== "failed";
+  return finishStop({ ...s, stop: undefined, stopConfirmed: confirmed }, confirmed, now, fx);
+}
+
+function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  if (phase.kind !== "stopping") return s;
+  if (phase.wasForging) {
+    fx.push(report({ kind: "forging_disabled", reason: phase.reason, confirmed }));
+  }
+  const release = phase.release;
+  if (release !== undefined) {
+    fx.push({
+      kind: "release_lease",
+      record: release.record,
+      clean: confirmed,
+      timeoutMs: release.timeoutMs,
+    });
+  }
+  switch (phase.after.kind) {
+    case "standby":
+      if (phase.after.announce) {
+        const info = s.node.kind === "present" ? s.node.info : undefined;
+        fx.push(report({
+          kind: "standing_by",
+          ...optional("pid", info?.pid),
+          ...optional("nonProducing", info?.nonProducing),
+        }));
+      }
+      return { ...s, phase: { kind: "standby" } };
+    case "step_aside":
+      if (phase.after.provision && s.cfg.startAsNonProducing && s.node.kind !== "present") {
+        // A node that is not running needs the key files to boot again (it boots non-producing).
+        fx.push({ kind: "place_keys", purpose: "boot" });
+      }
+      return { ...s, phase: { kind: "stepped_aside", until: s.election.notBefore ?? now } };
+    case "shutdown":
+      return { ...s, phase: release !== undefined ? { kind: "releasing" } : { kind: "done" } };
+  }
+}
+
+function shutdown(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  switch (phase.kind) {
+    case "starting":
+    case "standby":
+    case "stepped_aside":
+      if (s.election.term === undefined) return { ...s, phase: { kind: "done" } };
+      break;
+    case "stopping":
+      if (phase.after.kind === "shutdown") return s;
+      return {
+        ...s,
+        phase: {
+          ...phase,
+          after: { kind: "shutdown" },
+          release: phase.release ?? ownRelease(s, 3000),
+        },
+      };
+    case "releasing":
+    case "done":
+      return s;
+  }
+  const deadline = termDeadline(s.election, s.cfg);
+  const left = (deadline ?? 0) - now;
+  return beginStop(s, "shutdown", { kind: "shutdown" }, now, fx, {
+    releaseTimeoutMs: Math.max(500, Math.min(3000, left > 0 ? left : 3000)),
+  });
+}
+
+function ownRelease(s: ForgingState, timeoutMs: number): Release | undefined {
+  const seen = s.election.seen?.observation;
+  return seen?.kind === "present" && seen.record.holder === s.cfg.identity
+    ? { record: seen.record, timeoutMs }
+    : undefined;
+}
+
+// ---- what is due now ----------------------------------------------------------------------
+
+/** Runs every rule that depends on time: the election's decision, polls, node checks, promotion. */
+function settle(s: ForgingState, now: number, fx: Effect[]): Step {
+  let next = s;
+  const phase = next.phase;
+  if (phase.kind === "done") return { state: next, effects: fx };
+  if (phase.kind === "starting") {
+    if (!phase.provisioned) return { state: next, effects: fx };
+    if (phase.socket === "waiting" && now >= phase.probeAt) {
+      fx.push({ kind: "probe_socket" });
+      next = { ...next, phase: { ...phase, socket: "probing" } };
+    } else if (phase.socket === "accepted" && !next.nodeCheckBusy) {
+      fx.push({ kind: "check_node" });
+      next = { ...next, nodeCheckBusy: true };
+    }
+    return { state: next, effects: fx };
+  }
+
+  // The election.
+  const d = decide(next.election, now, next.cfg);
+  if (d.kind === "demote") {
+    next = LEADING_PHASES.has(next.phase.kind)
+      ? beginStop(next, d.reason, { kind: "standby" }, now, fx)
+      : { ...next, election: demoted(next.election, now) };
+  } else if (
+    (d.kind === "renew" || d.kind === "acquire") && next.leaseBusy === undefined && writable(next)
+  ) {
+    fx.push({
+      kind: "write_lease",
+      decision: d,
+      deadline: d.kind === "renew" ? d.deadline : Infinity,
+      maxTimeoutMs: d.kind === "renew"
+        ? next.cfg.renewDeadlineMs
+        : Math.min(next.cfg.renewDeadlineMs, 5000),
+    });
+    next = { ...next, leaseBusy: { op: "write", since: now } };
+  }
+  if (next.election.term === undefined && next.leaseBusy === undefined && now >= next.nextPollAt) {
+    fx.push({ kind: "read_lease", timeoutMs: readTimeout(next.cfg) });
+    next = { ...next, leaseBusy: { op: "read", since: now } };
+  }
+
+  // The node (and, while forging, the sources of a rotation).
+  if (!next.nodeCheckBusy && now >= next.nextNodeCheckAt) {
+    const view = next.node;
+    fx.push({
+      kind: "check_node",
+      ...optional(
+        "readyKey",
+        view.kind === "present" && view.ready ? processKey(view.info) : undefined,
+      ),
+    });
+    if (next.phase.kind === "forging" && next.phase.rotation === undefined) {
+      fx.push({ kind: "check_sources" });
+    }
+    next = { ...next, nodeCheckBusy: true };
+  }
+
+  // Stepping aside ends; promotion begins.
+  const p = next.phase;
+  if (p.kind === "stepped_aside" && now >= p.until) next = { ...next, phase: { kind: "standby" } };
+  if (p.kind === "awaiting_node" && leadsNow(next, now)) next = promote(next, p.term, now, fx);
+  return { state: next, effects: fx };
+}
+
+/** Lease writes are not sent while a stop is under way or after shutdown began. */
+function writable(s: ForgingState): boolean {
+  const k = s.phase.kind;
+  return k !== "stopping" && k !== "releasing";
+}
+
+function promote(s: ForgingState, term: number, now: number, fx: Effect[]): ForgingState {
+  const view = s.node;
+  if (view.kind === "present" && view.ready) {
+    fx.push({ kind: "place_keys", purpose: "promote" });
+    return { ...s, phase: { kind: "promoting", term, step: "placing" } };
+  }
+  if (view.kind === "present" && view.info.nonProducing) {
+    return stepAside(
+      s,
+      `the node process (pid ${view.info.pid}) restarted and is not ready yet`,
+      now,
+      fx,
+      {
+        provision: false,
+        keepKeys: true,
+      },
+    );
+  }
+  return stepAside(s, "the node process is not running or not ready", now, fx, { provision: true });
+}

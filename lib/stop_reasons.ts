@@ -1,0 +1,92 @@
+/**
+ * Every reason to stop forging, in one closed union and one table: the metric label, the
+ * CardanoLeader status reason and the log text of each. Adding a reason is one member here, one
+ * row below and one transition in `forging.ts`.
+ *
+ * @module
+ */
+
+/** Why forging stops (or a standby's node is told to stop). Used as a metric label. */
+export type StopReason =
+  /** A standby's first stop at start: whatever the pod did before, its node must not forge. */
+  | "startup"
+  /** A standby's node restarted (new process) and is ready: it must not forge either. */
+  | "node_restart"
+  /** The leader could not renew within its term (watchdog). */
+  | "renew_deadline"
+  /** The Lease was deleted under the leader. */
+  | "lease_deleted"
+  /** Another identity holds the Lease. */
+  | "lease_taken"
+  /** The Lease was released by someone else (a hand edit). */
+  | "lease_released"
+  /** The leader cannot forge (keys invalid, node gone or not ready, signal refused). */
+  | "cannot_forge"
+  /** A planned shutdown (SIGTERM/SIGINT). */
+  | "shutdown"
+  /** The node runs without the non-producing flag on a replica that does not lead. */
+  | "unsafe_node";
+
+/** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
+export type SignalReason = StopReason | "promote" | "rotate";
+
+/** The reasons the election step itself returns (`decide`). */
+export type ElectionStopReason = Extract<
+  StopReason,
+  "renew_deadline" | "lease_deleted" | "lease_taken" | "lease_released"
+>;
+
+/** How one stop reason appears to people and to Prometheus. */
+export interface StopReasonText {
+  /** The `reason` label of `forge_manager_demotions_total` and `cardano_sighup_signals_total`. */
+  metric: string;
+  /** The CardanoLeader status reason and Event reason. */
+  status: string;
+  /** What the log says. */
+  text: string;
+}
+
+/** The one table. */
+export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
+  startup: {
+    metric: "startup",
+    status: "StandbyStarted",
+    text: "a standby starts with its node not forging",
+  },
+  node_restart: {
+    metric: "node_restart",
+    status: "NodeRestarted",
+    text: "the node restarted on a standby",
+  },
+  renew_deadline: {
+    metric: "renew_deadline",
+    status: "Demoted_renew_deadline",
+    text: "the lease was not renewed within the renew deadline",
+  },
+  lease_deleted: {
+    metric: "lease_deleted",
+    status: "Demoted_lease_deleted",
+    text: "the lease was deleted",
+  },
+  lease_taken: {
+    metric: "lease_taken",
+    status: "Demoted_lease_taken",
+    text: "another replica holds the lease",
+  },
+  lease_released: {
+    metric: "lease_released",
+    status: "Demoted_lease_released",
+    text: "the lease was released by someone else",
+  },
+  cannot_forge: {
+    metric: "cannot_forge",
+    status: "Demoted_cannot_forge",
+    text: "this replica cannot forge",
+  },
+  shutdown: { metric: "shutdown", status: "Demoted_shutdown", text: "planned shutdown" },
+  unsafe_node: {
+    metric: "unsafe_node",
+    status: "UnsafeNode",
+    text: "the node runs without the non-producing flag on a replica that does not lead",
+  },
+};
