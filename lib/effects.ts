@@ -16,7 +16,7 @@ import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { CredentialStore } from "./credentials.ts";
 import type { Fence } from "./fence.ts";
-import type { Effect, ForgingEvent, WriteDecision } from "./forging.ts";
+import type { Effect, ForgingEvent } from "./forging.ts";
 import { LeaseConflict, type LeaseStore } from "./lease_store.ts";
 import { errorText } from "./log.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "./node_process.ts";
@@ -117,7 +117,7 @@ export class EffectRunner {
           return this.#post({ kind: "lease_read_failed", error: errorText(err) });
         }
       case "write_lease":
-        return await this.#write(e.decision, e.deadline, e.maxTimeoutMs);
+        return await this.#write(e);
       case "release_lease":
         try {
           const record = await p.leases.release(e.record, p.identity, e.clean, e.timeoutMs);
@@ -162,7 +162,8 @@ export class EffectRunner {
     }
   }
 
-  async #write(decision: WriteDecision, deadline: number, maxTimeoutMs: number): Promise<void> {
+  async #write(e: Extract<Effect, { kind: "write_lease" }>): Promise<void> {
+    const { decision, deadline, maxTimeoutMs } = e;
     const p = this.#p;
     // The term is measured from when the request is SENT: take the time right before it.
     const sentAt = p.clock.monotonic();
@@ -184,7 +185,13 @@ export class EffectRunner {
         durationSeconds: p.config.leaseDurationMs / 1000,
         timeoutMs,
       });
-      this.#post({ kind: "lease_written", decision, record, sentAt });
+      this.#post({
+        kind: "lease_written",
+        decision,
+        record,
+        sentAt,
+        ...(e.previous !== undefined ? { previous: e.previous } : {}),
+      });
     } catch (err) {
       this.#post({
         kind: "lease_write_failed",

@@ -57,6 +57,12 @@ export interface ForgingConfig extends ElectionTiming {
   socketWaitTimeoutMs: number;
 }
 
+/** What the last non-empty holder recorded on the Lease, for the fence. */
+export interface HolderFacts {
+  podUid?: string;
+  writtenAt?: number;
+}
+
 /** A lease write the election decided. */
 export type WriteDecision = Extract<Decision, { kind: "renew" | "acquire" }>;
 
@@ -162,7 +168,7 @@ export interface ForgingState {
   /** Whether the Lease was ever read or written successfully. */
   readonly observedOnce: boolean;
   /** The pod UID and write time the last non-empty holder recorded, for the fence. */
-  readonly lastHolder?: { podUid?: string; writtenAt?: number };
+  readonly lastHolder?: HolderFacts;
   readonly nodeCheckBusy: boolean;
   readonly nextNodeCheckAt: number;
   readonly stop?: PendingStop;
@@ -183,7 +189,13 @@ export type ForgingEvent =
   | { kind: "lease_read"; observation: Observation }
   | { kind: "lease_read_failed"; error: string }
   | { kind: "lease_watched"; observation: Observation }
-  | { kind: "lease_written"; decision: WriteDecision; record: LeaseRecord; sentAt: number }
+  | {
+    kind: "lease_written";
+    decision: WriteDecision;
+    record: LeaseRecord;
+    sentAt: number;
+    previous?: HolderFacts;
+  }
   | { kind: "lease_write_failed"; decision: WriteDecision; conflict: boolean; error: string }
   | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
   | { kind: "lease_release_failed"; error: string }
@@ -217,7 +229,17 @@ export type PlacePurpose = "promote" | "rotate" | "boot";
 export type Effect =
   | { kind: "probe_socket" }
   | { kind: "read_lease"; timeoutMs: number }
-  | { kind: "write_lease"; decision: WriteDecision; deadline: number; maxTimeoutMs: number }
+  | {
+    kind: "write_lease";
+    decision: WriteDecision;
+    deadline: number;
+    maxTimeoutMs: number;
+    /**
+     * The previous holder's facts as known when the write was decided (a watch event of our own
+     * write may arrive before its response; it must not stand in for the previous holder).
+     */
+    previous?: HolderFacts;
+  }
   | { kind: "release_lease"; record: LeaseRecord; clean: boolean; timeoutMs: number }
   | {
     kind: "start_fence";
@@ -535,7 +557,7 @@ function leaseWritten(
     }
     return next;
   }
-  return acquired(next, decision, e.record, probation, fx);
+  return acquired(next, decision, e.record, probation, e.previous, fx);
 }
 
 function acquired(
@@ -543,6 +565,7 @@ function acquired(
   decision: Extract<Decision, { kind: "acquire" }>,
   record: LeaseRecord,
   probation: boolean,
+  previous: HolderFacts | undefined,
   fx: Effect[],
 ): ForgingState {
   const term = s.term + 1;
@@ -566,8 +589,8 @@ function acquired(
     kind: "start_fence",
     term,
     previousHolder: decision.previousHolder,
-    ...optional("previousPodUid", decision.record?.holderPodUid ?? s.lastHolder?.podUid),
-    ...optional("previousWrittenAt", decision.record?.writtenAt ?? s.lastHolder?.writtenAt),
+    ...optional("previousPodUid", decision.record?.holderPodUid ?? previous?.podUid),
+    ...optional("previousWrittenAt", decision.record?.writtenAt ?? previous?.writtenAt),
     fromStatus: unknownCreate,
   });
   return { ...s, term, phase: { kind: "fencing", term } };
@@ -673,8 +696,9 @@ function nodeChecked(
   if (view.kind === "present" && !view.ready && (e.accepts || !s.cfg.socketCheck)) {
     next = { ...next, node: { ...view, ready: true } };
     if (!same && before !== undefined) fx.push(report({ kind: "node_restarted", pid: node.pid }));
-    // A leader places the keys and signals at its next promotion; anyone else stops the node.
-    if (!leadsNow(next, now)) next = stopNode(next, "node_restart", fx);
+    // A leader places the keys and signals at its next promotion; anyone else stops the node
+    // (once: an unsafe node was stopped just above).
+    if (!leadsNow(next, now) && next.stop === s.stop) next = stopNode(next, "node_restart", fx);
   }
   return next;
 }
@@ -989,6 +1013,7 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
       maxTimeoutMs: d.kind === "renew"
         ? next.cfg.renewDeadlineMs
         : Math.min(next.cfg.renewDeadlineMs, 5000),
+      ...optional("previous", next.lastHolder),
     });
     next = { ...next, leaseBusy: { op: "write", since: now } };
   }

@@ -27,6 +27,232 @@ export interface TelemetryDeps {
   status: StatusReporter | undefined;
 }
 
+/** What a handler may use. */
+interface Context {
+  d: TelemetryDeps;
+  log: Logger;
+  metrics: Metrics;
+  pod: { pod: string };
+  status(update: StatusUpdate, onlyIfLeaderIs?: string): void;
+  event(type: "Normal" | "Warning", reason: string, message: string): void;
+  renewed(): void;
+}
+
+type Handlers = {
+  [K in Transition["kind"]]: (t: Extract<Transition, { kind: K }>, c: Context) => void;
+};
+
+/** Start-up, the Lease and the fence. */
+const LEASE: Pick<
+  Handlers,
+  | "boot_keys_placed"
+  | "waiting_for_socket"
+  | "socket_timeout"
+  | "standing_by"
+  | "lease_read_failed"
+  | "lease_write_failed"
+  | "renewed"
+  | "became_leader"
+  | "stopped_leading"
+  | "released"
+  | "release_failed"
+  | "fence_started"
+  | "fence_done"
+  | "status_read_failed"
+> = {
+  boot_keys_placed: (t, c) =>
+    c.log.info("provisioned credentials for node startup", { changed: t.changed }),
+  waiting_for_socket: (_, c) =>
+    c.log.info("waiting for the node socket to accept connections", { path: c.d.nodeSocket }),
+  socket_timeout: (t, c) => c.log.error(t.error),
+  standing_by: (t, c) => c.log.info("standing by", { pid: t.pid, nonProducing: t.nonProducing }),
+  lease_read_failed: (t, c) => c.log.warn("cannot read the lease", { err: t.error }),
+  lease_write_failed: (t, c) => {
+    if (t.leading) c.metrics.renewFailures.inc();
+    if (t.conflict) {
+      c.log.info(`lost the race to ${t.operation} the lease; reading it again`, { err: t.error });
+    } else c.log.warn(`cannot ${t.operation} the lease`, { err: t.error });
+  },
+  renewed: (_, c) => c.renewed(),
+  became_leader: (t, c) => {
+    c.metrics.leadershipChanges.inc();
+    c.metrics.leaderStatus.set(c.pod, 1);
+    c.log.info("became leader", {
+      previous: t.previous,
+      proofNeeded: t.proofNeeded,
+      transitions: t.transitions,
+      ...(t.probationSeconds !== undefined ? { probationSeconds: t.probationSeconds } : {}),
+    });
+    c.status({
+      leaderPod: c.d.podName,
+      forgingEnabled: false,
+      reason: "LeaseAcquired",
+      message: `${c.d.identity} holds lease ${c.d.leaseName}`,
+      leaseTransitions: t.transitions,
+    });
+  },
+  stopped_leading: (t, c) => {
+    c.metrics.leadershipChanges.inc();
+    c.metrics.leaderStatus.set(c.pod, 0);
+    c.log.warn("stopped leading", { reason: t.reason });
+  },
+  released: (t, c) => c.log.info("released the lease", { clean: t.clean }),
+  release_failed: (t, c) =>
+    c.log.warn("cannot release the lease; it will expire", { err: t.error }),
+  fence_started: (t, c) =>
+    c.log.info("fence: proving the previous leader's node stopped before forging", {
+      previous: t.previous,
+    }),
+  fence_done: (t, c) => {
+    const outcome = t.outcome;
+    if (outcome.proven) {
+      c.metrics.fenceWaits.inc({ outcome: outcome.how });
+      if (outcome.how !== "no_previous") {
+        c.log.info("fence: previous leader's node is stopped", {
+          previous: t.previous,
+          how: outcome.how,
+        });
+      }
+    } else if ("error" in outcome) {
+      c.metrics.fenceWaits.inc({ outcome: "error" });
+      c.log.error("fence failed; not forging", { err: outcome.why });
+    } else {
+      c.metrics.fenceWaits.inc({ outcome: "unproven" });
+      c.log.warn("fence: no proof; not forging", { why: outcome.why });
+    }
+  },
+  status_read_failed: (t, c) => {
+    c.metrics.statusUpdateFailures.inc();
+    c.log.warn("cannot read the CardanoLeader status to find the last forger", { err: t.error });
+  },
+};
+
+/** Forging starts and stops, keys and signals. */
+const FORGING: Pick<
+  Handlers,
+  | "demoted"
+  | "stepping_aside"
+  | "forging_enabled"
+  | "forging_disabled"
+  | "forging_lost"
+  | "rotated"
+  | "rotation_unusable"
+  | "keys_remove_failed"
+  | "place_failed"
+  | "signal_sent"
+  | "signal_failed"
+> = {
+  demoted: (t, c) => {
+    const row = STOP_REASONS[t.reason];
+    c.metrics.demotions.inc({ reason: row.metric });
+    c.metrics.forgingEnabled.set(c.pod, 0);
+    c.status({
+      leaderPod: "",
+      forgingEnabled: false,
+      reason: row.status,
+      message: `${c.d.podName} stopped forging: ${row.text}`,
+    }, c.d.podName);
+  },
+  stepping_aside: (t, c) => {
+    c.log.error("stepping aside: this replica cannot forge", {
+      reason: "cannot_forge",
+      why: t.why,
+    });
+    c.event("Warning", "CannotForge", `${c.d.podName}: ${t.why}`);
+  },
+  forging_enabled: (t, c) => {
+    c.metrics.forgingEnabled.set(c.pod, 1);
+    c.log.info("forging enabled", {
+      changed: t.placed.changed,
+      opcertCounter: t.placed.facts.issueCounter,
+      pid: t.pid,
+    });
+    c.status({
+      leaderPod: c.d.podName,
+      forgingEnabled: true,
+      reason: "Forging",
+      message: `${c.d.podName} forges`,
+    });
+  },
+  forging_disabled: (t, c) => {
+    c.metrics.forgingEnabled.set(c.pod, 0);
+    c.log.info("forging disabled", { reason: t.reason, confirmed: t.confirmed });
+  },
+  forging_lost: (t, c) => {
+    c.metrics.forgingEnabled.set(c.pod, 0);
+    c.log.info("a new node process was never given the keys: forging again once ready", {
+      pid: t.pid,
+    });
+  },
+  rotated: (t, c) =>
+    c.log.info("placed rotated keys and signalled the node", {
+      changed: t.placed.changed,
+      opcertCounter: t.placed.facts.issueCounter,
+      kesStartPeriod: t.placed.facts.kesStartPeriod,
+      hotKey: t.placed.facts.hotKeyId,
+    }),
+  rotation_unusable: (t, c) =>
+    c.log.warn("the source keys changed but cannot be used; the node keeps its keys", {
+      err: t.problem,
+    }),
+  keys_remove_failed: (t, c) =>
+    c.log.error("cannot remove the credential files", { err: t.error, reason: t.reason }),
+  place_failed: (t, c) =>
+    c.log.error(
+      t.purpose === "boot"
+        ? "cannot provision credentials for the node's boot"
+        : t.purpose === "promote"
+        ? "cannot start forging"
+        : "cannot place rotated keys; stepping aside",
+      { err: t.error },
+    ),
+  signal_sent: (t, c) => {
+    c.metrics.sighups.inc({ reason: t.reason });
+    c.log.debug("sent SIGHUP", { pid: t.pid, reason: t.reason });
+  },
+  signal_failed: (t, c) => {
+    c.metrics.signalFailures.inc({ reason: t.failure });
+    c.log.error("cannot signal the node", { pid: t.pid, reason: t.reason, err: t.error });
+  },
+};
+
+/** The node process. */
+const NODE: Pick<
+  Handlers,
+  | "node_found"
+  | "node_gone"
+  | "node_restarted"
+  | "node_check_failed"
+  | "effect_failed"
+  | "node_flag"
+  | "unsafe_node"
+> = {
+  node_found: (t, c) =>
+    c.log.info("found the node process", { pid: t.pid, nonProducing: t.nonProducing }),
+  node_gone: (t, c) => c.log.warn("the node process is gone", { pid: t.pid }),
+  node_restarted: (t, c) =>
+    c.log.info("the node restarted; re-applying the current state", { pid: t.pid }),
+  node_check_failed: (t, c) => c.log.error("cannot look for the node process", { err: t.error }),
+  effect_failed: (t, c) =>
+    c.log.error("an effect failed unexpectedly", { effect: t.effect, err: t.error }),
+  node_flag: (t, c) => c.metrics.nodeNonProducing.set(t.value),
+  unsafe_node: (t, c) => {
+    c.log.error(
+      "UNSAFE: the node runs without --start-as-non-producing-node (or --non-producing-node before 10.5.1) and this replica is not the leader; removing its keys",
+      { pid: t.pid },
+    );
+    c.metrics.demotions.inc({ reason: STOP_REASONS.unsafe_node.metric });
+    c.event(
+      "Warning",
+      STOP_REASONS.unsafe_node.status,
+      `${c.d.podName}: node runs without the non-producing flag`,
+    );
+  },
+};
+
+/** Every transition's handler: the type requires one per kind. */
+const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE };
+
 /** Turns transitions into logs, metrics, status and Events. */
 export class Telemetry {
   readonly #d: TelemetryDeps;
@@ -34,9 +260,20 @@ export class Telemetry {
   #statusChain: Promise<unknown> = Promise.resolve();
   #lastRenewWall: number | undefined;
 
+  readonly #context: Context;
+
   constructor(deps: TelemetryDeps) {
     this.#d = deps;
     this.#log = deps.log.with({ lease: deps.leaseName, identity: deps.identity });
+    this.#context = {
+      d: deps,
+      log: this.#log,
+      metrics: deps.metrics,
+      pod: { pod: deps.podName },
+      status: (update, onlyIfLeaderIs) => this.#status(update, onlyIfLeaderIs),
+      event: (type, reason, message) => this.#event(type, reason, message),
+      renewed: () => (this.#lastRenewWall = deps.clock.wall().getTime()),
+    };
   }
 
   /** The wall time (ms) of the last successful renew, for the seconds-since-renew gauge. */
@@ -46,178 +283,7 @@ export class Telemetry {
 
   /** Reports one transition. */
   apply(t: Transition): void {
-    const { metrics } = this.#d;
-    const pod = { pod: this.#d.podName };
-    const log = this.#log;
-    switch (t.kind) {
-      case "boot_keys_placed":
-        return log.info("provisioned credentials for node startup", { changed: t.changed });
-      case "waiting_for_socket":
-        return log.info("waiting for the node socket to accept connections", {
-          path: this.#d.nodeSocket,
-        });
-      case "socket_timeout":
-        return log.error(t.error);
-      case "standing_by":
-        return log.info("standing by", { pid: t.pid, nonProducing: t.nonProducing });
-      case "lease_read_failed":
-        return log.warn("cannot read the lease", { err: t.error });
-      case "lease_write_failed":
-        if (t.leading) metrics.renewFailures.inc();
-        if (t.conflict) {
-          return log.info(`lost the race to ${t.operation} the lease; reading it again`, {
-            err: t.error,
-          });
-        }
-        return log.warn(`cannot ${t.operation} the lease`, { err: t.error });
-      case "renewed":
-        this.#lastRenewWall = this.#d.clock.wall().getTime();
-        return;
-      case "became_leader":
-        metrics.leadershipChanges.inc();
-        metrics.leaderStatus.set(pod, 1);
-        log.info("became leader", {
-          previous: t.previous,
-          proofNeeded: t.proofNeeded,
-          transitions: t.transitions,
-          ...(t.probationSeconds !== undefined ? { probationSeconds: t.probationSeconds } : {}),
-        });
-        return this.#status({
-          leaderPod: this.#d.podName,
-          forgingEnabled: false,
-          reason: "LeaseAcquired",
-          message: `${this.#d.identity} holds lease ${this.#d.leaseName}`,
-          leaseTransitions: t.transitions,
-        });
-      case "stopped_leading":
-        metrics.leadershipChanges.inc();
-        metrics.leaderStatus.set(pod, 0);
-        return log.warn("stopped leading", { reason: t.reason });
-      case "demoted": {
-        const row = STOP_REASONS[t.reason];
-        metrics.demotions.inc({ reason: row.metric });
-        metrics.forgingEnabled.set(pod, 0);
-        return this.#status({
-          leaderPod: "",
-          forgingEnabled: false,
-          reason: row.status,
-          message: `${this.#d.podName} stopped forging: ${row.text}`,
-        }, this.#d.podName);
-      }
-      case "stepping_aside":
-        log.error("stepping aside: this replica cannot forge", {
-          reason: "cannot_forge",
-          why: t.why,
-        });
-        return this.#event("Warning", "CannotForge", `${this.#d.podName}: ${t.why}`);
-      case "released":
-        return log.info("released the lease", { clean: t.clean });
-      case "release_failed":
-        return log.warn("cannot release the lease; it will expire", { err: t.error });
-      case "fence_started":
-        return log.info("fence: proving the previous leader's node stopped before forging", {
-          previous: t.previous,
-        });
-      case "fence_done":
-        return this.#fenceDone(t);
-      case "status_read_failed":
-        metrics.statusUpdateFailures.inc();
-        return log.warn("cannot read the CardanoLeader status to find the last forger", {
-          err: t.error,
-        });
-      case "forging_enabled":
-        metrics.forgingEnabled.set(pod, 1);
-        log.info("forging enabled", {
-          changed: t.placed.changed,
-          opcertCounter: t.placed.facts.issueCounter,
-          pid: t.pid,
-        });
-        return this.#status({
-          leaderPod: this.#d.podName,
-          forgingEnabled: true,
-          reason: "Forging",
-          message: `${this.#d.podName} forges`,
-        });
-      case "forging_disabled":
-        metrics.forgingEnabled.set(pod, 0);
-        return log.info("forging disabled", { reason: t.reason, confirmed: t.confirmed });
-      case "forging_lost":
-        metrics.forgingEnabled.set(pod, 0);
-        return log.info("a new node process was never given the keys: forging again once ready", {
-          pid: t.pid,
-        });
-      case "rotated":
-        return log.info("placed rotated keys and signalled the node", {
-          changed: t.placed.changed,
-          opcertCounter: t.placed.facts.issueCounter,
-          kesStartPeriod: t.placed.facts.kesStartPeriod,
-          hotKey: t.placed.facts.hotKeyId,
-        });
-      case "rotation_unusable":
-        return log.warn("the source keys changed but cannot be used; the node keeps its keys", {
-          err: t.problem,
-        });
-      case "keys_remove_failed":
-        return log.error("cannot remove the credential files", { err: t.error, reason: t.reason });
-      case "place_failed":
-        return log.error(
-          t.purpose === "boot"
-            ? "cannot provision credentials for the node's boot"
-            : t.purpose === "promote"
-            ? "cannot start forging"
-            : "cannot place rotated keys; stepping aside",
-          { err: t.error },
-        );
-      case "signal_sent":
-        metrics.sighups.inc({ reason: t.reason });
-        return log.debug("sent SIGHUP", { pid: t.pid, reason: t.reason });
-      case "signal_failed":
-        metrics.signalFailures.inc({ reason: t.failure });
-        return log.error("cannot signal the node", { pid: t.pid, reason: t.reason, err: t.error });
-      case "node_found":
-        return log.info("found the node process", { pid: t.pid, nonProducing: t.nonProducing });
-      case "node_gone":
-        return log.warn("the node process is gone", { pid: t.pid });
-      case "node_restarted":
-        return log.info("the node restarted; re-applying the current state", { pid: t.pid });
-      case "node_check_failed":
-        return log.error("cannot look for the node process", { err: t.error });
-      case "effect_failed":
-        return log.error("an effect failed unexpectedly", { effect: t.effect, err: t.error });
-      case "node_flag":
-        return metrics.nodeNonProducing.set(t.value);
-      case "unsafe_node":
-        log.error(
-          "UNSAFE: the node runs without --start-as-non-producing-node (or --non-producing-node before 10.5.1) and this replica is not the leader; removing its keys",
-          { pid: t.pid },
-        );
-        metrics.demotions.inc({ reason: STOP_REASONS.unsafe_node.metric });
-        return this.#event(
-          "Warning",
-          STOP_REASONS.unsafe_node.status,
-          `${this.#d.podName}: node runs without the non-producing flag`,
-        );
-    }
-  }
-
-  #fenceDone(t: Extract<Transition, { kind: "fence_done" }>): void {
-    const { metrics } = this.#d;
-    const outcome = t.outcome;
-    if (outcome.proven) {
-      metrics.fenceWaits.inc({ outcome: outcome.how });
-      if (outcome.how !== "no_previous") {
-        this.#log.info("fence: previous leader's node is stopped", {
-          previous: t.previous,
-          how: outcome.how,
-        });
-      }
-    } else if ("error" in outcome) {
-      metrics.fenceWaits.inc({ outcome: "error" });
-      this.#log.error("fence failed; not forging", { err: outcome.why });
-    } else {
-      metrics.fenceWaits.inc({ outcome: "unproven" });
-      this.#log.warn("fence: no proof; not forging", { why: outcome.why });
-    }
+    (HANDLERS[t.kind] as (t: Transition, c: Context) => void)(t, this.#context);
   }
 
   /** Waits for pending status writes, at most `ms` of real time. */

@@ -1,0 +1,428 @@
+/**
+ * The forging state machine as tables: given a state reached by real events, this event, expect
+ * this phase and these effects in this order. Pure: no I/O, no timers, no waiting.
+ */
+
+import assert from "node:assert/strict";
+import type { LeaseRecord, Observation } from "../lib/election.ts";
+import {
+  type Effect,
+  type ForgingConfig,
+  type ForgingEvent,
+  type ForgingState,
+  isForging,
+  nextWake,
+  PHASES,
+  start,
+  step,
+} from "../lib/forging.ts";
+import type { NodeInfo } from "../lib/node_process.ts";
+import { STOP_REASONS, type StopReason } from "../lib/stop_reasons.ts";
+
+const ME = "producer-0_self";
+const OTHER = "producer-1_other";
+const NODE: NodeInfo = { pid: 42, startTicks: 7, nonProducing: true };
+const CFG: ForgingConfig = {
+  identity: ME,
+  podName: "producer-0",
+  fence: false,
+  startAsNonProducing: false,
+  socketCheck: false,
+  socketWaitTimeoutMs: 5000,
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2000,
+  acquireDelayMs: 2000,
+  sleepIntervalMs: 5000,
+};
+const FACTS = {
+  changed: ["kes", "vrf", "opcert"],
+  facts: { issueCounter: 3, kesStartPeriod: 100, hotKeyId: "ab12" },
+} as unknown as Extract<ForgingEvent, { kind: "keys_placed" }>["placed"];
+
+function rec(holder: string, rv: string, extra: Partial<LeaseRecord> = {}): LeaseRecord {
+  return { holder, durationMs: 15_000, transitions: 1, resourceVersion: rv, ...extra };
+}
+function present(record: LeaseRecord): Observation {
+  return { kind: "present", record };
+}
+
+/** One machine driven by real events, keeping the effects of the last step. */
+class Machine {
+  state: ForgingState;
+  effects: Effect[];
+  now: number;
+  constructor(cfg: Partial<ForgingConfig> = {}, now = 1_000) {
+    this.now = now;
+    ({ state: this.state, effects: this.effects } = start({ ...CFG, ...cfg }, now));
+  }
+  feed(event: ForgingEvent, at = this.now): Effect[] {
+    this.now = at;
+    ({ state: this.state, effects: this.effects } = step(this.state, event, at));
+    return this.effects;
+  }
+  /** The effects of the last step as short strings, in order. */
+  get did(): string[] {
+    return this.effects.map(describe);
+  }
+  get phase(): string {
+    return this.state.phase.kind;
+  }
+  /** The first effect of `kind` in the last step. */
+  effect<K extends Effect["kind"]>(kind: K): Extract<Effect, { kind: K }> {
+    const found = this.effects.find((e) => e.kind === kind);
+    assert.ok(found !== undefined, `no ${kind} effect in ${JSON.stringify(this.did)}`);
+    return found as Extract<Effect, { kind: K }>;
+  }
+  /** Answers the pending stop's two effects (unlink, SIGHUP). */
+  answerStop(signal: "ok" | "refused" | "not_found" = "ok", removed = true): void {
+    const stop = this.state.stop;
+    assert.ok(stop !== undefined, "no stop pending");
+    this.feed({ kind: "keys_removed", stop: stop.id, ok: removed });
+    this.feed({
+      kind: "signalled",
+      reason: stop.reason,
+      stop: stop.id,
+      pid: NODE.pid,
+      outcome: signal,
+    });
+  }
+}
+
+function describe(e: Effect): string {
+  switch (e.kind) {
+    case "report":
+      return `report:${e.transition.kind}`;
+    case "signal":
+      return `signal:${e.reason}`;
+    case "place_keys":
+      return `place_keys:${e.purpose}`;
+    case "release_lease":
+      return `release:${e.clean ? "clean" : "unclean"}`;
+    case "write_lease":
+      return `write:${e.decision.kind}`;
+    default:
+      return e.kind;
+  }
+}
+
+/** A standby with its node found and stopped, having read a Lease held by OTHER. */
+function standby(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = new Machine(cfg);
+  if (m.did.includes("place_keys:boot")) {
+    m.feed({ kind: "keys_placed", purpose: "boot", placed: FACTS });
+  }
+  if (m.did.includes("probe_socket")) m.feed({ kind: "socket_probed", accepts: true });
+  assert.deepEqual(m.did.filter((d) => !d.startsWith("report")), ["check_node"]);
+  m.feed({ kind: "node_checked", node: NODE, accepts: true });
+  assert.deepEqual(m.did.slice(0, 3), ["report:node_flag", "remove_keys", "signal:startup"]);
+  m.answerStop();
+  assert.equal(m.phase, "standby");
+  m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10")) }, m.now + 1);
+  return m;
+}
+
+/** A standby that took a clean handover and now forges. */
+function forger(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = standby(cfg);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  assert.equal(write.decision.kind, "acquire");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.deepEqual(m.did, ["report:renewed", "report:became_leader", "place_keys:promote"]);
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  assert.deepEqual(m.did, ["signal:promote"]);
+  m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
+  assert.equal(m.phase, "forging");
+  return m;
+}
+
+Deno.test("a standby starts by unlinking the keys, then signalling its node, and stands by", () => {
+  const m = new Machine({ startAsNonProducing: true, socketCheck: true });
+  assert.deepEqual(m.did, ["place_keys:boot", "report:waiting_for_socket"]);
+  m.feed({ kind: "keys_placed", purpose: "boot", placed: FACTS });
+  assert.deepEqual(m.did, ["report:boot_keys_placed", "probe_socket"]);
+  m.feed({ kind: "socket_probed", accepts: false }, 1_100);
+  assert.deepEqual(m.did, []);
+  assert.equal(nextWake(m.state, m.now), 1_600, "the socket is probed again 500 ms later");
+  m.feed({ kind: "tick" }, 1_600);
+  assert.deepEqual(m.did, ["probe_socket"]);
+  m.feed({ kind: "socket_probed", accepts: true }, 1_650);
+  assert.deepEqual(m.did, ["check_node"]);
+  m.feed({ kind: "node_checked", node: NODE, accepts: true });
+  // The Lease is read meanwhile; it is not written while the node is being stopped.
+  assert.deepEqual(m.did, ["report:node_flag", "remove_keys", "signal:startup", "read_lease"]);
+  m.answerStop();
+  assert.deepEqual(m.did, ["report:signal_sent", "report:standing_by"]);
+  assert.equal(m.phase, "standby");
+  assert.equal(m.state.stopConfirmed, true);
+});
+
+Deno.test("a node socket that never accepts ends the start with an error naming the timeout", () => {
+  const m = new Machine({ socketCheck: true });
+  m.feed({ kind: "socket_probed", accepts: false }, 1_000 + 5_001);
+  assert.equal(m.phase, "done");
+  assert.match(String((m.state.phase as { error?: string }).error), /SOCKET_WAIT_TIMEOUT=5 s/);
+});
+
+Deno.test("a clean handover is taken at once, and forging starts with place-then-signal", () => {
+  const m = forger();
+  assert.equal(isForging(m.state), true);
+  assert.deepEqual(m.did, ["report:signal_sent", "report:forging_enabled"]);
+});
+
+Deno.test("an acquisition that needs proof fences first, and a proof of an earlier term is ignored", () => {
+  const m = standby({ fence: true });
+  m.feed({ kind: "tick" }, 1_000 + 17_001 + 1); // held by OTHER, unchanged for LEASE + DELAY
+  const write = m.effect("write_lease");
+  assert.equal(write.decision.kind, "acquire");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "fencing");
+  assert.deepEqual(m.did, ["report:renewed", "report:became_leader", "start_fence"]);
+  assert.equal(m.effect("start_fence").previousHolder, OTHER);
+  const term = m.effect("start_fence").term;
+
+  m.feed({
+    kind: "fence_done",
+    term: term - 1,
+    previous: OTHER,
+    outcome: { proven: true, how: "pod_gone" },
+  });
+  assert.equal(m.phase, "fencing", "a proof for another term counted");
+  m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: false, why: "x" } });
+  assert.equal(m.phase, "fencing", "no proof counted as proof");
+  m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
+  assert.equal(m.phase, "promoting");
+  assert.deepEqual(m.did, ["report:fence_done", "place_keys:promote"]);
+});
+
+/** Each way a term ends: the stop's effects, in order, and what follows. */
+const ENDINGS: {
+  name: string;
+  end: (m: Machine) => void;
+  reason: StopReason;
+  then: string;
+}[] = [
+  {
+    name: "the renew deadline passes (a renew hangs)",
+    end: (m) => {
+      m.feed({ kind: "tick" }, m.now + 2_000); // due: a renew goes out and hangs
+      assert.equal(m.effect("write_lease").decision.kind, "renew");
+      m.feed({ kind: "tick" }, m.now + 8_000); // 10 s after the last renew was sent
+    },
+    reason: "renew_deadline",
+    then: "standby",
+  },
+  {
+    name: "another replica takes the Lease",
+    end: (m) => {
+      m.feed({ kind: "tick" }, m.now + 2_000);
+      const w = m.effect("write_lease");
+      m.feed({ kind: "lease_write_failed", decision: w.decision, conflict: true, error: "409" });
+      m.feed({ kind: "lease_read", observation: present(rec("producer-2_x", "20")) });
+    },
+    reason: "lease_taken",
+    then: "standby",
+  },
+  {
+    name: "the Lease is deleted",
+    end: (m) => {
+      m.feed({ kind: "tick" }, m.now + 2_000);
+      const w = m.effect("write_lease");
+      m.feed({ kind: "lease_write_failed", decision: w.decision, conflict: true, error: "409" });
+      m.feed({ kind: "lease_read", observation: { kind: "absent" } });
+    },
+    reason: "lease_deleted",
+    then: "standby",
+  },
+  {
+    name: "a planned shutdown",
+    end: (m) => m.feed({ kind: "shutdown" }),
+    reason: "shutdown",
+    then: "releasing",
+  },
+  {
+    name: "the node exits",
+    end: (m) => {
+      m.feed({ kind: "tick" }, m.now + 2_000);
+      m.feed({ kind: "node_checked", node: undefined, accepts: true });
+    },
+    reason: "cannot_forge",
+    then: "stepped_aside",
+  },
+];
+
+for (const ending of ENDINGS) {
+  Deno.test(`when ${ending.name}, the keys are unlinked before the SIGHUP, and ${ending.then} follows`, () => {
+    const m = forger();
+    ending.end(m);
+    assert.equal(m.phase, "stopping");
+    const order = m.did.filter((d) => ["remove_keys", `signal:${ending.reason}`].includes(d));
+    assert.deepEqual(order, ["remove_keys", `signal:${ending.reason}`]);
+    assert.ok(m.did.includes("report:demoted"));
+    assert.ok(
+      !m.did.some((d) => d.startsWith("release")),
+      "released before the stop was confirmed",
+    );
+    m.answerStop();
+    assert.equal(m.phase, ending.then);
+    const releases = m.did.filter((d) => d.startsWith("release"));
+    assert.deepEqual(releases, ending.then === "standby" ? [] : ["release:clean"]);
+    assert.equal(STOP_REASONS[ending.reason].metric, ending.reason);
+  });
+}
+
+Deno.test("a stop whose SIGHUP is refused releases unclean; a node that exited still counts as stopped", () => {
+  for (const [outcome, clean] of [["refused", false], ["not_found", true]] as const) {
+    const m = forger();
+    m.feed({ kind: "shutdown" });
+    m.answerStop(outcome);
+    assert.deepEqual(m.did.filter((d) => d.startsWith("release")), [
+      clean ? "release:clean" : "release:unclean",
+    ]);
+    assert.equal(m.state.stopConfirmed, clean);
+  }
+});
+
+Deno.test("a placement that comes back after the term ended is not followed by a promoting SIGHUP", () => {
+  const m = standby();
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const w = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: w.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "promoting");
+  const effects = m.feed(
+    { kind: "keys_placed", purpose: "promote", placed: FACTS },
+    m.now + 10_001,
+  );
+  assert.ok(!effects.some((e) => e.kind === "signal" && e.reason === "promote"));
+  assert.equal(m.phase, "stopping");
+  assert.deepEqual(m.did.filter((d) => d === "remove_keys" || d.startsWith("signal")), [
+    "remove_keys",
+    "signal:renew_deadline",
+  ]);
+});
+
+Deno.test("a renew in flight does not hold back the stop at the deadline", () => {
+  const m = forger();
+  m.feed({ kind: "tick" }, m.now + 2_000);
+  assert.equal(m.effect("write_lease").decision.kind, "renew");
+  assert.equal(nextWake(m.state, m.now), m.now + 8_000, "the deadline is the next wake-up");
+  m.feed({ kind: "tick" }, m.now + 8_000);
+  assert.deepEqual(m.did.filter((d) => d === "remove_keys" || d.startsWith("signal")), [
+    "remove_keys",
+    "signal:renew_deadline",
+  ]);
+});
+
+Deno.test("a late renew that answers after the stop began starts no term", () => {
+  const m = forger();
+  m.feed({ kind: "tick" }, m.now + 2_000);
+  const renew = m.effect("write_lease");
+  const sentAt = m.now;
+  m.feed({ kind: "shutdown" });
+  m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "13"), sentAt });
+  assert.equal(m.phase, "stopping");
+  assert.equal(m.state.election.term, undefined);
+  m.answerStop();
+  assert.equal(m.effect("release_lease").record.resourceVersion, "13", "released an old version");
+});
+
+Deno.test("a standby's node without the non-producing flag is stopped once per process", () => {
+  const m = standby();
+  const unsafe = { ...NODE, pid: 99, nonProducing: false };
+  m.feed({ kind: "node_checked", node: unsafe, accepts: true }, m.now + 2_000);
+  assert.deepEqual(m.did.filter((d) => d !== "report:node_flag"), [
+    "report:node_found",
+    "report:unsafe_node",
+    "remove_keys",
+    "signal:unsafe_node",
+    "report:node_restarted",
+  ]);
+  m.answerStop();
+  m.feed({ kind: "node_checked", node: unsafe, accepts: true }, m.now + 2_000);
+  assert.deepEqual(m.did.filter((d) => d !== "report:node_flag"), [], "reported twice");
+});
+
+Deno.test("a leader whose node is booting steps aside at once, keeping the keys it boots with", () => {
+  const m = standby({ socketCheck: true });
+  m.feed({ kind: "node_checked", node: { ...NODE, pid: 77 }, accepts: false }, m.now + 2_000);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const w = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: w.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "stepped_aside");
+  assert.ok(!m.did.includes("remove_keys"), "unlinked the keys a booting node reads");
+  assert.ok(m.did.includes("release:clean"));
+});
+
+Deno.test("a leader whose node is gone steps aside and provisions boot keys after the release", () => {
+  const m = forger({ startAsNonProducing: true });
+  m.feed({ kind: "node_checked", node: undefined, accepts: true }, m.now + 2_000);
+  m.answerStop("not_found");
+  assert.deepEqual(m.did.filter((d) => d.startsWith("release") || d.startsWith("place")), [
+    "release:clean",
+    "place_keys:boot",
+  ]);
+  assert.equal(m.phase, "stepped_aside");
+  m.feed({ kind: "tick" }, m.now + 30_000);
+  assert.equal(m.phase, "standby", "stepped aside for good");
+});
+
+Deno.test("a rotation places a valid new set, then signals; an unusable one is reported once", () => {
+  const m = forger();
+  m.feed({ kind: "sources_checked", differ: true, problem: "mismatch" });
+  m.feed({ kind: "sources_checked", differ: true, problem: "mismatch" });
+  assert.deepEqual(m.did, [], "reported twice");
+  m.feed({ kind: "sources_checked", differ: true });
+  assert.deepEqual(m.did, ["place_keys:rotate"]);
+  m.feed({ kind: "keys_placed", purpose: "rotate", placed: FACTS });
+  assert.deepEqual(m.did, ["signal:rotate"]);
+  m.feed({ kind: "signalled", reason: "rotate", pid: NODE.pid, outcome: "ok" });
+  assert.deepEqual(m.did, ["report:signal_sent", "report:rotated"]);
+  assert.equal(m.phase, "forging");
+});
+
+Deno.test("every phase is listed once, and every stop reason has a row", () => {
+  assert.equal(new Set(PHASES).size, PHASES.length);
+  for (const [reason, row] of Object.entries(STOP_REASONS)) {
+    assert.equal(row.metric, reason);
+    assert.ok(row.status !== "" && row.text !== "", reason);
+  }
+});
+
+Deno.test("the README's state diagram names exactly the phases of the code", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const diagram = readme.match(/```mermaid\nstateDiagram-v2\n([\s\S]*?)```/)?.[1];
+  assert.ok(diagram !== undefined, "no stateDiagram-v2 in README.md");
+  const named = new Set<string>();
+  for (const line of diagram.split("\n")) {
+    const edge = line.match(/^\s*(\S+)\s+-->\s+([^:\s]+)/);
+    if (edge === null) continue;
+    for (const state of [edge[1]!, edge[2]!]) if (state !== "[*]") named.add(state);
+  }
+  assert.deepEqual([...named].sort(), [...PHASES].sort());
+});
+
+Deno.test("the fence gets the previous holder's pod UID as known when the create was decided", () => {
+  // Our own create's watch event may arrive before its response: it must not stand in for the
+  // previous holder (whose pod the fence proves stopped).
+  const m = new Machine({ fence: true });
+  m.feed({ kind: "node_checked", node: NODE, accepts: true });
+  m.answerStop();
+  m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10", { holderPodUid: "uid-1" })) });
+  m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
+  m.feed({ kind: "tick" }, m.now + 17_001);
+  const create = m.effect("write_lease");
+  assert.equal(create.decision.kind, "acquire");
+  const mine = rec(ME, "11", { holderPodUid: "uid-me" });
+  m.feed({ kind: "lease_watched", observation: present(mine) });
+  m.feed({
+    kind: "lease_written",
+    decision: create.decision,
+    record: mine,
+    sentAt: m.now,
+    ...(create.previous !== undefined ? { previous: create.previous } : {}),
+  });
+  const fence = m.effect("start_fence");
+  assert.equal(fence.previousHolder, OTHER);
+  assert.equal(fence.previousPodUid, "uid-1");
+});
