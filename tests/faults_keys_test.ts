@@ -10,13 +10,11 @@
  */
 
 import assert from "node:assert/strict";
-import { sharedControlPlane } from "./support/control_plane.ts";
-import { FaultCluster, nowMs, printTable } from "./support/fault_cluster.ts";
+import { type FaultCluster, nowMs } from "./support/fault_cluster.ts";
+import { faultClusterTest } from "./support/fault_suite.ts";
 import { readForgingRecords } from "./support/forging_log.ts";
 import { makeCredentialSet } from "./support/keys.ts";
-
-const opts = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { sleep } from "./support/wait.ts";
 
 type Fault = {
   name: string;
@@ -65,75 +63,69 @@ const FAULTS: Fault[] = [
   },
 ];
 
-Deno.test(
+faultClusterTest(
   "fault suite 8: a leader with bad keys or an unwritable target steps aside",
-  opts,
-  async (t) => {
-    const cp = await sharedControlPlane();
-    await using c = await FaultCluster.start({ cp, namespace: "faults-keys" });
+  {
+    namespace: "faults-keys",
+    table:
+      "fault suite 8 (bad keys; 'forging again' and 'takeover' count from handing the Lease over)",
+  },
+  async (c, t) => {
     const steppedAside = new Map<string, number>();
-    try {
-      await c.waitSingleForger(30_000);
-      for (const [i, fault] of FAULTS.entries()) {
-        await t.step(`8${"abcd"[i]}: ${fault.name}`, async () => {
-          const leader = await c.waitSingleForger(10_000);
-          // A standby that has not stepped aside lately (a replica that steps aside stays out for
-          // two lease durations, 8 s, and would not take the Lease back).
-          const faulty = c.replicas().map((r) => r.key).filter((k) => k !== leader)
-            .sort((a, b) => (steppedAside.get(a) ?? 0) - (steppedAside.get(b) ?? 0))[0]!;
-          const wait = (steppedAside.get(faulty) ?? 0) + 9000 - Date.now();
-          if (wait > 0) await sleep(wait);
-          if ((await c.forgers())[0] !== leader) throw new Error("the leader changed meanwhile");
-          const identity = await c.identityOf(faulty);
-          assert.ok(identity !== undefined);
-          const restore = await fault.apply(c, faulty);
-          const faultAt = nowMs();
-          const wallAt = Date.now();
-          await c.editLease((l) => l.spec!.holderIdentity = identity);
-          await c.waitFor(`${faulty} to step aside`, async () => {
-            const events = await c.logEvents(wallAt);
-            return events.some((e) => e.startsWith(`${c.current(faulty).label}: stepped aside`))
-              ? true
-              : undefined;
-          }, 20_000);
-          steppedAside.set(faulty, Date.now());
-          const next = await c.waitSingleForger(20_000, [faulty]);
-          const f = await c.figures(faultAt, leader);
-          const records = await readForgingRecords([c.current(faulty).pod.record]);
-          const enabled = records.filter((r) => r.t > faultAt && r.event === "enable");
+    for (const [i, fault] of FAULTS.entries()) {
+      await t.step(`8${"abcd"[i]}: ${fault.name}`, async () => {
+        const leader = await c.waitSingleForger(10_000);
+        // A standby that has not stepped aside lately (a replica that steps aside stays out for
+        // two lease durations, 8 s, and would not take the Lease back).
+        const faulty = c.replicas().map((r) => r.key).filter((k) => k !== leader)
+          .sort((a, b) => (steppedAside.get(a) ?? 0) - (steppedAside.get(b) ?? 0))[0]!;
+        const wait = (steppedAside.get(faulty) ?? 0) + 9000 - Date.now();
+        if (wait > 0) await sleep(wait);
+        if ((await c.forgers())[0] !== leader) throw new Error("the leader changed meanwhile");
+        const identity = await c.identityOf(faulty);
+        assert.ok(identity !== undefined);
+        const restore = await fault.apply(c, faulty);
+        const faultAt = nowMs();
+        const wallAt = Date.now();
+        await c.editLease((l) => l.spec!.holderIdentity = identity);
+        await c.waitFor(`${faulty} to step aside`, async () => {
           const events = await c.logEvents(wallAt);
-          const aside = (events.find((e) => e.includes("stepped aside")) ?? "")
-            .replace(/\/\S*\/([^/\s]+)/g, "$1"); // file names, not the temp folders
-          c.rows.push({
-            scenario: `8 ${fault.name}`,
-            overlapMs: f.overlapMs,
-            stoppedMs: f.stoppedMs,
-            resumedMs: f.resumedMs,
-            takeoverMs: f.resumedMs,
-            note: `Lease handed to ${faulty}: ${aside.replace(/^[^:]+: /, "").slice(0, 110)}; ` +
-              `${next} forges`,
-          });
-          await restore();
-          assert.equal(f.overlapMs, 0);
-          assert.deepEqual(enabled, [], `${faulty}'s node was never given keys`);
-          assert.notEqual(next, faulty);
-          assert.ok(
-            f.stoppedMs !== null && f.stoppedMs < 2500,
-            `old leader stopped ${f.stoppedMs}`,
-          );
+          return events.some((e) => e.startsWith(`${c.current(faulty).label}: stepped aside`))
+            ? true
+            : undefined;
+        }, 20_000);
+        steppedAside.set(faulty, Date.now());
+        const next = await c.waitSingleForger(20_000, [faulty]);
+        const f = await c.figures(faultAt, leader);
+        const records = await readForgingRecords([c.current(faulty).pod.record]);
+        const enabled = records.filter((r) => r.t > faultAt && r.event === "enable");
+        const events = await c.logEvents(wallAt);
+        const aside = (events.find((e) => e.includes("stepped aside")) ?? "")
+          .replace(/\/\S*\/([^/\s]+)/g, "$1"); // file names, not the temp folders
+        c.rows.push({
+          scenario: `8 ${fault.name}`,
+          overlapMs: f.overlapMs,
+          stoppedMs: f.stoppedMs,
+          resumedMs: f.resumedMs,
+          takeoverMs: f.resumedMs,
+          note: `Lease handed to ${faulty}: ${aside.replace(/^[^:]+: /, "").slice(0, 110)}; ` +
+            `${next} forges`,
         });
-      }
-
-      await t.step("steady: the repaired replicas are healthy standbys", async () => {
-        await sleep(1000);
-        await c.waitSingleForger(10_000);
-        assert.equal((await c.figures(nowMs(), "")).overlapMs, 0);
+        await restore();
+        assert.equal(f.overlapMs, 0);
+        assert.deepEqual(enabled, [], `${faulty}'s node was never given keys`);
+        assert.notEqual(next, faulty);
+        assert.ok(
+          f.stoppedMs !== null && f.stoppedMs < 2500,
+          `old leader stopped ${f.stoppedMs}`,
+        );
       });
-    } finally {
-      printTable(
-        "fault suite 8 (bad keys; 'forging again' and 'takeover' count from handing the Lease over)",
-        c.rows,
-      );
     }
+
+    await t.step("steady: the repaired replicas are healthy standbys", async () => {
+      await sleep(1000);
+      await c.waitSingleForger(10_000);
+      assert.equal((await c.figures(nowMs(), "")).overlapMs, 0);
+    });
   },
 );

@@ -7,143 +7,136 @@
  */
 
 import assert from "node:assert/strict";
-import { sharedControlPlane } from "./support/control_plane.ts";
-import { FaultCluster, nowMs, printTable, secs } from "./support/fault_cluster.ts";
+import { nowMs, secs } from "./support/fault_cluster.ts";
+import { faultClusterTest } from "./support/fault_suite.ts";
+import { sleep } from "./support/wait.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+faultClusterTest("fault suite 1-3: pod death, killed sidecar, frozen sidecar", {
+  namespace: "faults-pod",
+  table: "fault suite 1-3 (pods, killed and frozen sidecars; FENCE=pod)",
+}, async (c, t) => {
+  await t.step("1: the leader's pod is deleted; its kubelet SIGKILLs it", async () => {
+    const leader = await c.waitSingleForger(10_000);
+    const faultAt = nowMs();
+    await c.deletePod(leader);
+    await c.waitSingleForger(30_000, [leader]);
+    const f = await c.record("1 leader pod deleted (kubelet kills it)", faultAt, leader);
+    assert.equal(f.overlapMs, 0);
+    assert.ok(f.takeoverMs !== null);
+    await c.recreate(leader);
+  });
 
-Deno.test("fault suite 1-3: pod death, killed sidecar, frozen sidecar", opts, async (t) => {
-  const cp = await sharedControlPlane();
-  await using c = await FaultCluster.start({ cp, namespace: "faults-pod" });
-  try {
-    await c.waitSingleForger(30_000);
-
-    await t.step("1: the leader's pod is deleted; its kubelet SIGKILLs it", async () => {
+  await t.step(
+    "2a: the leader's sidecar is SIGKILLed, its node keeps the keys; restarted after 1.5 s",
+    async () => {
       const leader = await c.waitSingleForger(10_000);
       const faultAt = nowMs();
-      await c.deletePod(leader);
-      await c.waitSingleForger(30_000, [leader]);
-      const f = await c.record("1 leader pod deleted (kubelet kills it)", faultAt, leader);
+      c.current(leader).pod.signalSidecar("SIGKILL");
+      await sleep(1500);
+      c.current(leader).pod.restartSidecar();
+      // The restarted sidecar stops its node at start (unlink + SIGHUP). Then another replica
+      // leads once the lease expired and the fence removed the old pod, or the restarted
+      // sidecar itself leads again (its own pod, whose node it stopped).
+      await c.waitFor("the old node to stop forging", async () => {
+        const f = await c.figures(faultAt, leader);
+        return f.stoppedMs !== null ? true : undefined;
+      }, 20_000);
+      const next = await c.waitSingleForger(30_000);
+      const f = await c.record(
+        "2a sidecar SIGKILL, restarted after 1.5 s",
+        faultAt,
+        leader,
+        next === leader ? "same pod leads again" : `${next} leads`,
+      );
+      assert.equal(f.overlapMs, 0);
+      assert.ok(f.stoppedMs !== null, "the old node must stop forging");
+      if (next !== leader) await c.recreate(leader);
+    },
+  );
+
+  await t.step(
+    "2b: the leader's sidecar is SIGKILLed and never restarted: the fence deletes its pod",
+    async () => {
+      const leader = await c.waitSingleForger(10_000);
+      const faultAt = nowMs();
+      c.current(leader).pod.signalSidecar("SIGKILL");
+      const next = await c.waitSingleForger(30_000, [leader]);
+      const f = await c.record(
+        "2b sidecar SIGKILL, never restarted",
+        faultAt,
+        leader,
+        `${next} leads after the fence deleted ${leader}`,
+      );
+      assert.equal(f.overlapMs, 0);
+      assert.ok(f.takeoverMs !== null);
+      assert.ok(f.stoppedMs !== null && f.stoppedMs <= f.takeoverMs!);
+      await c.recreate(leader);
+    },
+  );
+
+  await t.step(
+    "3a: the leader's sidecar is frozen (SIGSTOP) for 8 s, past the lease; then SIGCONT",
+    async () => {
+      const leader = await c.waitSingleForger(10_000);
+      const inc = c.current(leader);
+      const faultAt = nowMs();
+      inc.pod.signalSidecar("SIGSTOP");
+      const next = await c.waitSingleForger(30_000, [leader]);
+      const left = 8000 - (nowMs() - faultAt);
+      if (left > 0) await sleep(left);
+      inc.pod.signalSidecar("SIGCONT");
+      await sleep(500);
+      const f = await c.record(
+        "3a sidecar SIGSTOP 8 s, then SIGCONT",
+        faultAt,
+        leader,
+        `${next} leads after the fence deleted ${leader}`,
+      );
       assert.equal(f.overlapMs, 0);
       assert.ok(f.takeoverMs !== null);
       await c.recreate(leader);
-    });
+    },
+  );
 
-    await t.step(
-      "2a: the leader's sidecar is SIGKILLed, its node keeps the keys; restarted after 1.5 s",
-      async () => {
-        const leader = await c.waitSingleForger(10_000);
-        const faultAt = nowMs();
-        c.current(leader).pod.signalSidecar("SIGKILL");
-        await sleep(1500);
-        c.current(leader).pod.restartSidecar();
-        // The restarted sidecar stops its node at start (unlink + SIGHUP). Then another replica
-        // leads once the lease expired and the fence removed the old pod, or the restarted
-        // sidecar itself leads again (its own pod, whose node it stopped).
-        await c.waitFor("the old node to stop forging", async () => {
-          const f = await c.figures(faultAt, leader);
-          return f.stoppedMs !== null ? true : undefined;
-        }, 20_000);
-        const next = await c.waitSingleForger(30_000);
-        const f = await c.record(
-          "2a sidecar SIGKILL, restarted after 1.5 s",
-          faultAt,
-          leader,
-          next === leader ? "same pod leads again" : `${next} leads`,
-        );
-        assert.equal(f.overlapMs, 0);
-        assert.ok(f.stoppedMs !== null, "the old node must stop forging");
-        if (next !== leader) await c.recreate(leader);
-      },
-    );
-
-    await t.step(
-      "2b: the leader's sidecar is SIGKILLed and never restarted: the fence deletes its pod",
-      async () => {
-        const leader = await c.waitSingleForger(10_000);
-        const faultAt = nowMs();
-        c.current(leader).pod.signalSidecar("SIGKILL");
-        const next = await c.waitSingleForger(30_000, [leader]);
-        const f = await c.record(
-          "2b sidecar SIGKILL, never restarted",
-          faultAt,
-          leader,
-          `${next} leads after the fence deleted ${leader}`,
-        );
-        assert.equal(f.overlapMs, 0);
-        assert.ok(f.takeoverMs !== null);
-        assert.ok(f.stoppedMs !== null && f.stoppedMs <= f.takeoverMs!);
-        await c.recreate(leader);
-      },
-    );
-
-    await t.step(
-      "3a: the leader's sidecar is frozen (SIGSTOP) for 8 s, past the lease; then SIGCONT",
-      async () => {
-        const leader = await c.waitSingleForger(10_000);
-        const inc = c.current(leader);
-        const faultAt = nowMs();
-        inc.pod.signalSidecar("SIGSTOP");
-        const next = await c.waitSingleForger(30_000, [leader]);
-        const left = 8000 - (nowMs() - faultAt);
-        if (left > 0) await sleep(left);
-        inc.pod.signalSidecar("SIGCONT");
-        await sleep(500);
-        const f = await c.record(
-          "3a sidecar SIGSTOP 8 s, then SIGCONT",
-          faultAt,
-          leader,
-          `${next} leads after the fence deleted ${leader}`,
-        );
-        assert.equal(f.overlapMs, 0);
-        assert.ok(f.takeoverMs !== null);
-        await c.recreate(leader);
-      },
-    );
-
-    await t.step(
-      "3b: frozen sidecar and a partitioned kubelet: nobody else forges until the kubelet returns",
-      async () => {
-        const leader = await c.waitSingleForger(10_000);
-        const inc = c.current(leader);
-        c.kubelet.partition(inc.podName);
-        const faultAt = nowMs();
-        inc.pod.signalSidecar("SIGSTOP");
-        // Past the lease and the fence's delete: the old node forges on (its sidecar is frozen),
-        // the new leader cannot prove it stopped, so nobody else may forge.
-        const others = await c.forgersDuring(8000);
-        assert.deepEqual(others, [leader], "only the frozen leader's node forges");
-        const contAt = nowMs();
-        inc.pod.signalSidecar("SIGCONT");
-        // The resumed sidecar sees its term is over and stops its node; still nobody else.
-        const during = await c.forgersDuring(3000);
-        const resumed = await c.figures(contAt, leader);
-        assert.deepEqual(during.filter((k) => k !== leader), []);
-        assert.ok(resumed.stoppedMs !== null, "the resumed sidecar stops its node");
-        const healAt = nowMs();
-        c.kubelet.heal(inc.podName);
-        const next = await c.waitSingleForger(30_000, [leader]);
-        const healed = await c.figures(healAt, leader);
-        const f = await c.record(
-          "3b SIGSTOP + partitioned kubelet",
-          faultAt,
-          leader,
-          `resumed sidecar stopped its node in ${secs(resumed.stoppedMs)}; ${next} forges ${
-            secs(healed.takeoverMs)
-          } after the kubelet returned`,
-        );
-        assert.equal(f.overlapMs, 0);
-        await c.recreate(leader);
-      },
-    );
-
-    await t.step("steady: exactly one forger after all faults", async () => {
-      await c.waitSingleForger(30_000);
-      const f = await c.figures(nowMs(), "");
+  await t.step(
+    "3b: frozen sidecar and a partitioned kubelet: nobody else forges until the kubelet returns",
+    async () => {
+      const leader = await c.waitSingleForger(10_000);
+      const inc = c.current(leader);
+      c.kubelet.partition(inc.podName);
+      const faultAt = nowMs();
+      inc.pod.signalSidecar("SIGSTOP");
+      // Past the lease and the fence's delete: the old node forges on (its sidecar is frozen),
+      // the new leader cannot prove it stopped, so nobody else may forge.
+      const others = await c.forgersDuring(8000);
+      assert.deepEqual(others, [leader], "only the frozen leader's node forges");
+      const contAt = nowMs();
+      inc.pod.signalSidecar("SIGCONT");
+      // The resumed sidecar sees its term is over and stops its node; still nobody else.
+      const during = await c.forgersDuring(3000);
+      const resumed = await c.figures(contAt, leader);
+      assert.deepEqual(during.filter((k) => k !== leader), []);
+      assert.ok(resumed.stoppedMs !== null, "the resumed sidecar stops its node");
+      const healAt = nowMs();
+      c.kubelet.heal(inc.podName);
+      const next = await c.waitSingleForger(30_000, [leader]);
+      const healed = await c.figures(healAt, leader);
+      const f = await c.record(
+        "3b SIGSTOP + partitioned kubelet",
+        faultAt,
+        leader,
+        `resumed sidecar stopped its node in ${secs(resumed.stoppedMs)}; ${next} forges ${
+          secs(healed.takeoverMs)
+        } after the kubelet returned`,
+      );
       assert.equal(f.overlapMs, 0);
-    });
-  } finally {
-    printTable("fault suite 1-3 (pods, killed and frozen sidecars; FENCE=pod)", c.rows);
-  }
+      await c.recreate(leader);
+    },
+  );
+
+  await t.step("steady: exactly one forger after all faults", async () => {
+    await c.waitSingleForger(30_000);
+    const f = await c.figures(nowMs(), "");
+    assert.equal(f.overlapMs, 0);
+  });
 });

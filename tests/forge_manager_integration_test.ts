@@ -7,9 +7,11 @@
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { exists } from "./support/fs.ts";
 import { installForgeManager, startReplicas } from "./support/replicas.ts";
 import { metricValue, type Pod } from "./support/pod.ts";
-import { figures, forgersNow, nowMs, waitFor, waitForSingleForger } from "./support/scenario.ts";
+import { figures, forgersNow, nowMs, waitForSingleForger } from "./support/scenario.ts";
+import { sleep, waitUntil } from "./support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -49,20 +51,20 @@ Deno.test(
     // Stays single for a few renew periods.
     for (let i = 0; i < 10; i++) {
       assert.deepEqual(await forgersNow(d.pods), [leader.name]);
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
     }
     for (const pod of d.pods) {
       const forging = await metricValue(pod, `cardano_forging_enabled{pod="${pod.name}"}`);
       assert.equal(forging, pod === leader ? 1 : 0, `${pod.name} cardano_forging_enabled`);
     }
-    const status = await waitFor("CardanoLeader status", async () => {
+    const status = await waitUntil("CardanoLeader status", async () => {
       const s = await leaderStatus(d.cp, "it-one");
       return s.forgingEnabled === true ? s : undefined;
     }, 10_000);
     assert.equal(status.leaderPod, leader.name);
     // Only the leader's ipc folder holds keys.
     for (const pod of d.pods) {
-      const present = await Deno.stat(`${pod.dir}/ipc/kes.skey`).then(() => true, () => false);
+      const present = await exists(`${pod.dir}/ipc/kes.skey`);
       assert.equal(present, pod === leader, `${pod.name} has keys`);
     }
   },

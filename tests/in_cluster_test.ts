@@ -9,9 +9,11 @@ import assert from "node:assert/strict";
 import { KubeConfig } from "@kubernetes/client-node";
 import { SERVICE_ACCOUNT_DIR } from "../lib/core/sandbox_grants.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { exists } from "./support/fs.ts";
 import { startPod } from "./support/pod.ts";
 import { FAST_TIMING, installForgeManager } from "./support/replicas.ts";
-import { forgersNow, waitFor } from "./support/scenario.ts";
+import { forgersNow } from "./support/scenario.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -39,7 +41,7 @@ Deno.test(
         },
         serviceAccount: { token, ca: await Deno.readTextFile(cp.caFile), namespace },
       });
-      await waitFor(
+      await waitUntil(
         "the in-cluster sidecar to forge",
         async () => (await forgersNow([pod])).includes("producer-0") ? true : undefined,
         30_000,
@@ -51,7 +53,7 @@ Deno.test(
       assert.ok(grants.net.includes(`${cp.host}:${cp.port}`));
       // Nothing was written at the in-cluster path on this machine itself.
       assert.equal(
-        await Deno.stat(`${SERVICE_ACCOUNT_DIR}/token`).then(() => true, () => false),
+        await exists(`${SERVICE_ACCOUNT_DIR}/token`),
         false,
       );
     } finally {

@@ -10,6 +10,7 @@ import type { Observation } from "../lib/election.ts";
 import { loadKubeConfig } from "../lib/kube_client.ts";
 import { HOLDER_POD_UID_ANNOTATION, KubeLeaseStore, LeaseConflict } from "../lib/lease_store.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { sleep, waitUntil } from "./support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS = "lease-store-test";
@@ -120,7 +121,7 @@ Deno.test("the watch reports a change made by someone else, and a deletion", opt
   const abort = new AbortController();
   leases.watch((o) => seen.push(o), abort.signal);
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const other = await store("watched");
     await other.leases.claim({
       record: undefined,
@@ -133,10 +134,9 @@ Deno.test("the watch reports a change made by someone else, and a deletion", opt
       name: "watched",
       namespace: NS,
     });
-    const deadline = Date.now() + 10_000;
-    while (!seen.some((o) => o.kind === "absent") && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil("the watch to report the Lease absent", () => {
+      return seen.some((o) => o.kind === "absent");
+    }, 10_000);
   } finally {
     abort.abort();
   }

@@ -39,6 +39,7 @@ import {
 } from "../tools/dummy_example.ts";
 import { type ControlPlane, sharedControlPlane } from "./support/control_plane.ts";
 import { exists } from "./support/fs.ts";
+import { waitUntil } from "./support/wait.ts";
 
 // client-node keeps connections open and the control plane is shared by every test file.
 const integration = { sanitizeResources: false, sanitizeOps: false };
@@ -466,11 +467,7 @@ Deno.test({
       stderr: "piped",
     }).spawn();
     const socket = flagValue(args, "--socket-path")!;
-    const deadline = performance.now() + 20_000;
-    while (!await exists(socket)) {
-      assert.ok(performance.now() < deadline, "the simulated node did not open its socket");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitUntil("the simulated node to open its socket", () => exists(socket), 20_000);
     child.kill("SIGTERM");
     const out = await child.output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
@@ -715,7 +712,7 @@ function cluster(): Promise<Cluster> {
     } else {
       assert.equal(created.status, 201, JSON.stringify(created.body));
     }
-    await poll("the CardanoLeader CRD to be Established", async () => {
+    await waitUntil("the CardanoLeader CRD to be Established", async () => {
       const { body } = await admin.request(
         "GET",
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
@@ -723,18 +720,10 @@ function cluster(): Promise<Cluster> {
       return (body.status?.conditions as Json[] | undefined)?.some((c) =>
         c.type === "Established" && c.status === "True"
       ) && await admin.resource("cardano.io/v1", "CardanoLeader") !== null;
-    });
+    }, { timeoutMs: 20_000, intervalMs: 100 });
     return { cp, admin, ca };
   })();
   return clusterPromise;
-}
-
-async function poll(what: string, check: () => Promise<boolean | undefined>, timeoutMs = 20_000) {
-  const deadline = performance.now() + timeoutMs;
-  while (!await check()) {
-    assert.ok(performance.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Dry-runs (or, for a CRD, checks the installed copy of) every object; returns the failures. */
@@ -994,7 +983,7 @@ async function waitAllowed(
   attrs: { verb: string; resource: string; group?: string },
 ) {
   const user = `system:serviceaccount:${namespace}:forge-manager`;
-  await poll(`${user} to be allowed to ${attrs.verb} ${attrs.resource}`, async () => {
+  await waitUntil(`${user} to be allowed to ${attrs.verb} ${attrs.resource}`, async () => {
     const review = await admin.request(
       "POST",
       "/apis/authorization.k8s.io/v1/subjectaccessreviews",
@@ -1011,7 +1000,7 @@ async function waitAllowed(
       },
     );
     return review.body.status?.allowed === true;
-  });
+  }, { timeoutMs: 20_000, intervalMs: 100 });
 }
 
 /** Awaits `call` and returns the HTTP status of its ApiException (or 200 if it succeeded). */

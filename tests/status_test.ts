@@ -10,6 +10,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../lib/kube_client.ts";
 import { CARDANO_LEADER, KubeStatusReporter } from "../lib/status.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { sleep } from "./support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS = "status-test";
@@ -62,7 +63,7 @@ Deno.test("status changes lastTransitionTime only on a real transition", opts, a
   assert.equal(first.leaderPod, "pod-a");
   assert.equal(first.forgingEnabled, false);
   assert.equal(first.leaseTransitions, 1);
-  await new Promise((r) => setTimeout(r, 1100)); // timestamps have 1 s resolution
+  await sleep(1100); // timestamps have 1 s resolution
   await a.report({
     leaderPod: "pod-a",
     forgingEnabled: false,

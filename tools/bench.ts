@@ -21,6 +21,7 @@ import { type Pod, startPod } from "../tests/support/pod.ts";
 import { makeCredentialSet } from "../tests/support/keys.ts";
 import { figures, intervalsOf, nowMs, waitForSingleForger } from "../tests/support/scenario.ts";
 import { totalOverlapMs } from "../tests/support/forging_log.ts";
+import { sleep } from "../tests/support/wait.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -102,7 +103,7 @@ try {
       `handover ${r + 1}/${rounds}: ${leader.name} -> ${next.name} in ${takeoverMs!.toFixed(0)} ms`,
     );
     leader.restartSidecar();
-    await new Promise((res) => setTimeout(res, 3000)); // let it join as a standby
+    await sleep(3000); // let it join as a standby
     leader = next;
   }
 
@@ -125,13 +126,13 @@ try {
   }
 
   log(`steady state for ${steadySeconds} s...`);
-  await new Promise((res) => setTimeout(res, 5000));
+  await sleep(5000);
   const before = await Promise.all(live.map(async (p) => ({
     stat: procStat(p.pids().sidecar!),
     requests: await apiRequests(p),
   })));
   const t0 = performance.now();
-  await new Promise((res) => setTimeout(res, steadySeconds * 1000));
+  await sleep(steadySeconds * 1000);
   const seconds = (performance.now() - t0) / 1000;
   const steady = await Promise.all(live.map(async (p, i) => {
     const now = procStat(p.pids().sidecar!);

@@ -9,6 +9,7 @@ import { startControlPlane } from "../tests/support/control_plane.ts";
 import { installForgeManager, startReplicas } from "../tests/support/replicas.ts";
 import { metricValue, type Pod } from "../tests/support/pod.ts";
 import { figures, forgersNow, nowMs, waitForSingleForger } from "../tests/support/scenario.ts";
+import { sleep } from "../tests/support/wait.ts";
 
 const enc = new TextEncoder();
 const say = (line: string) => Deno.stdout.writeSync(enc.encode(line + "\n"));
@@ -27,7 +28,7 @@ async function watch(pods: Pod[], ms: number, label = ""): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     await view(pods, label);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 

@@ -16,8 +16,8 @@
  * @module
  */
 
-import { relative } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+import { localModuleGraph } from "./module_graph.ts";
 
 /** The repository root, without a trailing slash. */
 export const REPO_ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
@@ -80,32 +80,12 @@ export function inNamespace(text: string, namespace: string, label: string): str
   }).join("---");
 }
 
-// Static `import ... from "./x"`, `export ... from "./x"` and `import "./x"` of relative paths.
-const LOCAL_IMPORT =
-  /(?:^|\n)\s*(?:import|export)\s+(?:[^"';]*?\sfrom\s*)?["'](\.{1,2}\/[^"']+)["']/g;
-
 /**
- * The entry module and every local module it imports, transitively, as paths relative to the
- * repository root, sorted. Needs read access to the repository.
+ * The simulator's entry module and every local module it imports, transitively, as paths relative
+ * to the repository root, sorted. Needs read access to the repository.
  */
-export async function localModuleGraph(entry: string = SIM_NODE_ENTRY): Promise<string[]> {
-  const seen = new Set<string>();
-  const pending = [entry];
-  while (pending.length > 0) {
-    const path = pending.pop()!;
-    if (seen.has(path)) continue;
-    seen.add(path);
-    const url = pathToFileURL(`${REPO_ROOT}/${path}`);
-    const text = await Deno.readTextFile(url);
-    for (const match of text.matchAll(LOCAL_IMPORT)) {
-      const rel = relative(REPO_ROOT, fileURLToPath(new URL(match[1]!, url)));
-      if (rel.startsWith("..")) {
-        throw new Error(`Cannot package ${path}: it imports ${match[1]}, outside the repository`);
-      }
-      pending.push(rel);
-    }
-  }
-  return [...seen].sort();
+export function simNodeModules(): Promise<string[]> {
+  return localModuleGraph(SIM_NODE_ENTRY, REPO_ROOT);
 }
 
 /** The ConfigMap key of a repository path (`lib/x.ts` -> `lib__x.ts`). */
@@ -130,7 +110,7 @@ export async function renderSimNodeConfigMap(): Promise<string> {
     "    app.kubernetes.io/part-of: forge-manager",
     "data:",
   ];
-  for (const path of await localModuleGraph()) {
+  for (const path of await simNodeModules()) {
     const text = await Deno.readTextFile(`${REPO_ROOT}/${path}`);
     if (
       !text.endsWith("\n") || text.endsWith("\n\n") || /[ \t]\n/.test(text) || /^\s/.test(text)

@@ -20,6 +20,7 @@ import {
   RbacAuthorizationV1Api,
   type V1PolicyRule,
 } from "@kubernetes/client-node";
+import { waitUntil } from "./wait.ts";
 
 /** Options of {@linkcode KubeAdmin.mintIdentity}. */
 export interface MintIdentityOptions {
@@ -103,32 +104,27 @@ async function ignoreConflict(create: () => Promise<unknown>): Promise<void> {
   }
 }
 
-/** Polls `attempt` every 100 ms until it returns a value other than `undefined`. */
+/**
+ * Polls `attempt` every 100 ms until it returns a value other than `undefined`; an error it
+ * throws counts as "not yet" (the API server may still be catching up).
+ */
 async function poll<T>(
   what: string,
   attempt: () => Promise<T | undefined>,
   timeoutMs = WAIT_MS,
 ): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
   let last: unknown = "no answer yet";
-  while (true) {
+  return await waitUntil(what, async () => {
     try {
       const value = await attempt();
-      if (value !== undefined) return value;
+      if (value !== undefined) return { value };
       last = "condition not met";
     } catch (err) {
       last = err;
     }
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Cannot ${what} within ${timeoutMs / 1000} s; last result: ${describe(last)}`,
-        {
-          cause: last,
-        },
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return undefined;
+  }, { timeoutMs, intervalMs: 100, detail: () => `last result: ${describe(last)}` })
+    .then((found) => found.value);
 }
 
 function describe(value: unknown): string {
@@ -209,7 +205,7 @@ export class KubeAdmin {
   /** Waits until the CustomResourceDefinition `name` has condition Established=True. */
   async waitForCrd(name: string): Promise<void> {
     const ext = this.config().makeApiClient(ApiextensionsV1Api);
-    await poll(`see CustomResourceDefinition ${name} Established`, async () => {
+    await poll(`CustomResourceDefinition ${name} to be Established`, async () => {
       const crd = await ext.readCustomResourceDefinition({ name });
       const established = crd.status?.conditions?.some((c) =>
         c.type === "Established" && c.status === "True"
@@ -285,7 +281,7 @@ export class KubeAdmin {
     const minted = new Http1KubeConfig();
     minted.loadFromFile(path);
     const authn = minted.makeApiClient(AuthenticationV1Api);
-    await poll(`authenticate the minted token of ${user}`, async () => {
+    await poll(`the minted token of ${user} to authenticate`, async () => {
       const review = await authn.createSelfSubjectReview({ body: {} });
       const name = review.status?.userInfo?.username;
       if (name !== user) throw new Error(`authenticated as ${name}, expected ${user}`);
@@ -311,7 +307,7 @@ export class KubeAdmin {
         subresource,
         name: rule.resourceNames?.[0],
       };
-      await poll(`see ${user} allowed to ${verb} ${resourceRef} in ${namespace}`, async () => {
+      await poll(`${user} to be allowed to ${verb} ${resourceRef} in ${namespace}`, async () => {
         const review = await authz.createSubjectAccessReview({
           body: {
             spec: {

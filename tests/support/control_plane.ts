@@ -32,6 +32,8 @@ import { fileURLToPath } from "node:url";
 import type { KubeConfig, KubernetesObject, V1PolicyRule } from "@kubernetes/client-node";
 import { KubeAdmin, writeKubeconfig } from "./_kube_admin.ts";
 import { ManagedProcess } from "./_managed_process.ts";
+import { exists } from "./fs.ts";
+import { waitUntil } from "./wait.ts";
 
 /** A running local control plane. Disposing it stops it. */
 export interface ControlPlane extends AsyncDisposable {
@@ -214,10 +216,6 @@ function pem(label: string, der: Uint8Array): string {
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The last complete PEM certificate in `text` (kube-apiserver writes leaf, then its CA). */
@@ -413,9 +411,8 @@ class LocalControlPlane implements ControlPlane {
     ok: (res: Response) => Promise<boolean>,
     init: () => Promise<RequestInit | undefined> = () => Promise.resolve({}),
   ): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
     let last = "no attempt yet";
-    while (true) {
+    await waitUntil(`${proc.name} to answer 200 at ${url}`, async () => {
       if (!proc.running) {
         const tail = proc.tail();
         const message = `Cannot start ${proc.name}: it exited with code ${
@@ -427,23 +424,21 @@ class LocalControlPlane implements ControlPlane {
       const options = await init();
       if (options === undefined) {
         last = "its TLS certificate is not written yet";
-      } else {
-        try {
-          const res = await fetch(url, { ...options, signal: AbortSignal.timeout(2_000) });
-          if (await ok(res)) return;
-          last = `HTTP ${res.status}`;
-        } catch (err) {
-          last = err instanceof Error ? err.message : String(err);
-        }
+        return false;
       }
-      if (performance.now() > deadline) {
-        throw new Error(
-          `Cannot start ${proc.name}: ${url} did not answer 200 within ${timeoutMs / 1000} s; ` +
-            `last error: ${last}; last output:\n${proc.tail()}`,
-        );
+      try {
+        const res = await fetch(url, { ...options, signal: AbortSignal.timeout(2_000) });
+        if (await ok(res)) return true;
+        last = `HTTP ${res.status}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
       }
-      await sleep(100);
-    }
+      return false;
+    }, {
+      timeoutMs,
+      intervalMs: 100,
+      detail: () => `last error: ${last}; last output:\n${proc.tail()}`,
+    });
   }
 
   async stopApiServer(): Promise<void> {
@@ -613,11 +608,9 @@ async function connectShared(): Promise<ControlPlane> {
     }
   }
   // A starter in another isolate may still be building the binaries: be patient.
-  const deadline = performance.now() + (starter ? 120_000 : 45 * 60_000);
-  while (true) {
+  const state = await waitUntil(`the shared control plane to publish ${stateFile}`, async () => {
     try {
-      const state = JSON.parse(await Deno.readTextFile(stateFile)) as SharedControlPlaneState;
-      return new SharedControlPlane(state);
+      return JSON.parse(await Deno.readTextFile(stateFile)) as SharedControlPlaneState;
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
@@ -626,26 +619,15 @@ async function connectShared(): Promise<ControlPlane> {
     const pid = Number(await Deno.readTextFile(pidFile).catch(() => "0"));
     if (pid > 0 && Deno.build.os === "linux" && !(await exists(`/proc/${pid}`))) {
       // It may have published its state just before exiting: look once more.
-      if (await exists(stateFile)) continue;
+      if (await exists(stateFile)) return undefined;
       throw new Error(
         `Cannot use the shared control plane: its supervisor (tools/controlplane.ts, pid ${pid}) ` +
           "exited without publishing it; its messages are above",
       );
     }
-    if (performance.now() > deadline) {
-      throw new Error(`Cannot use the shared control plane: ${stateFile} did not appear in time`);
-    }
-    await sleep(100);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+    return undefined;
+  }, { timeoutMs: starter ? 120_000 : 45 * 60_000, intervalMs: 100 });
+  return new SharedControlPlane(state);
 }
 
 class SharedControlPlane implements ControlPlane {

@@ -6,6 +6,8 @@ import {
   sharedControlPlane,
   startControlPlane,
 } from "./control_plane.ts";
+import { exists } from "./fs.ts";
+import { waitUntil } from "./wait.ts";
 
 // Child processes and client-node connections outlive single awaits by design.
 const integration = { sanitizeResources: false, sanitizeOps: false };
@@ -26,26 +28,6 @@ function processesUsing(dir: string): number[] {
     }
   }
   return pids;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
-/** Waits up to `ms` for `check` to hold (process exits are asynchronous). */
-async function eventually(check: () => boolean | Promise<boolean>, ms = 5_000): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return true;
 }
 
 /** GETs `path` trusting only `caFile`; answers the HTTP status. */
@@ -195,7 +177,7 @@ for (const { how, code, exitCode } of forgetful) {
       const [dir, status] = await Promise.all([firstLine(child.stdout), child.status]);
       await child.stderr.cancel();
       assert.match(dir, /forge-manager-cp-/);
-      assert.ok(await eventually(() => processesUsing(dir).length === 0), "processes are gone");
+      await waitUntil("its processes to be gone", () => processesUsing(dir).length === 0, 5_000);
       assert.equal(await exists(dir), false, "the temp dir is removed");
       assert.equal(status.code, exitCode);
     },
@@ -220,7 +202,11 @@ Deno.test({
     await child.status;
     await child.stderr.cancel();
     try {
-      assert.ok(await eventually(() => processesUsing(dir).length === 0), "setpriv --pdeathsig");
+      await waitUntil(
+        "setpriv --pdeathsig to end its processes",
+        () => processesUsing(dir).length === 0,
+        5_000,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true }); // nothing can remove it after a SIGKILL
     }

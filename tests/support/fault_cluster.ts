@@ -28,6 +28,7 @@ import { SimKubelet } from "./kubelet.ts";
 import { metricValue, type Pod, startPod } from "./pod.ts";
 import { FAST_TIMING, installForgeManager } from "./replicas.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
+import { sleep, waitUntil } from "./wait.ts";
 
 export { nowMs };
 
@@ -90,8 +91,6 @@ export interface Row {
   resumedMs?: number | null;
   note?: string;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Seconds with two decimals, or "none". */
 export function secs(ms: number | null | undefined): string {
@@ -314,34 +313,23 @@ export class FaultCluster implements AsyncDisposable {
 
   /** Waits until exactly one replica forges (not one of `excluding`) and returns its key. */
   async waitSingleForger(timeoutMs: number, excluding: readonly string[] = []): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const forgers = await this.forgers();
-      if (forgers.length === 1 && !excluding.includes(forgers[0]!)) return forgers[0]!;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Timed out after ${timeoutMs} ms waiting for one forger (not ${
-            excluding.join(", ") || "-"
-          }); forging now: ${forgers.join(", ") || "none"}\n${await this.logTail()}`,
-        );
-      }
-      await sleep(50);
-    }
+    let forgers: string[] = [];
+    return await waitUntil(`one forger (not ${excluding.join(", ") || "-"})`, async () => {
+      forgers = await this.forgers();
+      return forgers.length === 1 && !excluding.includes(forgers[0]!) ? forgers[0]! : undefined;
+    }, {
+      timeoutMs,
+      detail: async () => `forging now: ${forgers.join(", ") || "none"}\n${await this.logTail()}`,
+    });
   }
 
-  /** Polls `check` every 50 ms until it returns a value other than undefined, or throws. */
-  async waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Timed out after ${timeoutMs} ms waiting for ${what}\n${await this.logTail()}`,
-        );
-      }
-      await sleep(50);
-    }
+  /** {@linkcode waitUntil} `check` holds, with the replicas' log tails in the timeout's message. */
+  waitFor<T>(
+    what: string,
+    check: () => Promise<T | undefined | false>,
+    timeoutMs: number,
+  ): Promise<Exclude<T, undefined | false>> {
+    return waitUntil(what, check, { timeoutMs, detail: () => this.logTail() });
   }
 
   /**

@@ -24,6 +24,7 @@
 
 import * as k8s from "@kubernetes/client-node";
 import type { Pod } from "./pod.ts";
+import { sleep } from "./wait.ts";
 
 /** How the kubelet stops a pod whose object is being deleted. */
 export type Termination = "kill" | "graceful";
@@ -49,7 +50,6 @@ interface Entry {
   deleted: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const nowMs = () => performance.timeOrigin + performance.now();
 
 function containerId(): string {

@@ -11,7 +11,9 @@
  */
 
 import { appendKilled } from "./forging_log.ts";
+import { exists } from "./fs.ts";
 import { type CredentialSet, makeCredentialSet, writeCredentialSet } from "./keys.ts";
+import { sleep, waitUntil } from "./wait.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const INIT = new URL("./pod_init.ts", import.meta.url).pathname;
@@ -168,25 +170,14 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   };
 
   const ready = `${opts.dir}/pod.ready`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      await Deno.stat(ready);
-      break;
-    } catch {
-      // not yet
-    }
-    const done = await Promise.race([
-      exited.then(() => true),
-      new Promise((r) => setTimeout(() => r(false), 50)),
-    ]);
-    if (done || Date.now() > deadline) {
-      const log = await Deno.readTextFile(sidecarLog).catch(() => "");
-      throw new Error(
-        `Cannot start pod ${opts.name}: ${done ? "it exited" : "timed out"}\n${log.slice(-3000)}`,
-      );
-    }
-  }
+  let hasExited = false;
+  void exited.then(() => hasExited = true);
+  const logTail = async () => (await Deno.readTextFile(sidecarLog).catch(() => "")).slice(-3000);
+  await waitUntil(`pod ${opts.name} to be ready`, async () => {
+    if (await exists(ready)) return true;
+    if (hasExited) throw new Error(`Cannot start pod ${opts.name}: it exited\n${await logTail()}`);
+    return false;
+  }, { timeoutMs: 60_000, detail: logTail });
 
   let killed = false;
   const pod: Pod = {
@@ -209,9 +200,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       try {
         Deno.kill(node, "SIGKILL");
       } catch { /* gone */ }
-      for (let i = 0; comm(node) === "cardano-node" && i < 200; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      for (let i = 0; comm(node) === "cardano-node" && i < 200; i++) await sleep(10);
       await appendKilled(record);
     },
     async inMountNamespace(command) {
@@ -239,7 +228,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       await exited;
       // With PID 1 of the namespace gone, the kernel kills the rest; wait for the node to vanish.
       for (let i = 0; node !== undefined && comm(node) === "cardano-node" && i < 200; i++) {
-        await new Promise((r) => setTimeout(r, 10));
+        await sleep(10);
       }
       // Timed after the node vanished (conservative: a later end can only add overlap). No pid:
       // the record holds the node's pid inside its namespace, not the host pid.

@@ -14,6 +14,7 @@
  */
 
 import { type SimNode, startSimNode } from "./sim_node_process.ts";
+import { sleep, waitUntil } from "./wait.ts";
 
 interface PodSpec {
   repo: string;
@@ -74,17 +75,15 @@ async function startSidecar(): Promise<void> {
 }
 
 async function startupDone(): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  await waitUntil("the sidecar's /startup-status to answer 200", async () => {
     try {
       const res = await fetch(`http://127.0.0.1:${spec.metricsPort}/startup-status`);
       await res.body?.cancel();
-      if (res.ok) return;
+      return res.ok;
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("the sidecar's /startup-status never answered 200");
+  }, 30_000);
 }
 
 async function startNode(): Promise<void> {
@@ -106,7 +105,7 @@ async function restartNode(): Promise<void> {
       return;
     } catch (err) {
       console.error(`pod_init: node start failed, retrying in ${backoff} ms: ${err}`);
-      await new Promise((r) => setTimeout(r, backoff));
+      await sleep(backoff);
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the integration tests, the fault suite, the demo and the benchmark: who
- * forges now (from the simulated nodes' own records), waiting for a condition, and the overlap
- * and takeover figures of a run.
+ * forges now (from the simulated nodes' own records), waiting for exactly one forger, and the
+ * overlap and takeover figures of a run.
  *
  * @module
  */
@@ -15,6 +15,7 @@ import {
   totalOverlapMs,
 } from "./forging_log.ts";
 import type { Pod } from "./pod.ts";
+import { waitUntil } from "./wait.ts";
 
 /** Forging intervals of every pod's node so far. */
 export async function intervalsOf(pods: readonly Pod[]): Promise<ForgingInterval[]> {
@@ -28,30 +29,13 @@ export async function forgersNow(pods: readonly Pod[]): Promise<string[]> {
   return [...new Set(intervals.filter((i) => i.endedBy === "open").map((i) => i.node))];
 }
 
-/** Polls `check` every 50 ms until it returns a value other than undefined, or throws. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Waits until exactly one pod forges (other than `excluding`) and returns it. */
 export function waitForSingleForger(
   pods: readonly Pod[],
   timeoutMs: number,
   excluding: readonly string[] = [],
 ): Promise<Pod> {
-  return waitFor(`exactly one forger (not ${excluding.join(", ") || "-"})`, async () => {
+  return waitUntil(`exactly one forger (not ${excluding.join(", ") || "-"})`, async () => {
     const forgers = await forgersNow(pods);
     if (forgers.length !== 1 || excluding.includes(forgers[0]!)) return undefined;
     return pods.find((p) => p.name === forgers[0]);

@@ -11,6 +11,7 @@
  */
 
 import { appendKilled, nowMs } from "./forging_log.ts";
+import { waitUntil } from "./wait.ts";
 
 const SIM_NODE = new URL("./sim_node.ts", import.meta.url).pathname;
 
@@ -151,28 +152,27 @@ export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
   };
 
   if (options.waitForSocket === false) return node;
-  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
-  while (true) {
-    if (ended) {
-      const status = await exited;
-      throw new Error(
-        `Cannot start the simulated cardano-node: it exited with code ${status.code} ` +
-          `before its socket accepted a connection; stderr: ${stderrText.trim()}`,
-      );
-    }
-    if (await socketAccepts(options.socket)) return node;
-    if (Date.now() > deadline) {
-      await node.kill("SIGKILL");
-      await exited;
-      throw new Error(
-        `Cannot start the simulated cardano-node: socket ${options.socket} did not accept a ` +
-          `connection within ${options.timeoutMs ?? 20_000} ms; stderr: ${stderrText.trim()}`,
-      );
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([exited, new Promise((resolve) => timer = setTimeout(resolve, 10))]);
-    clearTimeout(timer);
+  try {
+    await waitUntil(`the simulated cardano-node's socket ${options.socket} to accept`, async () => {
+      if (ended) {
+        const status = await exited;
+        throw new Error(
+          `Cannot start the simulated cardano-node: it exited with code ${status.code} ` +
+            `before its socket accepted a connection; stderr: ${stderrText.trim()}`,
+        );
+      }
+      return await socketAccepts(options.socket);
+    }, {
+      timeoutMs: options.timeoutMs ?? 20_000,
+      intervalMs: 10,
+      detail: () => `stderr: ${stderrText.trim()}`,
+    });
+  } catch (err) {
+    await node.kill("SIGKILL");
+    await exited;
+    throw err;
   }
+  return node;
 }
 
 /** Whether a unix socket at `path` accepts a connection now. */

@@ -17,6 +17,7 @@ import {
   socketAccepts,
   startSimNode,
 } from "./sim_node_process.ts";
+import { waitUntil } from "./wait.ts";
 
 interface Fixture extends AsyncDisposable {
   dir: string;
@@ -54,17 +55,13 @@ async function sighup(node: SimNode): Promise<{ outcome: NodeRecord; latencyMs: 
   const before = (await records(node)).length;
   const sent = nowMs();
   await node.kill("SIGHUP");
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
+  return await waitUntil("the node to record the outcome of a SIGHUP", async () => {
     const all = await records(node);
     const outcome = all.slice(before).find((r) => r.event !== "sighup");
-    if (outcome) {
-      const received = all.slice(before).find((r) => r.event === "sighup")!;
-      return { outcome, latencyMs: received.t - sent };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error("no reconfiguration outcome within 10 s");
+    if (outcome === undefined) return undefined;
+    const received = all.slice(before).find((r) => r.event === "sighup")!;
+    return { outcome, latencyMs: received.t - sent };
+  }, { timeoutMs: 10_000, intervalMs: 5 });
 }
 
 Deno.test("the simulated node runs as a process named exactly cardano-node", async () => {
@@ -238,16 +235,17 @@ Deno.test("SIGHUP during the simulated ledger replay changes nothing", async () 
   await using f = await fixture(true);
   await using node = await startSimNode({ ...f.options, replayMs: 500, waitForSocket: false });
   // Signal only once the handler exists: before that SIGHUP's default action kills the process.
-  const deadline = Date.now() + 10_000;
-  while (!(await catchesSignal(node.pid, 1))) {
-    assert.ok(Date.now() < deadline, "SIGHUP handler installed within 10 s");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const deadline = performance.now() + 10_000;
+  const left = () => Math.max(0, deadline - performance.now());
+  await waitUntil("a SIGHUP handler", () => catchesSignal(node.pid, 1), {
+    timeoutMs: left(),
+    intervalMs: 5,
+  });
   await node.kill("SIGHUP");
-  while (!(await socketAccepts(node.socket))) {
-    assert.ok(Date.now() < deadline, "socket opens within 10 s");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitUntil("the socket to open", () => socketAccepts(node.socket), {
+    timeoutMs: left(),
+    intervalMs: 10,
+  });
   const all = await records(node);
   assert.deepEqual(all.map((r) => [r.event, r.forging]), [["sighup", false], ["start", false]]);
   assert.match(all[0]!.detail!, /not effective until consensus has started/);

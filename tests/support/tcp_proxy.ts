@@ -18,6 +18,8 @@
  * @module
  */
 
+import { sleep } from "./wait.ts";
+
 /** Where the proxy forwards to. */
 export interface ProxyTarget {
   hostname: string;
@@ -48,8 +50,6 @@ function closedGate(): Gate {
   const { promise, resolve } = Promise.withResolvers<void>();
   return { open: false, wait: promise, release: resolve };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A running proxy. Dispose it (or call close) to stop it and drop every connection. */
 export class TcpProxy implements AsyncDisposable {
