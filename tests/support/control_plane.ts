@@ -30,6 +30,7 @@
  */
 import { fileURLToPath } from "node:url";
 import type { KubeConfig, KubernetesObject, V1PolicyRule } from "@kubernetes/client-node";
+import { builtToolsFolder } from "./built_tools.ts";
 import { KubeAdmin, writeKubeconfig } from "./_kube_admin.ts";
 import { ManagedProcess } from "./_managed_process.ts";
 
@@ -98,8 +99,6 @@ const ETCD_READY_MS = 20_000;
 const APISERVER_READY_MS = 60_000;
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 
-let binariesPromise: Promise<string> | undefined;
-
 /**
  * Returns the folder holding `kube-apiserver` and `etcd`: runs tools/controlplane/build.sh, which
  * honours KUBEBUILDER_ASSETS, or builds the pinned versions with Go once (several minutes) and
@@ -107,45 +106,12 @@ let binariesPromise: Promise<string> | undefined;
  * binaries when it cannot; it never skips silently. Needs `--allow-run=bash`.
  */
 export function controlPlaneBinaries(): Promise<string> {
-  binariesPromise ??= buildBinaries();
-  binariesPromise.catch(() => binariesPromise = undefined);
-  return binariesPromise;
-}
-
-async function buildBinaries(): Promise<string> {
-  const script = `${repoRoot}tools/controlplane/build.sh`;
-  const howTo = "Install Go 1.26+ and put it on PATH (build.sh then builds kube-apiserver and " +
-    "etcd from Go modules), or set KUBEBUILDER_ASSETS to a folder holding both binaries.";
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("bash", {
-      args: [script],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-  } catch (err) {
-    throw new Error(`Cannot get the control-plane binaries: cannot run bash ${script}: ${err}`, {
-      cause: err,
-    });
-  }
-  if (!output.success) {
-    throw new Error(
-      `Cannot get the control-plane binaries: ${script} exited with code ${output.code} ` +
-        `(its messages are above). ${howTo}`,
-    );
-  }
-  const dir = new TextDecoder().decode(output.stdout).trim().split("\n").pop() ?? "";
-  for (const name of ["etcd", "kube-apiserver"]) {
-    try {
-      await Deno.stat(`${dir}/${name}`);
-    } catch {
-      throw new Error(
-        `Cannot get the control-plane binaries: ${script} printed "${dir}", which has no ${name}. ${howTo}`,
-      );
-    }
-  }
-  return dir;
+  return builtToolsFolder(
+    ["kube-apiserver", "etcd"],
+    "control-plane binaries",
+    "Install Go 1.26+ and put it on PATH (build.sh then builds kube-apiserver and " +
+      "etcd from Go modules), or set KUBEBUILDER_ASSETS to a folder holding both binaries.",
+  );
 }
 
 /**
