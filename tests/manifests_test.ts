@@ -6,9 +6,10 @@
  *
  * The kustomizations use no transformers, so "rendering" one is reading the files its
  * `resources` list; {@linkcode render} refuses any other kustomize field rather than ignore it.
- * Where kubectl is installed, a test checks that kustomize renders the same objects.
+ * A test checks that kustomize (the pinned kubectl's, tests/support/built_tools.ts) renders the
+ * same objects, and the API-server tests apply what kustomize renders.
  *
- * Needs: read of the repository, run (kubectl if present, the simulated node), write of a temp
+ * Needs: read of the repository, run (bash for build.sh, kubectl, the simulated node), write of a temp
  * dir, and what the shared control plane needs (the `dev` permission set has it all).
  */
 import assert from "node:assert/strict";
@@ -19,7 +20,6 @@ import {
   type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
-  loadAllYaml,
   PatchStrategy,
   setHeaderOptions,
   V1MicroTime,
@@ -38,7 +38,9 @@ import {
   REPO_ROOT,
 } from "../tools/dummy_example.ts";
 import { type ControlPlane, sharedControlPlane } from "./support/control_plane.ts";
+import { builtTool } from "./support/built_tools.ts";
 import { exists } from "./support/fs.ts";
+import { parseYaml } from "./support/yaml.ts";
 
 // client-node keeps connections open and the control plane is shared by every test file.
 const integration = { sanitizeResources: false, sanitizeOps: false };
@@ -60,21 +62,6 @@ type Obj = Record<string, any> & {
 interface Rendered {
   file: string;
   obj: Obj;
-}
-
-/**
- * Parses multi-document YAML into plain objects. client-node's `loadAllYaml` turns built-in
- * kinds into its model classes (renaming fields such as `x-kubernetes-list-type`); wrapping each
- * document under a key without apiVersion/kind keeps js-yaml's plain result.
- */
-function parseYaml(text: string): unknown[] {
-  return text.split(/^---[ \t]*$/m)
-    .filter((doc) => /^[^#\s]/m.test(doc))
-    .map((doc) => {
-      const wrapped = "doc:\n" + doc.split("\n").map((line) => `  ${line}`).join("\n");
-      const [parsed] = loadAllYaml(wrapped) as [{ doc: unknown }];
-      return parsed.doc;
-    });
 }
 
 const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "resources"]);
@@ -173,44 +160,42 @@ Deno.test("every YAML file under manifests/ is listed by a kustomization", async
   assert.deepEqual(orphans, [], "files that `kubectl apply -k` would never apply");
 });
 
-Deno.test({
-  name: "kubectl kustomize renders the same objects as this test reads",
-  ignore: !await hasKubectl(),
-  async fn() {
-    for (
-      const [dir, objects] of [[BASE, base], [DUMMY_DIR, dummy], [MONITORING, monitoring]] as const
-    ) {
-      const out = await new Deno.Command("kubectl", {
-        args: ["kustomize", `${REPO_ROOT}/${dir}`],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, `kubectl kustomize ${dir}: ${new TextDecoder().decode(out.stderr)}`);
-      const rendered = parseYaml(new TextDecoder().decode(out.stdout)) as Obj[];
-      const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
-      const byKey = new Map(rendered.map((o) => [key(o), o]));
-      assert.deepEqual(
-        [...byKey.keys()].sort(),
-        objects.map((r) => key(r.obj)).sort(),
-        `${dir}: kustomize renders other objects`,
-      );
-      for (const { obj } of objects) assert.deepEqual(byKey.get(key(obj)), obj, key(obj));
-    }
-  },
-});
-
-async function hasKubectl(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("kubectl", {
-      args: ["version", "--client"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
+/** What `kubectl kustomize dir` renders, with the pinned kubectl (tests/support/built_tools.ts). */
+async function kustomize(dir: string): Promise<Rendered[]> {
+  const out = await kubectl(["kustomize", `${REPO_ROOT}/${dir}`]);
+  return (parseYaml(out) as Obj[]).map((obj) => ({ file: `kubectl kustomize ${dir}`, obj }));
 }
+
+/** Runs the pinned kubectl; returns its stdout, or fails the test with its stderr. */
+async function kubectl(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const out = await new Deno.Command(await builtTool("kubectl"), {
+    args,
+    env: { KUBECONFIG: "/dev/null", ...env }, // never the user's cluster
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, `kubectl ${args.join(" ")}: exit code ${out.code}: ${stderr}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("kubectl kustomize renders the same objects as this test reads", async () => {
+  for (
+    const [dir, objects] of [[BASE, base], [DUMMY_DIR, dummy], [MONITORING, monitoring]] as const
+  ) {
+    const rendered = (await kustomize(dir)).map((r) => r.obj);
+    const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+    const byKey = new Map(rendered.map((o) => [key(o), o]));
+    assert.equal(byKey.size, rendered.length, `${dir}: kustomize renders an object twice`);
+    assert.deepEqual(
+      [...byKey.keys()].sort(),
+      objects.map((r) => key(r.obj)).sort(),
+      `${dir}: kustomize renders other objects`,
+    );
+    for (const { obj } of objects) assert.deepEqual(byKey.get(key(obj)), obj, key(obj));
+  }
+});
 
 Deno.test("the StatefulSet's sidecar configuration is valid and names the objects the Role allows", () => {
   for (const objects of [base, dummy]) {
@@ -757,7 +742,7 @@ Deno.test({
     const { cp, admin } = await cluster();
     const namespace = uniqueNamespace("base");
     await cp.ensureNamespace(namespace);
-    assert.deepEqual(await dryRunAll(admin, base, namespace), []);
+    assert.deepEqual(await dryRunAll(admin, await kustomize(BASE), namespace), []);
   },
 });
 
@@ -766,11 +751,48 @@ Deno.test({
   ...integration,
   async fn() {
     const { cp, admin } = await cluster();
-    const ns = find(dummy, "Namespace");
+    const rendered = await kustomize(DUMMY_DIR);
+    const isNs = (r: Rendered) => r.obj.kind === "Namespace";
     // The Namespace first (dry-run), then the namespace for real so its objects can be admitted.
-    assert.deepEqual(await dryRunAll(admin, dummy.filter((r) => r.obj === ns)), []);
-    await cp.ensureNamespace(ns.metadata.name);
-    assert.deepEqual(await dryRunAll(admin, dummy.filter((r) => r.obj !== ns)), []);
+    assert.deepEqual(await dryRunAll(admin, rendered.filter(isNs)), []);
+    await cp.ensureNamespace(find(rendered, "Namespace").metadata.name);
+    assert.deepEqual(await dryRunAll(admin, rendered.filter((r) => !isNs(r))), []);
+  },
+});
+
+Deno.test({
+  name: "the install commands of docs/deploy.md create every object of manifests/ with kubectl",
+  ...integration,
+  async fn() {
+    const { cp } = await cluster();
+    const namespace = uniqueNamespace("install");
+    const env = { KUBECONFIG: cp.adminKubeconfig };
+    const doc = await readRepo("docs/deploy.md");
+    // The three commands as the guide gives them, with its namespace replaced by a fresh one.
+    const commands = [
+      "kubectl apply -f manifests/crd.yaml",
+      "kubectl wait --for=condition=Established crd/cardanoleaders.cardano.io",
+      "kubectl -n cardano apply -k manifests/",
+    ];
+    for (const command of commands) assert.ok(doc.includes(command), `deploy.md: ${command}`);
+    await kubectl(["create", "namespace", namespace], env);
+    for (const command of commands) {
+      const args = command.split(" ").slice(1).map((a) => a === "cardano" ? namespace : a)
+        .map((a) => a.startsWith("manifests/") ? `${REPO_ROOT}/${a}` : a);
+      await kubectl(args, env);
+    }
+    // Every rendered object exists, as the admin sees it.
+    for (const { obj } of await kustomize(BASE)) {
+      const kind = obj.kind.toLowerCase();
+      const ns = obj.kind === "CustomResourceDefinition" ? [] : ["-n", namespace];
+      const got = JSON.parse(
+        await kubectl(["get", kind, obj.metadata.name, ...ns, "-o", "json"], env),
+      );
+      assert.equal(got.metadata.name, obj.metadata.name, `${obj.kind} ${obj.metadata.name}`);
+    }
+    const table = await kubectl(["-n", namespace, "get", "cl"], env);
+    assert.match(table, /^NAME\s+LEADER\s+FORGING\s+LAST TRANSITION\s+AGE$/m);
+    assert.match(table, /^cardano-leader\s/m);
   },
 });
 
