@@ -1315,3 +1315,61 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "the fence Role variant of docs/deploy.md lets forge-manager delete the StatefulSet's pods and no other",
+  ...integration,
+  async fn() {
+    const { cp, admin } = await cluster();
+    const doc = await readRepo("docs/deploy.md");
+    const section = doc.slice(doc.indexOf("### Limiting the fence's delete"));
+    const block = section.match(/```yaml\n([\s\S]*?)```/)?.[1];
+    assert.ok(block, "docs/deploy.md has the variant's YAML block");
+    const [variant] = parseYaml(block) as [Obj];
+    // The shipped Role with delete split off and limited to the StatefulSet's pod names.
+    const shipped = find(base, "Role", "forge-manager-fence");
+    const sts = find(base, "StatefulSet");
+    const names = Array.from({ length: sts.spec.replicas }, (_, i) => `${sts.metadata.name}-${i}`);
+    assert.deepEqual(variant.metadata, shipped.metadata);
+    assert.deepEqual(variant.rules, [
+      { ...shipped.rules[0], verbs: shipped.rules[0].verbs.filter((v: string) => v !== "delete") },
+      { ...shipped.rules[0], resourceNames: names, verbs: ["delete"] },
+    ]);
+
+    const namespace = uniqueNamespace("fence-names");
+    await cp.ensureNamespace(namespace);
+    assert.equal((await admin.create(variant, { namespace })).status, 201);
+    const kc = new KubeConfig();
+    kc.loadFromFile(
+      await cp.mintIdentity({
+        namespace,
+        serviceAccount: "forge-manager",
+        roleName: variant.metadata.name,
+      }),
+    );
+    const core = kc.makeApiClient(CoreV1Api);
+    const outsiders = [`${sts.metadata.name}-${names.length}`, "cardano-relay-0"];
+    for (const name of [...names, ...outsiders]) {
+      const created = await admin.create(pod(name), { namespace });
+      assert.equal(created.status, 201, created.body.message);
+    }
+    // Reading stays namespace-wide: the fence reads the previous holder's pod by name.
+    const listed = await core.listNamespacedPod({ namespace });
+    assert.equal(listed.items.length, names.length + outsiders.length);
+    for (const name of outsiders) {
+      assert.equal((await core.readNamespacedPod({ name, namespace })).metadata?.name, name);
+      assert.equal(await statusOf(core.deleteNamespacedPod({ name, namespace })), 403, name);
+    }
+    // Not scheduled to any node, so each is removed at once.
+    for (const name of names) {
+      assert.equal(await statusOf(core.deleteNamespacedPod({ name, namespace })), 200, name);
+      assert.equal(await statusOf(core.readNamespacedPod({ name, namespace })), 404, name);
+    }
+    assert.equal(
+      await statusOf(core.deleteCollectionNamespacedPod({ namespace })),
+      403,
+      "deleting every pod at once is refused",
+    );
+  },
+});
