@@ -6,9 +6,10 @@
  *
  * The kustomizations use no transformers, so "rendering" one is reading the files its
  * `resources` list; {@linkcode render} refuses any other kustomize field rather than ignore it.
- * Where kubectl is installed, a test checks that kustomize renders the same objects.
+ * A test checks that kustomize (the pinned kubectl's, tests/support/built_tools.ts) renders the
+ * same objects, and the API-server tests apply what kustomize renders.
  *
- * Needs: read of the repository, run (kubectl if present, the simulated node), write of a temp
+ * Needs: read of the repository, run (bash for build.sh, kubectl, the simulated node), write of a temp
  * dir, and what the shared control plane needs (the `dev` permission set has it all).
  */
 import assert from "node:assert/strict";
@@ -19,7 +20,6 @@ import {
   type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
-  loadAllYaml,
   PatchStrategy,
   setHeaderOptions,
   V1MicroTime,
@@ -38,8 +38,10 @@ import {
   REPO_ROOT,
 } from "../tools/dummy_example.ts";
 import { type ControlPlane, sharedControlPlane } from "./support/control_plane.ts";
+import { builtTool } from "./support/built_tools.ts";
 import { exists } from "./support/fs.ts";
 import { waitUntil } from "./support/wait.ts";
+import { parseYaml } from "./support/yaml.ts";
 
 // client-node keeps connections open and the control plane is shared by every test file.
 const integration = { sanitizeResources: false, sanitizeOps: false };
@@ -63,22 +65,7 @@ interface Rendered {
   obj: Obj;
 }
 
-/**
- * Parses multi-document YAML into plain objects. client-node's `loadAllYaml` turns built-in
- * kinds into its model classes (renaming fields such as `x-kubernetes-list-type`); wrapping each
- * document under a key without apiVersion/kind keeps js-yaml's plain result.
- */
-function parseYaml(text: string): unknown[] {
-  return text.split(/^---[ \t]*$/m)
-    .filter((doc) => /^[^#\s]/m.test(doc))
-    .map((doc) => {
-      const wrapped = "doc:\n" + doc.split("\n").map((line) => `  ${line}`).join("\n");
-      const [parsed] = loadAllYaml(wrapped) as [{ doc: unknown }];
-      return parsed.doc;
-    });
-}
-
-const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "resources"]);
+const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "resources", "configMapGenerator"]);
 
 /** The objects `kubectl apply -k dir` would send, in order (relative paths from the repo). */
 async function render(dir: string): Promise<Rendered[]> {
@@ -99,6 +86,23 @@ async function render(dir: string): Promise<Rendered[]> {
       continue;
     }
     for (const obj of parseYaml(await readRepo(file)) as Obj[]) out.push({ file, obj });
+  }
+  // Generated ConfigMaps: whole files as keys, a fixed name (no hash suffix) and labels only.
+  for (const gen of (kustomization.configMapGenerator ?? []) as Json[]) {
+    const { name, files, options, ...rest } = gen;
+    const { disableNameSuffixHash, labels, ...otherOptions } = options ?? {};
+    assert.deepEqual(rest, {}, `${path}: configMapGenerator ${name} uses fields not implemented`);
+    assert.deepEqual(otherOptions, {}, `${path}: configMapGenerator ${name} options`);
+    assert.equal(disableNameSuffixHash, true, `${path}: ${name} needs a fixed name`);
+    const data: Record<string, string> = {};
+    for (const f of files as string[]) data[f] = await readRepo(`${dir}/${f}`);
+    const obj: Obj = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, ...(labels ? { labels } : {}) },
+      data,
+    };
+    out.push({ file: `${dir}/${(files as string[]).join(",")}`, obj });
   }
   return out;
 }
@@ -174,44 +178,42 @@ Deno.test("every YAML file under manifests/ is listed by a kustomization", async
   assert.deepEqual(orphans, [], "files that `kubectl apply -k` would never apply");
 });
 
-Deno.test({
-  name: "kubectl kustomize renders the same objects as this test reads",
-  ignore: !await hasKubectl(),
-  async fn() {
-    for (
-      const [dir, objects] of [[BASE, base], [DUMMY_DIR, dummy], [MONITORING, monitoring]] as const
-    ) {
-      const out = await new Deno.Command("kubectl", {
-        args: ["kustomize", `${REPO_ROOT}/${dir}`],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, `kubectl kustomize ${dir}: ${new TextDecoder().decode(out.stderr)}`);
-      const rendered = parseYaml(new TextDecoder().decode(out.stdout)) as Obj[];
-      const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
-      const byKey = new Map(rendered.map((o) => [key(o), o]));
-      assert.deepEqual(
-        [...byKey.keys()].sort(),
-        objects.map((r) => key(r.obj)).sort(),
-        `${dir}: kustomize renders other objects`,
-      );
-      for (const { obj } of objects) assert.deepEqual(byKey.get(key(obj)), obj, key(obj));
-    }
-  },
-});
-
-async function hasKubectl(): Promise<boolean> {
-  try {
-    const out = await new Deno.Command("kubectl", {
-      args: ["version", "--client"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
+/** What `kubectl kustomize dir` renders, with the pinned kubectl (tests/support/built_tools.ts). */
+async function kustomize(dir: string): Promise<Rendered[]> {
+  const out = await kubectl(["kustomize", `${REPO_ROOT}/${dir}`]);
+  return (parseYaml(out) as Obj[]).map((obj) => ({ file: `kubectl kustomize ${dir}`, obj }));
 }
+
+/** Runs the pinned kubectl; returns its stdout, or fails the test with its stderr. */
+async function kubectl(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const out = await new Deno.Command(await builtTool("kubectl"), {
+    args,
+    env: { KUBECONFIG: "/dev/null", ...env }, // never the user's cluster
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, `kubectl ${args.join(" ")}: exit code ${out.code}: ${stderr}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("kubectl kustomize renders the same objects as this test reads", async () => {
+  for (
+    const [dir, objects] of [[BASE, base], [DUMMY_DIR, dummy], [MONITORING, monitoring]] as const
+  ) {
+    const rendered = (await kustomize(dir)).map((r) => r.obj);
+    const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+    const byKey = new Map(rendered.map((o) => [key(o), o]));
+    assert.equal(byKey.size, rendered.length, `${dir}: kustomize renders an object twice`);
+    assert.deepEqual(
+      [...byKey.keys()].sort(),
+      objects.map((r) => key(r.obj)).sort(),
+      `${dir}: kustomize renders other objects`,
+    );
+    for (const { obj } of objects) assert.deepEqual(byKey.get(key(obj)), obj, key(obj));
+  }
+});
 
 Deno.test("the StatefulSet's sidecar configuration is valid and names the objects the Role allows", () => {
   for (const objects of [base, dummy]) {
@@ -590,6 +592,35 @@ Deno.test("the alert rules use only metrics that forge-manager exports", async (
   assert.equal(monitor.spec.endpoints[0].path, "/metrics");
 });
 
+Deno.test("the Grafana dashboard's queries use only metrics that forge-manager exports", async () => {
+  const metrics = createMetrics({
+    version: VERSION,
+    pod: "p",
+    namespace: "n",
+    lease: "l",
+    identity: "i",
+    lastRenewAt: () => undefined,
+  });
+  const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+  const map = find(monitoring, "ConfigMap", "forge-manager-dashboard");
+  assert.equal(map.metadata.labels.grafana_dashboard, "1");
+  const dashboard = JSON.parse(map.data["forge-manager-dashboard.json"]);
+  assert.equal(dashboard.uid, "forge-manager");
+  const titles = (dashboard.panels as Json[]).map((p) => p.title);
+  assert.equal(new Set(titles).size, titles.length, "panel titles are unique");
+  for (const panel of dashboard.panels as Json[]) {
+    assert.ok(panel.targets?.length > 0, `${panel.title} has no query`);
+    for (const t of panel.targets as Json[]) {
+      const names = (t.expr as string).match(/\b(cardano|forge_manager|process)_[a-z_]+/g) ?? [];
+      assert.ok(names.length > 0, `${panel.title} uses no metric`);
+      for (const name of names) {
+        assert.ok(exported.has(name), `${panel.title} uses ${name}, which is not exported`);
+      }
+      assert.match(t.expr, /namespace="\$namespace"/, `${panel.title} is not per namespace`);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Against the API server
 // ---------------------------------------------------------------------------------------------
@@ -746,7 +777,7 @@ Deno.test({
     const { cp, admin } = await cluster();
     const namespace = uniqueNamespace("base");
     await cp.ensureNamespace(namespace);
-    assert.deepEqual(await dryRunAll(admin, base, namespace), []);
+    assert.deepEqual(await dryRunAll(admin, await kustomize(BASE), namespace), []);
   },
 });
 
@@ -755,34 +786,70 @@ Deno.test({
   ...integration,
   async fn() {
     const { cp, admin } = await cluster();
-    const ns = find(dummy, "Namespace");
+    const rendered = await kustomize(DUMMY_DIR);
+    const isNs = (r: Rendered) => r.obj.kind === "Namespace";
     // The Namespace first (dry-run), then the namespace for real so its objects can be admitted.
-    assert.deepEqual(await dryRunAll(admin, dummy.filter((r) => r.obj === ns)), []);
-    await cp.ensureNamespace(ns.metadata.name);
-    assert.deepEqual(await dryRunAll(admin, dummy.filter((r) => r.obj !== ns)), []);
+    assert.deepEqual(await dryRunAll(admin, rendered.filter(isNs)), []);
+    await cp.ensureNamespace(find(rendered, "Namespace").metadata.name);
+    assert.deepEqual(await dryRunAll(admin, rendered.filter((r) => !isNs(r))), []);
   },
 });
 
 Deno.test({
-  name: "the monitoring objects are dry-run where their CRDs exist, else checked statically only",
+  name: "the install commands of docs/deploy.md create every object of manifests/ with kubectl",
+  ...integration,
+  async fn() {
+    const { cp } = await cluster();
+    const namespace = uniqueNamespace("install");
+    const env = { KUBECONFIG: cp.adminKubeconfig };
+    const doc = await readRepo("docs/deploy.md");
+    // The three commands as the guide gives them, with its namespace replaced by a fresh one.
+    const commands = [
+      "kubectl apply -f manifests/crd.yaml",
+      "kubectl wait --for=condition=Established crd/cardanoleaders.cardano.io",
+      "kubectl -n cardano apply -k manifests/",
+    ];
+    for (const command of commands) assert.ok(doc.includes(command), `deploy.md: ${command}`);
+    await kubectl(["create", "namespace", namespace], env);
+    for (const command of commands) {
+      const args = command.split(" ").slice(1).map((a) => a === "cardano" ? namespace : a)
+        .map((a) => a.startsWith("manifests/") ? `${REPO_ROOT}/${a}` : a);
+      await kubectl(args, env);
+    }
+    // Every rendered object exists, as the admin sees it.
+    for (const { obj } of await kustomize(BASE)) {
+      const kind = obj.kind.toLowerCase();
+      const ns = obj.kind === "CustomResourceDefinition" ? [] : ["-n", namespace];
+      const got = JSON.parse(
+        await kubectl(["get", kind, obj.metadata.name, ...ns, "-o", "json"], env),
+      );
+      assert.equal(got.metadata.name, obj.metadata.name, `${obj.kind} ${obj.metadata.name}`);
+    }
+    const table = await kubectl(["-n", namespace, "get", "cl"], env);
+    assert.match(table, /^NAME\s+LEADER\s+FORGING\s+LAST TRANSITION\s+AGE$/m);
+    assert.match(table, /^cardano-leader\s/m);
+  },
+});
+
+Deno.test({
+  name:
+    "the monitoring objects are dry-run where their kinds are served (the dashboard's ConfigMap), else checked statically",
   ...integration,
   async fn() {
     const { cp, admin } = await cluster();
-    const served = await Promise.all(
-      monitoring.map((r) => admin.resource(r.obj.apiVersion, r.obj.kind)),
-    );
-    if (served.every((s) => s === null)) {
-      // The test control plane has no Prometheus Operator: "the alert rules use only metrics
-      // that forge-manager exports" is what checks them.
-      assert.deepEqual(monitoring.map((r) => r.obj.apiVersion), [
-        "monitoring.coreos.com/v1",
-        "monitoring.coreos.com/v1",
-      ]);
-      return;
+    const rendered = await kustomize(MONITORING);
+    const served: Rendered[] = [];
+    const unserved: Rendered[] = [];
+    for (const r of rendered) {
+      (await admin.resource(r.obj.apiVersion, r.obj.kind) === null ? unserved : served).push(r);
     }
+    // The test control plane has no Prometheus Operator: "the alert rules use only metrics that
+    // forge-manager exports" and tests/prometheus_rules_test.ts check those objects.
+    assert.ok(unserved.every((r) => r.obj.apiVersion === "monitoring.coreos.com/v1"));
+    assert.deepEqual(served.map((r) => r.obj.kind), ["ConfigMap"]);
     const namespace = uniqueNamespace("monitoring");
     await cp.ensureNamespace(namespace);
-    assert.deepEqual(await dryRunAll(admin, monitoring, namespace), []);
+    assert.deepEqual(await dryRunAll(admin, served, namespace), []);
   },
 });
 
@@ -1279,6 +1346,64 @@ Deno.test({
         mergePatch,
       )),
       403,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "the fence Role variant of docs/deploy.md lets forge-manager delete the StatefulSet's pods and no other",
+  ...integration,
+  async fn() {
+    const { cp, admin } = await cluster();
+    const doc = await readRepo("docs/deploy.md");
+    const section = doc.slice(doc.indexOf("### Limiting the fence's delete"));
+    const block = section.match(/```yaml\n([\s\S]*?)```/)?.[1];
+    assert.ok(block, "docs/deploy.md has the variant's YAML block");
+    const [variant] = parseYaml(block) as [Obj];
+    // The shipped Role with delete split off and limited to the StatefulSet's pod names.
+    const shipped = find(base, "Role", "forge-manager-fence");
+    const sts = find(base, "StatefulSet");
+    const names = Array.from({ length: sts.spec.replicas }, (_, i) => `${sts.metadata.name}-${i}`);
+    assert.deepEqual(variant.metadata, shipped.metadata);
+    assert.deepEqual(variant.rules, [
+      { ...shipped.rules[0], verbs: shipped.rules[0].verbs.filter((v: string) => v !== "delete") },
+      { ...shipped.rules[0], resourceNames: names, verbs: ["delete"] },
+    ]);
+
+    const namespace = uniqueNamespace("fence-names");
+    await cp.ensureNamespace(namespace);
+    assert.equal((await admin.create(variant, { namespace })).status, 201);
+    const kc = new KubeConfig();
+    kc.loadFromFile(
+      await cp.mintIdentity({
+        namespace,
+        serviceAccount: "forge-manager",
+        roleName: variant.metadata.name,
+      }),
+    );
+    const core = kc.makeApiClient(CoreV1Api);
+    const outsiders = [`${sts.metadata.name}-${names.length}`, "cardano-relay-0"];
+    for (const name of [...names, ...outsiders]) {
+      const created = await admin.create(pod(name), { namespace });
+      assert.equal(created.status, 201, created.body.message);
+    }
+    // Reading stays namespace-wide: the fence reads the previous holder's pod by name.
+    const listed = await core.listNamespacedPod({ namespace });
+    assert.equal(listed.items.length, names.length + outsiders.length);
+    for (const name of outsiders) {
+      assert.equal((await core.readNamespacedPod({ name, namespace })).metadata?.name, name);
+      assert.equal(await statusOf(core.deleteNamespacedPod({ name, namespace })), 403, name);
+    }
+    // Not scheduled to any node, so each is removed at once.
+    for (const name of names) {
+      assert.equal(await statusOf(core.deleteNamespacedPod({ name, namespace })), 200, name);
+      assert.equal(await statusOf(core.readNamespacedPod({ name, namespace })), 404, name);
+    }
+    assert.equal(
+      await statusOf(core.deleteCollectionNamespacedPod({ namespace })),
+      403,
+      "deleting every pod at once is refused",
     );
   },
 });

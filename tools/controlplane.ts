@@ -1,8 +1,9 @@
 /**
- * Starts a local control plane (etcd + kube-apiserver) and keeps it until Ctrl-C:
+ * Starts a local control plane (etcd + kube-apiserver, and kube-controller-manager with
+ * `--controllers`) and keeps it until Ctrl-C:
  *
  * ```sh
- * deno run -P=dev tools/controlplane.ts [--verbose]
+ * deno run -P=dev tools/controlplane.ts [--verbose] [--controllers=manifests|NAME,...]
  * ```
  *
  * It prints the server URL and the admin kubeconfig; Ctrl-C (or SIGTERM) stops everything and
@@ -16,12 +17,16 @@
 import { parseArgs } from "node:util";
 import {
   type ControlPlane,
+  MANIFEST_CONTROLLERS,
   type SharedControlPlaneState,
   startControlPlane,
 } from "../tests/support/control_plane.ts";
 
-const usage = `usage: deno run -P=dev tools/controlplane.ts [--verbose]
-  --verbose           print every line of etcd and kube-apiserver
+const usage = `usage: deno run -P=dev tools/controlplane.ts [--verbose] [--controllers=LIST]
+  --verbose           print every line of etcd, kube-apiserver and kube-controller-manager
+  --controllers=LIST  also run kube-controller-manager with these controllers: "manifests" (what
+                      the shipped manifests need: ${MANIFEST_CONTROLLERS.join(", ")})
+                      or kube-controller-manager's own names, comma-separated
 internal (used by sharedControlPlane()):
   --bin-dir=DIR       folder holding etcd and kube-apiserver (default: build.sh)
   --state-file=FILE   write the instance as JSON to FILE, remove FILE's folder at exit
@@ -50,6 +55,7 @@ async function main(): Promise<number> {
       args: Deno.args,
       options: {
         "verbose": { type: "boolean", default: false },
+        "controllers": { type: "string" },
         "bin-dir": { type: "string" },
         "state-file": { type: "string" },
         "watch-pid": { type: "string" },
@@ -69,6 +75,12 @@ async function main(): Promise<number> {
     console.error(`Cannot watch --watch-pid=${values["watch-pid"]}: not a process id`);
     return 2;
   }
+  const listed = values.controllers;
+  if (listed !== undefined && !/^[a-z-]+(,[a-z-]+)*$/.test(listed)) {
+    console.error(`Cannot run --controllers=${listed}: not "manifests" or a comma-separated list`);
+    return 2;
+  }
+  const controllers = listed === "manifests" ? MANIFEST_CONTROLLERS : listed?.split(",");
   const stateFile = values["state-file"];
   const stateDir = stateFile?.replace(/\/[^/]*$/, "");
 
@@ -83,6 +95,7 @@ async function main(): Promise<number> {
   try {
     cp = await startControlPlane({
       binDir: values["bin-dir"],
+      controllers,
       handleSignals: false,
       // Without --verbose only the timing lines: process output lines start with "[name]".
       log: (line) => {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { CoreV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import {
   type ControlPlane,
   controlPlaneBinaries,
+  MANIFEST_CONTROLLERS,
   sharedControlPlane,
   startControlPlane,
 } from "./control_plane.ts";
@@ -81,6 +82,82 @@ Deno.test({
     assert.deepEqual(processesUsing(dir), [], "no process is left");
     await cp.stop(); // idempotent
     assert.throws(() => cp.admin(), /not running/);
+  },
+});
+
+Deno.test({
+  name:
+    "with controllers, a StatefulSet gets its pods, a new namespace its ServiceAccount and CA, and deleting the StatefulSet removes its pods",
+  ignore: Deno.build.os !== "linux",
+  ...integration,
+  async fn() {
+    await using cp = await startControlPlane({ ...quiet, controllers: MANIFEST_CONTROLLERS });
+    assert.equal(processesUsing(cp.dir).length, 3, "etcd, kube-apiserver, kube-controller-manager");
+    const core = cp.admin().makeApiClient(CoreV1Api);
+    const apps = cp.admin().makeApiClient(AppsV1Api);
+    const namespace = "controllers";
+    // A plain create, as `kubectl apply` does: the controllers add the rest.
+    await core.createNamespace({ body: { metadata: { name: namespace } } });
+    assert.ok(
+      await eventually(async () => {
+        const [accounts, maps] = await Promise.all([
+          core.listNamespacedServiceAccount({ namespace }),
+          core.listNamespacedConfigMap({ namespace }),
+        ]);
+        return accounts.items.some((a) => a.metadata?.name === "default") &&
+          maps.items.some((m) => m.metadata?.name === "kube-root-ca.crt");
+      }, 20_000),
+      "the default ServiceAccount and kube-root-ca.crt appear",
+    );
+    const caMap = await core.readNamespacedConfigMap({ name: "kube-root-ca.crt", namespace });
+    assert.equal(caMap.data?.["ca.crt"], await Deno.readTextFile(cp.caFile));
+
+    const labels = { app: "sts-test" };
+    await apps.createNamespacedStatefulSet({
+      namespace,
+      body: {
+        metadata: { name: "web" },
+        spec: {
+          replicas: 2,
+          serviceName: "web",
+          podManagementPolicy: "Parallel", // no kubelet makes pod 0 Ready
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: { containers: [{ name: "c", image: "example.invalid/c:0" }] },
+          },
+        },
+      },
+    });
+    const podNames = async () =>
+      (await core.listNamespacedPod({ namespace })).items.map((p) => p.metadata?.name).sort();
+    assert.ok(
+      await eventually(async () => (await podNames()).join() === "web-0,web-1", 20_000),
+      `the StatefulSet controller creates web-0 and web-1 (got ${await podNames()})`,
+    );
+    const pod = await core.readNamespacedPod({ name: "web-0", namespace });
+    assert.deepEqual(
+      pod.metadata?.ownerReferences?.map((o) => [o.kind, o.name, o.controller]),
+      [["StatefulSet", "web", true]],
+    );
+    await apps.deleteNamespacedStatefulSet({
+      name: "web",
+      namespace,
+      propagationPolicy: "Background",
+    });
+    assert.ok(
+      await eventually(async () => (await podNames()).length === 0, 20_000),
+      "the garbage collector deletes the pods",
+    );
+  },
+});
+
+Deno.test({
+  name: "the shared control plane refuses to start a controller manager",
+  ...integration,
+  async fn() {
+    const cp = await sharedControlPlane();
+    await assert.rejects(cp.startControllerManager(), /Cannot start a controller manager/);
   },
 });
 
