@@ -17,7 +17,8 @@ import assert from "node:assert/strict";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import { type Prometheus, startPrometheus } from "./support/prometheus.ts";
 import { installForgeManager, startReplicas } from "./support/replicas.ts";
-import { figures, forgersNow, nowMs, waitFor, waitForSingleForger } from "./support/scenario.ts";
+import { figures, forgersNow, nowMs, waitForSingleForger } from "./support/scenario.ts";
+import { sleep, waitUntil } from "./support/wait.ts";
 import { parseYaml } from "./support/yaml.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -68,7 +69,7 @@ Deno.test(
       const first = await waitForSingleForger(pods, 30_000);
       // Prometheus scrapes its first round a few seconds after start: the handover must be seen.
       const ready = prom;
-      await waitFor("Prometheus to scrape every sidecar twice", async () => {
+      await waitUntil("Prometheus to scrape every sidecar twice", async () => {
         const got = await ready.query('count_over_time(up{job="forge-manager"}[1m]) >= 2');
         return got.length === pods.length ? true : undefined;
       }, 20_000);
@@ -78,11 +79,11 @@ Deno.test(
       const second = await waitForSingleForger(pods, 30_000, [first.name]);
       // Scrapes of the new state on every target.
       const p = prom;
-      await waitFor("Prometheus to see the new leader forging", async () => {
+      await waitUntil("Prometheus to see the new leader forging", async () => {
         const got = await p.query(`cardano_forging_enabled{pod="${second.name}"} == 1`);
         return got.length === 1 ? true : undefined;
       }, 15_000);
-      await new Promise((r) => setTimeout(r, 3_000));
+      await sleep(3_000);
       const endedAt = Date.now() / 1000;
       const window = `${Math.ceil(endedAt - startedAt) + 5}s`;
       const queries = panelQueries(namespace, window);

@@ -98,17 +98,14 @@ Deno.test({
     const namespace = "controllers";
     // A plain create, as `kubectl apply` does: the controllers add the rest.
     await core.createNamespace({ body: { metadata: { name: namespace } } });
-    assert.ok(
-      await eventually(async () => {
-        const [accounts, maps] = await Promise.all([
-          core.listNamespacedServiceAccount({ namespace }),
-          core.listNamespacedConfigMap({ namespace }),
-        ]);
-        return accounts.items.some((a) => a.metadata?.name === "default") &&
-          maps.items.some((m) => m.metadata?.name === "kube-root-ca.crt");
-      }, 20_000),
-      "the default ServiceAccount and kube-root-ca.crt appear",
-    );
+    await waitUntil("the default ServiceAccount and kube-root-ca.crt appear", async () => {
+      const [accounts, maps] = await Promise.all([
+        core.listNamespacedServiceAccount({ namespace }),
+        core.listNamespacedConfigMap({ namespace }),
+      ]);
+      return accounts.items.some((a) => a.metadata?.name === "default") &&
+        maps.items.some((m) => m.metadata?.name === "kube-root-ca.crt");
+    }, 20_000);
     const caMap = await core.readNamespacedConfigMap({ name: "kube-root-ca.crt", namespace });
     assert.equal(caMap.data?.["ca.crt"], await Deno.readTextFile(cp.caFile));
 
@@ -131,9 +128,10 @@ Deno.test({
     });
     const podNames = async () =>
       (await core.listNamespacedPod({ namespace })).items.map((p) => p.metadata?.name).sort();
-    assert.ok(
-      await eventually(async () => (await podNames()).join() === "web-0,web-1", 20_000),
+    await waitUntil(
       `the StatefulSet controller creates web-0 and web-1 (got ${await podNames()})`,
+      async () => (await podNames()).join() === "web-0,web-1",
+      20_000,
     );
     const pod = await core.readNamespacedPod({ name: "web-0", namespace });
     assert.deepEqual(
@@ -145,9 +143,10 @@ Deno.test({
       namespace,
       propagationPolicy: "Background",
     });
-    assert.ok(
-      await eventually(async () => (await podNames()).length === 0, 20_000),
+    await waitUntil(
       "the garbage collector deletes the pods",
+      async () => (await podNames()).length === 0,
+      20_000,
     );
   },
 });
