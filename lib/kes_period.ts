@@ -235,3 +235,34 @@ export function kesPeriodStatus(
       : "valid",
   };
 }
+
+/**
+ * The KES timing the configuration names: the shelley genesis file when one is set (read with
+ * `readTextFile`; needs read permission on it), else the built-in network's.
+ *
+ * @throws {Error} naming the file and what is wrong with it
+ */
+export async function loadKesTiming(
+  source: { network: NetworkName; shelleyGenesisFile: string | undefined },
+  readTextFile: (path: string) => Promise<string> = (path) => Deno.readTextFile(path),
+): Promise<KesTiming> {
+  const file = source.shelleyGenesisFile;
+  if (file === undefined) return { ...NETWORK_KES_TIMING[source.network] };
+  let text: string;
+  try {
+    text = await readTextFile(file);
+  } catch (err) {
+    throw new Error(`Cannot read the shelley genesis ${file}`, { cause: err });
+  }
+  let genesis: unknown;
+  try {
+    genesis = JSON.parse(text);
+  } catch {
+    throw new Error(`Cannot read the shelley genesis ${file}: it is not valid JSON`);
+  }
+  try {
+    return kesTimingFromGenesisFile(genesis);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (in ${file})`);
+  }
+}

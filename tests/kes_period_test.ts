@@ -5,6 +5,7 @@ import {
   kesPeriodStatus,
   kesTimingFromGenesis,
   kesTimingFromGenesisFile,
+  loadKesTiming,
   MAINNET_KES_TIMING,
   NETWORK_KES_TIMING,
   slotAt,
@@ -189,5 +190,40 @@ Deno.test("refuses a genesis with missing or invalid fields, naming the field", 
   ];
   for (const [name, genesis, message] of table) {
     assert.throws(() => kesTimingFromGenesis(genesis), message, name);
+  }
+});
+
+Deno.test("the configured timing is the genesis file's when one is set, else the network's", async () => {
+  assert.deepEqual(
+    await loadKesTiming({ network: "preview", shelleyGenesisFile: undefined }),
+    NETWORK_KES_TIMING.preview,
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/shelley-genesis.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ ...MAINNET_GENESIS, networkMagic: 1, systemStart: "2022-06-01T00:00:00Z" }),
+    );
+    assert.deepEqual(
+      await loadKesTiming({ network: "mainnet", shelleyGenesisFile: file }),
+      NETWORK_KES_TIMING.preprod,
+    );
+    await Deno.writeTextFile(file, "{");
+    await assert.rejects(
+      loadKesTiming({ network: "mainnet", shelleyGenesisFile: file }),
+      /Cannot read the shelley genesis .*shelley-genesis\.json: it is not valid JSON/,
+    );
+    await Deno.writeTextFile(file, JSON.stringify({ ...MAINNET_GENESIS, maxKESEvolutions: 0 }));
+    await assert.rejects(
+      loadKesTiming({ network: "mainnet", shelleyGenesisFile: file }),
+      /maxKESEvolutions is 0, expected a positive integer \(in .*shelley-genesis\.json\)/,
+    );
+    await assert.rejects(
+      loadKesTiming({ network: "mainnet", shelleyGenesisFile: `${dir}/missing.json` }),
+      /Cannot read the shelley genesis .*missing\.json/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -28,7 +28,7 @@ import {
   type VrfKey,
 } from "../cardano_keys.ts";
 import { type CredentialCheck, judgeCredentials } from "../credential_verdict.ts";
-import { type KesTiming, kesTimingFromGenesisFile, NETWORK_KES_TIMING } from "../kes_period.ts";
+import { type KesTiming, loadKesTiming, NETWORK_KES_TIMING } from "../kes_period.ts";
 import { poolIdBech32 } from "../pool_id.ts";
 import type { CheckCredentialsOptions } from "./check_credentials_args.ts";
 import { type CommandIo, EXIT_FAILED, EXIT_OK } from "./command.ts";
@@ -270,16 +270,18 @@ export async function run(
   } else {
     const file = options.timing.genesisFile;
     network = `shelley genesis ${file}`;
-    const text = await readOrError(deps, file, "the shelley genesis");
-    if (text instanceof Error) timing = text;
-    else {
-      try {
-        timing = kesTimingFromGenesisFile(JSON.parse(text));
-      } catch (err) {
-        timing = err instanceof SyntaxError
-          ? new Error(`Cannot read the shelley genesis ${file}: it is not valid JSON`)
-          : err as Error;
-      }
+    try {
+      timing = await loadKesTiming(
+        { network: "mainnet", shelleyGenesisFile: file },
+        async (path) => {
+          const text = await readOrError(deps, path, "the shelley genesis");
+          if (text instanceof Error) throw text;
+          return text;
+        },
+      );
+    } catch (err) {
+      // A read failure comes wrapped; its cause says why in the report's words.
+      timing = (err as Error).cause instanceof Error ? (err as Error).cause as Error : err as Error;
     }
   }
   const report = checkCredentials({
