@@ -297,16 +297,24 @@ function freePort(): number {
   return port;
 }
 
-/** Reads the node's metrics every `everyMs` for `count` readings. */
-async function sampleMetrics(port: number, count = 2, everyMs = 150): Promise<NodeMetricsSample[]> {
-  const samples: NodeMetricsSample[] = [];
-  for (let i = 0; i < count; i++) {
-    if (i > 0) await new Promise((resolve) => setTimeout(resolve, everyMs));
-    const read = await readNodeMetrics(`http://127.0.0.1:${port}/metrics`);
-    if (!read.ok) throw new Error(read.error);
-    samples.push(read.sample);
+/**
+ * Two readings of the node's metrics: one now, one once the tip has advanced at least `slots`
+ * slots (polled, so a loaded machine only makes it slower, never wrong).
+ */
+async function sampleMetrics(port: number, slots = 10): Promise<NodeMetricsSample[]> {
+  const read = async () => {
+    const result = await readNodeMetrics(`http://127.0.0.1:${port}/metrics`);
+    if (!result.ok) throw new Error(result.error);
+    return result.sample;
+  };
+  const first = await read();
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const last = await read();
+    if (last.slotNum! - first.slotNum! >= slots) return [first, last];
   }
-  return samples;
+  throw new Error(`the simulated tip did not advance ${slots} slots within 10 s`);
 }
 
 /** A non-producing node serving metrics with 10 ms slots, and a way to signal it. */
