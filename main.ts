@@ -10,6 +10,16 @@
  * @module
  */
 
+import {
+  commandPermissions,
+  type CommandSpec,
+  EXIT_FAILED,
+  EXIT_OK,
+  EXIT_USAGE,
+  type FromCliWorker,
+  type ToCliWorker,
+} from "./lib/cli/command.ts";
+import { COMMANDS } from "./lib/cli/commands.ts";
 import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/config.ts";
 import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "./lib/core/sandbox_grants.ts";
 import { ProcNodeProcess } from "./lib/core/proc.ts";
@@ -22,6 +32,7 @@ import { VERSION } from "./lib/version.ts";
 import type { FromWorker, ToWorker } from "./lib/worker_protocol.ts";
 
 const WORKER_URL = new URL("./lib/worker.ts", import.meta.url);
+const CLI_WORKER_URL = new URL("./lib/cli_worker.ts", import.meta.url);
 /** How long a planned shutdown may take before the core cleans up by itself. */
 const SHUTDOWN_BOUND_MS = 8000;
 
@@ -29,7 +40,11 @@ const HELP = `forge-manager ${VERSION}
 Runs beside cardano-node; elects one block producer through a Kubernetes Lease and gives only
 the leader's node the forging keys (KES key, VRF key, operational certificate).
 
-Usage: forge-manager [--help | --version]
+Usage: forge-manager [--help | --version]      run the sidecar
+       forge-manager COMMAND [--help] ...     run an operator command
+
+Commands:
+${Object.values(COMMANDS).map((c) => `  ${c.name.padEnd(24)} ${c.summary}`).join("\n")}
 
 Configuration is read from environment variables (defaults in brackets):
 ${Object.entries(CONFIG_DEFAULTS).map(([k, v]) => `  ${k.padEnd(24)} [${v}]`).join("\n")}
@@ -90,7 +105,48 @@ async function failSafe(
   }
 }
 
+/**
+ * Runs an operator command: parses its arguments here, then runs it in a worker that may touch
+ * only what the command's spec grants (lib/cli/command.ts). Returns the exit code.
+ */
+async function runCommand(spec: CommandSpec, args: string[]): Promise<number> {
+  const prepared = spec.prepare(args, Deno.env.toObject(), Deno.cwd());
+  if (prepared.kind === "help") {
+    console.log(prepared.text);
+    return EXIT_OK;
+  }
+  if (prepared.kind === "usage") {
+    console.error(prepared.message);
+    return EXIT_USAGE;
+  }
+  const worker = new Worker(CLI_WORKER_URL, {
+    type: "module",
+    deno: { permissions: commandPermissions(prepared.grants) },
+  });
+  const code = await new Promise<number>((resolve) => {
+    worker.onmessage = (e: MessageEvent<FromCliWorker>) => {
+      if (e.data.op === "exit") resolve(e.data.code);
+      else {
+        console.error(`forge-manager ${spec.name}: ${e.data.message}`);
+        resolve(EXIT_FAILED);
+      }
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      console.error(`forge-manager ${spec.name}: the command crashed: ${e.message}`);
+      resolve(EXIT_FAILED);
+    };
+    worker.postMessage(
+      { op: "run", command: spec.name, options: prepared.options } satisfies ToCliWorker,
+    );
+  });
+  worker.terminate();
+  return code;
+}
+
 async function main(args: string[]): Promise<number> {
+  const command = args[0] === undefined ? undefined : COMMANDS[args[0]];
+  if (command !== undefined) return await runCommand(command, args.slice(1));
   if (args.includes("--help") || args.includes("-h")) {
     console.log(HELP);
     return 0;

@@ -5,6 +5,11 @@
  * on SIGHUP (type, CBOR shape, sizes, and that the KES key matches the certificate's hot key), so
  * we never publish a set the node would refuse.
  *
+ * It also derives what the node does not check but the chain does: whether the pool's cold key
+ * really signed the certificate (Ed25519 over the hot key, the counter and the start period, as
+ * cardano-ledger's `OCertSignable` defines the bytes) and the pool id (Blake2b-224 of the cold
+ * verification key). The cryptography is `@noble/hashes` and `@noble/curves` (audited).
+ *
  * Results hold only public material (verification keys, counter, start period): the signing key
  * bytes are dropped as soon as they are checked. Error messages name the file by the label the
  * caller passes (usually its path) and NEVER contain key material: no cborHex, no bytes, and no
@@ -15,7 +20,8 @@
  * @module
  */
 
-import { blake2b256 } from "./blake2b.ts";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { blake2b } from "@noble/hashes/blake2.js";
 import { CborError, type CborItem, decodeCbor, describeCbor } from "./cbor.ts";
 
 /** Text envelope type of a KES signing key (Sum6KES over Ed25519, 64 periods). */
@@ -65,6 +71,11 @@ export interface KesKey {
 export interface VrfKey {
   /** The VRF verification key (32 bytes): the key's last 32 bytes. */
   readonly vkey: Uint8Array;
+  /**
+   * Whether the verification key is the one its seed derives (libsodium's Praos VRF derives it
+   * as an Ed25519 public key); false means a corrupt or hand-assembled key file.
+   */
+  readonly consistent: boolean;
 }
 
 /** A checked operational certificate (all of it is public, it is published in block headers). */
@@ -75,7 +86,7 @@ export interface OpCert {
   readonly issueCounter: number;
   /** The first KES period the certificate is valid in. */
   readonly kesStartPeriod: number;
-  /** The cold key's signature (64 bytes); not verified here. */
+  /** The cold key's signature (64 bytes) over {@linkcode opCertSignable}. */
   readonly coldSignature: Uint8Array;
   /** The pool's cold verification key (32 bytes). */
   readonly coldVkey: Uint8Array;
@@ -92,6 +103,12 @@ export interface CredentialFacts {
    * certificates apart in a log line, too short to be mistaken for a key.
    */
   hotKeyId: string;
+  /** The pool id: Blake2b-224 of the certificate's cold verification key, 56 hex digits. */
+  poolId: string;
+  /** Whether the cold key's signature over the certificate verifies. */
+  signatureValid: boolean;
+  /** Whether the VRF key's verification half is the one its seed derives. */
+  vrfKeyConsistent: boolean;
 }
 
 const NOUNS: Record<CredentialKind, string> = {
@@ -114,7 +131,7 @@ const OPCERT_SHAPE =
 export function parseKesKey(text: string, label: string): KesKey {
   const bytes = readByteString(text, "kes", label, KES_KEY_TYPE, KES_KEY_BYTES);
   // cardano-base SumKES: sk_0 || r_1 || vk_0 || vk_1, and vk = Blake2b-256(vk_0 || vk_1).
-  const vkey = blake2b256(bytes.subarray(KES_KEY_BYTES - 64));
+  const vkey = blake2b(bytes.subarray(KES_KEY_BYTES - 64), { dkLen: 32 });
   bytes.fill(0);
   return { vkey };
 }
@@ -129,8 +146,9 @@ export function parseKesKey(text: string, label: string): KesKey {
 export function parseVrfKey(text: string, label: string): VrfKey {
   const bytes = readByteString(text, "vrf", label, VRF_KEY_TYPE, VRF_KEY_BYTES);
   const vkey = bytes.slice(32);
+  const derived = ed25519.getPublicKey(bytes.subarray(0, 32));
   bytes.fill(0);
-  return { vkey };
+  return { vkey, consistent: equalBytes(derived, vkey) };
 }
 
 /**
@@ -179,7 +197,7 @@ export function validateCredentialSet(
   labels: CredentialTriple<string>,
 ): CredentialFacts {
   const kes = parseKesKey(texts.kes, labels.kes);
-  parseVrfKey(texts.vrf, labels.vrf);
+  const vrf = parseVrfKey(texts.vrf, labels.vrf);
   const opcert = parseOpCert(texts.opcert, labels.opcert);
   if (!equalBytes(kes.vkey, opcert.hotVkey)) {
     throw new CredentialError(
@@ -192,8 +210,52 @@ export function validateCredentialSet(
   return {
     issueCounter: opcert.issueCounter,
     kesStartPeriod: opcert.kesStartPeriod,
-    hotKeyId: toHex(blake2b256(opcert.hotVkey)).slice(0, 8),
+    hotKeyId: hotKeyId(opcert.hotVkey),
+    poolId: poolIdOf(opcert.coldVkey),
+    signatureValid: verifyOpCertSignature(opcert),
+    vrfKeyConsistent: vrf.consistent,
   };
+}
+
+/**
+ * The bytes the cold key signs, as cardano-ledger's `OCertSignable` defines them (not CBOR):
+ * the raw hot KES verification key (32 bytes), then the issue counter and the KES start period,
+ * each as an 8-byte big-endian unsigned integer. 48 bytes.
+ */
+export function opCertSignable(
+  opcert: Pick<OpCert, "hotVkey" | "issueCounter" | "kesStartPeriod">,
+): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(48);
+  out.set(opcert.hotVkey, 0);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(32, BigInt(opcert.issueCounter));
+  view.setBigUint64(40, BigInt(opcert.kesStartPeriod));
+  return out;
+}
+
+/**
+ * Whether the certificate's cold-key signature verifies: Ed25519 (RFC 8032, strict: no
+ * non-canonical encodings, as libsodium, which cardano-node uses) of {@linkcode opCertSignable}
+ * under the certificate's cold verification key. Pure.
+ */
+export function verifyOpCertSignature(opcert: OpCert): boolean {
+  try {
+    return ed25519.verify(opcert.coldSignature, opCertSignable(opcert), opcert.coldVkey, {
+      zip215: false,
+    });
+  } catch {
+    return false; // a cold key that is not a point on the curve verifies nothing
+  }
+}
+
+/** The pool id of a cold verification key: Blake2b-224, as 56 lower-case hex digits. Pure. */
+export function poolIdOf(coldVkey: Uint8Array): string {
+  return toHex(blake2b(coldVkey, { dkLen: 28 }));
+}
+
+/** The short id of a hot KES key used in logs: 8 hex digits of its Blake2b-256. Pure. */
+export function hotKeyId(hotVkey: Uint8Array): string {
+  return toHex(blake2b(hotVkey, { dkLen: 32 })).slice(0, 8);
 }
 
 function credentialError(kind: CredentialKind, label: string, reason: string): CredentialError {

@@ -7,7 +7,9 @@
  * @module
  */
 
+import { NETWORK_NAMES, type NetworkName } from "./kes_period.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { parsePoolId } from "./pool_id.ts";
 
 /** The three forging credential files, each copied from `source` to `target`. */
 export type CredentialName = "kes" | "vrf" | "opcert";
@@ -46,6 +48,14 @@ export interface Config {
   kubeconfig: string | undefined;
   /** `pod`: prove the previous leader's node stopped before forging (see lib/fence.ts). */
   fence: "pod" | "off";
+  /** The network whose genesis parameters time the KES periods (NETWORK). */
+  network: NetworkName;
+  /** A shelley-genesis.json to read the KES timing from instead (SHELLEY_GENESIS_FILE). */
+  shelleyGenesisFile: string | undefined;
+  /** The pool the certificate must belong to, 56 lower-case hex digits (POOL_ID). */
+  poolId: string | undefined;
+  /** cardano-node's Prometheus endpoint (NODE_METRICS_URL). */
+  nodeMetricsUrl: string;
 }
 
 /** Thrown when the configuration is invalid; `problems` lists every rule that failed. */
@@ -83,6 +93,10 @@ export const CONFIG_DEFAULTS = {
   LOG_LEVEL: "info",
   KUBECONFIG: "",
   FENCE: "pod",
+  NETWORK: "mainnet",
+  SHELLEY_GENESIS_FILE: "",
+  POOL_ID: "",
+  NODE_METRICS_URL: "http://127.0.0.1:12798/metrics",
 } as const;
 
 /** The smallest time a leader is given to stop forging before anyone else may start. */
@@ -252,6 +266,35 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       "must be a process name as in /proc/PID/comm (no '/', at most 15 characters)",
     );
   }
+  const network = get("NETWORK").toLowerCase() as NetworkName;
+  if (!NETWORK_NAMES.includes(network)) {
+    fail("NETWORK", get("NETWORK"), `must be one of ${NETWORK_NAMES.join(", ")}`);
+  }
+  const shelleyGenesisFile = get("SHELLEY_GENESIS_FILE") === ""
+    ? undefined
+    : path("SHELLEY_GENESIS_FILE");
+  let poolId: string | undefined;
+  if (get("POOL_ID") !== "") {
+    try {
+      poolId = parsePoolId(get("POOL_ID"));
+    } catch (err) {
+      fail(
+        "POOL_ID",
+        get("POOL_ID"),
+        `must be a pool id, 56 hex digits or bech32 pool1... (${
+          (err as Error).message.replace(/^Cannot read the pool id: /, "")
+        })`,
+      );
+    }
+  }
+  const nodeMetricsUrl = get("NODE_METRICS_URL");
+  if (metricsHostPort(nodeMetricsUrl) === undefined) {
+    fail(
+      "NODE_METRICS_URL",
+      nodeMetricsUrl,
+      "must be an http:// URL with a host (cardano-node's Prometheus endpoint)",
+    );
+  }
   const startAsNonProducing = bool("START_AS_NON_PRODUCING");
   const disableSocketCheck = bool("DISABLE_SOCKET_CHECK");
 
@@ -278,5 +321,27 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     logLevel,
     kubeconfig: kubeconfig === "" ? undefined : kubeconfig,
     fence: fence as "pod" | "off",
+    network,
+    shelleyGenesisFile,
+    poolId,
+    nodeMetricsUrl,
   };
+}
+
+/**
+ * The `host:port` of an http(s) URL (port defaulted by scheme), or undefined if `url` is not an
+ * http(s) URL with a host. The sandbox grants the node metrics endpoint by this pair.
+ */
+export function metricsHostPort(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if ((parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.hostname === "") {
+    return undefined;
+  }
+  const port = parsed.port !== "" ? parsed.port : parsed.protocol === "https:" ? "443" : "80";
+  return `${parsed.hostname}:${port}`;
 }

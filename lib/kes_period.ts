@@ -25,6 +25,19 @@ export interface KesTiming {
   eraStartMs: number;
 }
 
+/** The networks whose genesis parameters are built in. */
+export type NetworkName = "mainnet" | "preprod" | "preview";
+
+/** The built-in networks, mainnet first. */
+export const NETWORK_NAMES: readonly NetworkName[] = ["mainnet", "preprod", "preview"];
+
+/** Each built-in network's `networkMagic` (shelley genesis). */
+export const NETWORK_MAGIC: Readonly<Record<NetworkName, number>> = Object.freeze({
+  mainnet: 764824073,
+  preprod: 1,
+  preview: 2,
+});
+
 /** Mainnet: Shelley started at slot 4492800, 2020-07-29T21:44:51Z, after 20-second Byron slots. */
 export const MAINNET_KES_TIMING: Readonly<KesTiming> = Object.freeze({
   slotsPerKESPeriod: 129600,
@@ -34,12 +47,44 @@ export const MAINNET_KES_TIMING: Readonly<KesTiming> = Object.freeze({
   eraStartMs: Date.UTC(2020, 6, 29, 21, 44, 51),
 });
 
+/**
+ * The KES timing of each built-in network, from its shelley genesis (`slotsPerKESPeriod`,
+ * `maxKESEvolutions`, `slotLength`) and where its Shelley era starts:
+ * - mainnet: Byron genesis 2017-09-23T21:44:51Z, 4492800 Byron slots of 20 s;
+ * - preprod: `systemStart` 2022-06-01T00:00:00Z, 4 Byron epochs of 21600 slots of 20 s, so
+ *   Shelley from slot 86400 at 2022-06-21T00:00:00Z;
+ * - preview: `systemStart` 2022-10-25T00:00:00Z, Shelley (and later eras) from slot 0.
+ */
+export const NETWORK_KES_TIMING: Readonly<Record<NetworkName, Readonly<KesTiming>>> = Object
+  .freeze({
+    mainnet: MAINNET_KES_TIMING,
+    preprod: Object.freeze({
+      slotsPerKESPeriod: 129600,
+      maxKESEvolutions: 62,
+      slotLengthMs: 1000,
+      eraStartSlot: 86400,
+      eraStartMs: Date.UTC(2022, 5, 21),
+    }),
+    preview: Object.freeze({
+      slotsPerKESPeriod: 129600,
+      maxKESEvolutions: 62,
+      slotLengthMs: 1000,
+      eraStartSlot: 0,
+      eraStartMs: Date.UTC(2022, 9, 25),
+    }),
+  });
+
+/** Where a certificate stands: valid now, expired, or not valid yet. */
+export type KesWindowState = "valid" | "expired" | "not_yet_valid";
+
 /** Where a certificate stands at some moment. */
 export interface KesPeriodStatus {
-  /** The current absolute slot. */
-  slot: number;
-  /** The current KES period. */
+  /** The current KES period, from the node when it reported one, else from the clock. */
   currentPeriod: number;
+  /** Where `currentPeriod` came from. */
+  periodSource: "node" | "clock";
+  /** The current KES period by the clock and the genesis timing (undefined before the era). */
+  clockPeriod: number | undefined;
   /** The certificate's first valid period. */
   startPeriod: number;
   /** The first period in which the certificate is no longer valid (start + maxKESEvolutions). */
@@ -48,8 +93,8 @@ export interface KesPeriodStatus {
   remainingPeriods: number;
   /** When the certificate expires (start of `endPeriod`), in ms since the epoch. */
   expiresAtMs: number;
-  /** Whether the certificate is valid now: start <= current < end. */
-  valid: boolean;
+  /** valid: start <= current < end; expired: current >= end; not_yet_valid: current < start. */
+  state: KesWindowState;
 }
 
 /**
@@ -136,23 +181,88 @@ export function kesPeriodAt(timing: KesTiming, nowMs: number): number {
   return kesPeriodOfSlot(timing, slotAt(timing, nowMs));
 }
 
-/** Where a certificate starting at `kesStartPeriod` stands at `nowMs`. */
+/**
+ * Reads the KES timing from a parsed shelley-genesis.json whose Byron era, if any, is known by
+ * its `networkMagic`: mainnet and preprod get their built-in Shelley era start; any other network
+ * is taken to start in Shelley (or later) at slot 0, `systemStart`, as private testnets do.
+ *
+ * @throws {Error} naming the field, its value and the rule, if a field is missing or invalid
+ */
+export function kesTimingFromGenesisFile(genesis: unknown): KesTiming {
+  const magic = (genesis as Record<string, unknown> | null)?.networkMagic;
+  const known = NETWORK_NAMES.find((name) => NETWORK_MAGIC[name] === magic);
+  const builtIn = known === undefined ? undefined : NETWORK_KES_TIMING[known];
+  return kesTimingFromGenesis(
+    genesis,
+    builtIn === undefined || builtIn.eraStartSlot === 0
+      ? undefined
+      : { slot: builtIn.eraStartSlot, timeMs: builtIn.eraStartMs },
+  );
+}
+
+/**
+ * Where a certificate starting at `kesStartPeriod` stands: its window `[start, start +
+ * maxKESEvolutions)`, periods left and expiry. The current period is the node's when given
+ * (`nodeKesPeriod`, from its metrics), else the clock's at `nowMs`. Pure.
+ *
+ * @throws {RangeError} when there is no node period and `nowMs` is before the Shelley era
+ */
 export function kesPeriodStatus(
   timing: KesTiming,
   kesStartPeriod: number,
-  nowMs: number,
+  now: { nowMs: number; nodeKesPeriod?: number | undefined },
 ): KesPeriodStatus {
-  const slot = slotAt(timing, nowMs);
-  const currentPeriod = kesPeriodOfSlot(timing, slot);
+  const clockPeriod = now.nowMs >= timing.eraStartMs ? kesPeriodAt(timing, now.nowMs) : undefined;
+  const fromNode = now.nodeKesPeriod !== undefined && Number.isSafeInteger(now.nodeKesPeriod) &&
+    now.nodeKesPeriod >= 0;
+  const currentPeriod = fromNode
+    ? now.nodeKesPeriod!
+    : clockPeriod ?? kesPeriodAt(timing, now.nowMs);
   const endPeriod = kesStartPeriod + timing.maxKESEvolutions;
   const endSlot = endPeriod * timing.slotsPerKESPeriod;
   return {
-    slot,
     currentPeriod,
+    periodSource: fromNode ? "node" : "clock",
+    clockPeriod,
     startPeriod: kesStartPeriod,
     endPeriod,
     remainingPeriods: Math.max(0, endPeriod - Math.max(currentPeriod, kesStartPeriod)),
     expiresAtMs: timing.eraStartMs + (endSlot - timing.eraStartSlot) * timing.slotLengthMs,
-    valid: kesStartPeriod <= currentPeriod && currentPeriod < endPeriod,
+    state: currentPeriod < kesStartPeriod
+      ? "not_yet_valid"
+      : currentPeriod >= endPeriod
+      ? "expired"
+      : "valid",
   };
+}
+
+/**
+ * The KES timing the configuration names: the shelley genesis file when one is set (read with
+ * `readTextFile`; needs read permission on it), else the built-in network's.
+ *
+ * @throws {Error} naming the file and what is wrong with it
+ */
+export async function loadKesTiming(
+  source: { network: NetworkName; shelleyGenesisFile: string | undefined },
+  readTextFile: (path: string) => Promise<string> = (path) => Deno.readTextFile(path),
+): Promise<KesTiming> {
+  const file = source.shelleyGenesisFile;
+  if (file === undefined) return { ...NETWORK_KES_TIMING[source.network] };
+  let text: string;
+  try {
+    text = await readTextFile(file);
+  } catch (err) {
+    throw new Error(`Cannot read the shelley genesis ${file}`, { cause: err });
+  }
+  let genesis: unknown;
+  try {
+    genesis = JSON.parse(text);
+  } catch {
+    throw new Error(`Cannot read the shelley genesis ${file}: it is not valid JSON`);
+  }
+  try {
+    return kesTimingFromGenesisFile(genesis);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (in ${file})`);
+  }
 }

@@ -8,6 +8,12 @@
 
 import { Counter, Gauge, Registry } from "prom-client";
 import { cpuUsage } from "node:process";
+import type { CredentialCheck, CredentialVerdict } from "./credential_verdict.ts";
+import {
+  CONFIRMATION_STATES,
+  type ConfirmationState,
+  type ForgingConfirmation,
+} from "./forging_confirmation.ts";
 
 /** Every metric the sidecar exports. */
 export interface Metrics {
@@ -25,6 +31,13 @@ export interface Metrics {
   readonly apiRequests: Counter<"operation">;
   readonly fenceWaits: Counter<"outcome">;
   readonly nodeNonProducing: Gauge;
+  readonly kesPeriodsRemaining: Gauge<"hot_key">;
+  readonly kesExpiry: Gauge<"hot_key">;
+  readonly opcertIssueCounter: Gauge<"hot_key">;
+  readonly opcertKesStartPeriod: Gauge<"hot_key">;
+  readonly kesCurrentPeriod: Gauge<"source">;
+  readonly credentialsValid: Gauge<"reason">;
+  readonly nodeForgingConfirmed: Gauge<"state">;
   readonly info: Gauge<"version" | "pod" | "namespace" | "lease" | "identity">;
 }
 
@@ -151,6 +164,50 @@ export function createMetrics(opts: {
       labelNames: ["outcome"] as const,
       registers,
     }),
+    kesPeriodsRemaining: new Gauge({
+      name: "forge_manager_kes_periods_remaining",
+      help: "KES periods the operational certificate has left, the current one included",
+      labelNames: ["hot_key"] as const,
+      registers,
+    }),
+    kesExpiry: new Gauge({
+      name: "forge_manager_kes_expiry_timestamp_seconds",
+      help: "When the operational certificate's KES window ends (Unix time)",
+      labelNames: ["hot_key"] as const,
+      registers,
+    }),
+    opcertIssueCounter: new Gauge({
+      name: "forge_manager_opcert_issue_counter",
+      help: "The operational certificate's issue counter",
+      labelNames: ["hot_key"] as const,
+      registers,
+    }),
+    opcertKesStartPeriod: new Gauge({
+      name: "forge_manager_opcert_kes_start_period",
+      help: "The operational certificate's first valid KES period",
+      labelNames: ["hot_key"] as const,
+      registers,
+    }),
+    kesCurrentPeriod: new Gauge({
+      name: "forge_manager_kes_current_period",
+      help: "The current KES period, from the node's metrics or the clock (source)",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    credentialsValid: new Gauge({
+      name: "forge_manager_credentials_valid",
+      help: "Whether the source credentials may forge now (1) or not (0, reason: expired, " +
+        "not_yet_valid, bad_signature, pool_mismatch, invalid)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    nodeForgingConfirmed: new Gauge({
+      name: "forge_manager_node_forging_confirmed",
+      help: "Whether the node's own metrics confirm the forging state it was asked for: one " +
+        "series per state (confirmed, mismatch, unknown), the current one 1",
+      labelNames: ["state"] as const,
+      registers,
+    }),
     nodeNonProducing: new Gauge({
       name: "forge_manager_node_non_producing_flag",
       help:
@@ -158,4 +215,99 @@ export function createMetrics(opts: {
       registers,
     }),
   };
+}
+
+/** `forge_manager_credentials_valid`'s reason for a set that cannot even be read or matched. */
+export type CredentialsInvalid = "invalid";
+
+/** The values of the credential metrics for one check; undefined series are not exported. */
+export interface CredentialMetricValues {
+  /** The `hot_key` label of the certificate series (8 hex digits); undefined: no certificate. */
+  hotKey: string | undefined;
+  kesPeriodsRemaining: number | undefined;
+  kesExpiryTimestampSeconds: number | undefined;
+  opcertIssueCounter: number | undefined;
+  opcertKesStartPeriod: number | undefined;
+  kesCurrentPeriod: { source: "node" | "clock"; value: number } | undefined;
+  credentialsValid: { reason: CredentialVerdict | CredentialsInvalid; value: 0 | 1 };
+}
+
+/**
+ * The credential metrics' values for a judged set (`judgeCredentials`), or for a set that could
+ * not be judged (`{ invalid: reason }`: unreadable, corrupt, KES key not the certificate's).
+ * Pure.
+ */
+export function credentialMetricValues(
+  check: CredentialCheck | { invalid: string },
+): CredentialMetricValues {
+  if ("invalid" in check) {
+    return {
+      hotKey: undefined,
+      kesPeriodsRemaining: undefined,
+      kesExpiryTimestampSeconds: undefined,
+      opcertIssueCounter: undefined,
+      opcertKesStartPeriod: undefined,
+      kesCurrentPeriod: undefined,
+      credentialsValid: { reason: "invalid", value: 0 },
+    };
+  }
+  return {
+    hotKey: check.hotKeyId,
+    kesPeriodsRemaining: check.kes.remainingPeriods,
+    kesExpiryTimestampSeconds: check.expiresAtUnix,
+    opcertIssueCounter: check.issueCounter,
+    opcertKesStartPeriod: check.kesStartPeriod,
+    kesCurrentPeriod: { source: check.kes.periodSource, value: check.kes.currentPeriod },
+    credentialsValid: { reason: check.verdict, value: check.verdict === "valid" ? 1 : 0 },
+  };
+}
+
+/**
+ * Sets the credential metrics to `values`, replacing every earlier series (a rotated certificate
+ * leaves no stale `hot_key` behind).
+ */
+export function recordCredentialMetrics(metrics: Metrics, values: CredentialMetricValues): void {
+  const certificate: [Gauge<"hot_key">, number | undefined][] = [
+    [metrics.kesPeriodsRemaining, values.kesPeriodsRemaining],
+    [metrics.kesExpiry, values.kesExpiryTimestampSeconds],
+    [metrics.opcertIssueCounter, values.opcertIssueCounter],
+    [metrics.opcertKesStartPeriod, values.opcertKesStartPeriod],
+  ];
+  for (const [gauge, value] of certificate) {
+    gauge.reset();
+    if (values.hotKey !== undefined && value !== undefined) {
+      gauge.set({ hot_key: values.hotKey }, value);
+    }
+  }
+  metrics.kesCurrentPeriod.reset();
+  if (values.kesCurrentPeriod !== undefined) {
+    metrics.kesCurrentPeriod.set(
+      { source: values.kesCurrentPeriod.source },
+      values.kesCurrentPeriod.value,
+    );
+  }
+  metrics.credentialsValid.reset();
+  metrics.credentialsValid.set(
+    { reason: values.credentialsValid.reason },
+    values.credentialsValid.value,
+  );
+}
+
+/** `forge_manager_node_forging_confirmed{state}` for a confirmation: the current state 1. Pure. */
+export function forgingConfirmationValues(
+  confirmation: ForgingConfirmation,
+): Record<ConfirmationState, 0 | 1> {
+  return Object.fromEntries(
+    CONFIRMATION_STATES.map((state) => [state, state === confirmation.state ? 1 : 0]),
+  ) as Record<ConfirmationState, 0 | 1>;
+}
+
+/** Sets `forge_manager_node_forging_confirmed` from a confirmation. */
+export function recordForgingConfirmation(
+  metrics: Metrics,
+  confirmation: ForgingConfirmation,
+): void {
+  for (const [state, value] of Object.entries(forgingConfirmationValues(confirmation))) {
+    metrics.nodeForgingConfirmed.set({ state }, value);
+  }
 }

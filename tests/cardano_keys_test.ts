@@ -1,15 +1,19 @@
 import assert from "node:assert/strict";
-import { blake2b256 } from "../lib/blake2b.ts";
+import { blake2b } from "@noble/hashes/blake2.js";
 import {
   CredentialError,
   type CredentialKind,
   type CredentialTriple,
   KES_KEY_TYPE,
+  type OpCert,
   OPCERT_TYPE,
+  opCertSignable,
   parseKesKey,
   parseOpCert,
   parseVrfKey,
+  poolIdOf,
   validateCredentialSet,
+  verifyOpCertSignature,
   VRF_KEY_TYPE,
 } from "../lib/cardano_keys.ts";
 import {
@@ -18,10 +22,14 @@ import {
   cborHexOf,
   cborUint,
   envelope,
+  makeColdKey,
   makeCredentialSet,
+  makePoolCredentials,
   randomBytes,
   toHex,
 } from "./support/keys.ts";
+
+const blake2b256 = (data: Uint8Array) => blake2b(data, { dkLen: 32 });
 
 const LABELS: CredentialTriple<string> = {
   kes: "/secrets/kes.skey",
@@ -75,6 +83,9 @@ Deno.test("a consistent set validates and yields its public facts", () => {
   assert.equal(facts.kesStartPeriod, 868);
   assert.match(facts.hotKeyId, /^[0-9a-f]{8}$/);
   assert.equal(facts.hotKeyId, toHex(blake2b256(parseOpCert(set.opcert, "c").hotVkey)).slice(0, 8));
+  assert.equal(facts.signatureValid, true);
+  assert.equal(facts.vrfKeyConsistent, true);
+  assert.match(facts.poolId, /^[0-9a-f]{56}$/);
 });
 
 Deno.test("the parsers return only public parts of the keys", () => {
@@ -87,7 +98,7 @@ Deno.test("the parsers return only public parts of the keys", () => {
   assert.deepEqual(Object.keys(kes), ["vkey"]);
   assert.deepEqual(kes.vkey, blake2b256(kesBytes.subarray(544)));
   const vrf = parseVrfKey(set.vrf, LABELS.vrf);
-  assert.deepEqual(Object.keys(vrf), ["vkey"]);
+  assert.deepEqual(Object.keys(vrf), ["vkey", "consistent"]);
   assert.equal(toHex(vrf.vkey), cborHexOf(set.vrf).slice(-64));
 });
 
@@ -397,4 +408,92 @@ Deno.test("JSON syntax errors are not passed on, because they quote the input", 
     assert.equal(error.cause, undefined);
     return true;
   });
+});
+
+// ---- the cold key's signature and the pool id -----------------------------------------------
+
+Deno.test("the cold key signs the hot key, counter and start period as 8-byte big-endian", () => {
+  const hotVkey = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const bytes = opCertSignable({ hotVkey, issueCounter: 258, kesStartPeriod: 2 ** 32 + 1 });
+  assert.equal(bytes.length, 48);
+  assert.deepEqual(bytes.subarray(0, 32), hotVkey);
+  assert.equal(toHex(bytes.subarray(32)), "0000000000000102" + "0000000100000001");
+});
+
+Deno.test("a certificate signed by its cold key verifies, and Web Crypto agrees", async () => {
+  const { set, cold } = makePoolCredentials({ counter: 5, kesStartPeriod: 900 });
+  const opcert = parseOpCert(set.opcert, LABELS.opcert);
+  assert.deepEqual(opcert.coldVkey, cold.vkey);
+  assert.equal(verifyOpCertSignature(opcert), true);
+  // An independent implementation (Deno's Web Crypto Ed25519) reads the same bytes the same way.
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new Uint8Array(cold.vkey),
+    { name: "Ed25519" },
+    false,
+    [
+      "verify",
+    ],
+  );
+  assert.equal(
+    await crypto.subtle.verify(
+      { name: "Ed25519" },
+      key,
+      new Uint8Array(opcert.coldSignature),
+      opCertSignable(opcert),
+    ),
+    true,
+  );
+});
+
+Deno.test("a signature fails for another key, a changed counter or period, or zeros", () => {
+  const cold = makeColdKey();
+  const good = parseOpCert(makePoolCredentials({ cold, counter: 5 }).set.opcert, "c");
+  const table: [string, OpCert][] = [
+    [
+      "signed by another cold key",
+      parseOpCert(
+        makePoolCredentials({ cold, signature: "other_key" }).set.opcert,
+        "c",
+      ),
+    ],
+    [
+      "zero signature",
+      parseOpCert(makePoolCredentials({ cold, signature: "zero" }).set.opcert, "c"),
+    ],
+    ["counter raised after signing", { ...good, issueCounter: 6 }],
+    ["start period moved after signing", { ...good, kesStartPeriod: 1 }],
+    ["hot key swapped after signing", { ...good, hotVkey: makePoolCredentials().kesVkey }],
+    ["cold key that is not a curve point", { ...good, coldVkey: new Uint8Array(32).fill(0xff) }],
+  ];
+  assert.equal(verifyOpCertSignature(good), true);
+  for (const [name, opcert] of table) assert.equal(verifyOpCertSignature(opcert), false, name);
+});
+
+Deno.test("the pool id is Blake2b-224 of the cold verification key", () => {
+  const { set, cold } = makePoolCredentials();
+  const facts = validateCredentialSet(set, LABELS);
+  assert.equal(facts.poolId, toHex(blake2b(cold.vkey, { dkLen: 28 })));
+  assert.equal(poolIdOf(cold.vkey), facts.poolId);
+  // Blake2b-224 itself (a 28-byte digest is not a truncated longer one).
+  assert.equal(
+    poolIdOf(new TextEncoder().encode("abc")),
+    "9bd237b02a29e43bdd6738afa5b53ff0eee178d6210b618e4511aec8",
+  );
+});
+
+Deno.test("a KES key made by the Sum6KES construction derives the certificate's hot key", () => {
+  const { set, kesVkey } = makePoolCredentials();
+  assert.deepEqual(parseKesKey(set.kes, LABELS.kes).vkey, kesVkey);
+  assert.deepEqual(parseOpCert(set.opcert, LABELS.opcert).hotVkey, kesVkey);
+});
+
+Deno.test("a VRF key whose halves do not belong together is reported, not refused", () => {
+  const { set } = makePoolCredentials();
+  const bytes = Uint8Array.from(cborHexOf(set.vrf).slice(4).match(/../g)!, (p) => parseInt(p, 16));
+  bytes[0] = bytes[0]! ^ 1; // the seed no longer derives the stored verification key
+  const vrf = envelope(VRF_KEY_TYPE, cborBytes(bytes));
+  assert.equal(parseVrfKey(set.vrf, LABELS.vrf).consistent, true);
+  assert.equal(parseVrfKey(vrf, LABELS.vrf).consistent, false);
+  assert.equal(validateCredentialSet({ ...set, vrf }, LABELS).vrfKeyConsistent, false);
 });

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { CONFIG_DEFAULTS, ConfigError, MIN_STOP_BUDGET_MS, parseConfig } from "../lib/config.ts";
+import {
+  CONFIG_DEFAULTS,
+  ConfigError,
+  metricsHostPort,
+  MIN_STOP_BUDGET_MS,
+  parseConfig,
+} from "../lib/config.ts";
 
 /** The smallest valid environment: in a pod, POD_NAME comes from the downward API. */
 const BASE = { POD_NAME: "cardano-producer-0", POD_UID: "5e1a0c52-2b7e-4f0e-8d1c-3f4b5a6c7d8e" };
@@ -71,6 +77,27 @@ Deno.test("the defaults beyond the README are safe and in milliseconds", () => {
   assert.equal(config.podUid, BASE.POD_UID);
   assert.equal(config.nodeProcessName, "cardano-node");
   assert.equal(config.cardanoLeaderName, "cardano-leader");
+  assert.equal(config.network, "mainnet");
+  assert.equal(config.shelleyGenesisFile, undefined);
+  assert.equal(config.poolId, undefined);
+  assert.equal(config.nodeMetricsUrl, "http://127.0.0.1:12798/metrics");
+});
+
+Deno.test("the KES settings are read as the operator writes them", () => {
+  const config = parseConfig({
+    ...BASE,
+    NETWORK: "Preprod",
+    SHELLEY_GENESIS_FILE: "/config/./shelley-genesis.json",
+    POOL_ID: "pool1pu5jlj4q9w9jlxeu370a3c9myx47md5j5m2str0naunn2q3lkdy",
+    NODE_METRICS_URL: "http://localhost:9100/metrics",
+  });
+  assert.equal(config.network, "preprod");
+  assert.equal(config.shelleyGenesisFile, "/config/shelley-genesis.json");
+  assert.equal(config.poolId, "0f292fcaa02b8b2f9b3c8f9fd8e0bb21abedb692a6d5058df3ef2735");
+  assert.equal(config.nodeMetricsUrl, "http://localhost:9100/metrics");
+  assert.equal(metricsHostPort(config.nodeMetricsUrl), "localhost:9100");
+  assert.equal(metricsHostPort("https://node.example"), "node.example:443");
+  assert.equal(metricsHostPort("ftp://node/metrics"), undefined);
 });
 
 Deno.test("empty and blank variables fall back to their defaults", () => {
@@ -245,6 +272,34 @@ const REFUSED: { why: string; env: Record<string, string>; problem: string }[] =
     why: "a namespace that is not a DNS label",
     env: { NAMESPACE: "Cardano.Test" },
     problem: 'NAMESPACE="Cardano.Test": must be a Kubernetes namespace name',
+  },
+  {
+    why: "an unknown network",
+    env: { NETWORK: "sanchonet" },
+    problem: 'NETWORK="sanchonet": must be one of mainnet, preprod, preview',
+  },
+  {
+    why: "a relative shelley genesis path",
+    env: { SHELLEY_GENESIS_FILE: "shelley-genesis.json" },
+    problem: 'SHELLEY_GENESIS_FILE="shelley-genesis.json": must be an absolute path',
+  },
+  {
+    why: "a pool id with a typo",
+    env: { POOL_ID: "pool1pu5jlj4q9w9jlxeu370a3c9myx47md5j5m2str0naunn2q3lkdx" },
+    problem: 'POOL_ID="pool1pu5jlj4q9w9jlxeu370a3c9myx47md5j5m2str0naunn2q3lkdx": must be a ' +
+      "pool id, 56 hex digits or bech32 pool1... (expected 56 hex digits or bech32 pool1...; " +
+      "Cannot decode bech32: the checksum is wrong (a typo?))",
+  },
+  {
+    why: "a pool id of the wrong length",
+    env: { POOL_ID: "0f292fcaa02b" },
+    problem: 'POOL_ID="0f292fcaa02b": must be a pool id, 56 hex digits or bech32 pool1... ' +
+      "(12 hex digits, expected 56)",
+  },
+  {
+    why: "a node metrics URL that is not http",
+    env: { NODE_METRICS_URL: "127.0.0.1:12798" },
+    problem: 'NODE_METRICS_URL="127.0.0.1:12798": must be an http:// URL with a host',
   },
   {
     why: "a lease name that is not a DNS subdomain",

@@ -73,3 +73,26 @@ Deno.test("outside a pod and without KUBECONFIG it says how to reach the API ser
     /KUBERNETES_SERVICE_HOST is not set \(outside a pod, set KUBECONFIG\)/,
   );
 });
+
+/** The module specifiers of `entry`'s graph, static and literal dynamic imports alike. */
+async function moduleGraph(entry: string): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `--config=${CONFIG}`, entry],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string }[];
+  };
+  return graph.modules.map((m) => m.specifier);
+}
+
+Deno.test("the privileged core imports no npm package, not even through a command's spec", async () => {
+  const core = await moduleGraph(MAIN);
+  assert.ok(core.some((s) => s.endsWith("/lib/cli/commands.ts")), "the dispatcher is in it");
+  assert.deepEqual(core.filter((s) => !s.startsWith("file://")), []);
+  // The same probe sees npm code where it is: in the command worker's graph.
+  const worker = await moduleGraph(new URL("../lib/cli_worker.ts", import.meta.url).pathname);
+  assert.ok(worker.some((s) => s.startsWith("npm:/@noble/")), worker.join("\n"));
+});

@@ -21,7 +21,25 @@ Deno.test("the worker may read only the sources, the target folder, the socket a
     SERVICE_ACCOUNT_DIR,
   ]);
   assert.deepEqual(grants.write, ["/ipc", "/ipc/node.socket"]);
-  assert.deepEqual(grants.net, ["10.0.0.1:443", "0.0.0.0:8000", "unix:/ipc/node.socket"]);
+  assert.deepEqual(grants.net, [
+    "10.0.0.1:443",
+    "0.0.0.0:8000",
+    "unix:/ipc/node.socket",
+    "127.0.0.1:12798",
+  ]);
+});
+
+Deno.test("a configured genesis file is readable and the node metrics endpoint reachable", () => {
+  const config = parseConfig({
+    POD_NAME: "forge-0",
+    POD_UID: "uid-0",
+    SHELLEY_GENESIS_FILE: "/config/shelley-genesis.json",
+    NODE_METRICS_URL: "http://127.0.0.1:9101/metrics",
+  });
+  const grants = sandboxGrants(config, "10.0.0.1:443", [SERVICE_ACCOUNT_DIR]);
+  assert.ok(grants.read.includes("/config/shelley-genesis.json"));
+  assert.ok(grants.net.includes("127.0.0.1:9101"));
+  assert.ok(!grants.net.includes("127.0.0.1:12798"));
 });
 
 Deno.test("the worker's permissions forbid subprocesses, signals, FFI and remote imports", () => {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Config } from "../config.ts";
+import { type Config, metricsHostPort } from "../config.ts";
 import type { SandboxGrants } from "../sandbox.ts";
 
 /** The in-cluster service-account folder client-node reads. */
@@ -27,10 +27,22 @@ export function sandboxGrants(
 ): SandboxGrants {
   const creds = Object.values(config.credentials);
   const targetDirs = creds.map((c) => dirOf(c.target));
+  const nodeMetrics = metricsHostPort(config.nodeMetricsUrl);
   return {
-    read: unique([...creds.map((c) => c.source), ...targetDirs, config.nodeSocket, ...kubeFiles]),
+    read: unique([
+      ...creds.map((c) => c.source),
+      ...targetDirs,
+      config.nodeSocket,
+      ...kubeFiles,
+      ...(config.shelleyGenesisFile === undefined ? [] : [config.shelleyGenesisFile]),
+    ]),
     write: unique([...targetDirs, config.nodeSocket]),
-    net: [api, `${config.metricsHost}:${config.metricsPort}`, `unix:${config.nodeSocket}`],
+    net: unique([
+      api,
+      `${config.metricsHost}:${config.metricsPort}`,
+      `unix:${config.nodeSocket}`,
+      ...(nodeMetrics === undefined ? [] : [nodeMetrics]),
+    ]),
   };
 }
 

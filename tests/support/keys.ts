@@ -1,23 +1,30 @@
 /**
- * Dummy forging credentials for tests: text envelopes shaped exactly like cardano-cli's (a
- * 608-byte KES key, a 64-byte VRF key and an operational certificate whose hot key matches the
- * KES key) but filled with random bytes. They are NOT real keys and cannot forge anything; every
- * envelope says so in its description.
+ * Throwaway forging credentials for tests, generated the way cardano-cli generates real ones, so
+ * every check forge-manager makes meets the real structure:
+ * - the KES key is a real Sum6KES signing key (cardano-base's layout: sk_0 || r_1 || vk_0 ||
+ *   vk_1 at each of six levels, seeds expanded with Blake2b-256, Ed25519 leaves), 608 bytes;
+ * - the VRF key is a seed and the verification key it derives (libsodium's Praos VRF keys are
+ *   Ed25519 key pairs), 64 bytes;
+ * - the operational certificate is signed by a freshly generated Ed25519 cold key over the
+ *   bytes cardano-ledger signs.
+ * They are nobody's keys and cannot forge for any registered pool; every envelope says so.
  *
  * @module
  */
 
-import { blake2b256 } from "../../lib/blake2b.ts";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { blake2b } from "@noble/hashes/blake2.js";
 import {
   type CredentialTriple,
   KES_KEY_BYTES,
   KES_KEY_TYPE,
   OPCERT_TYPE,
-  VRF_KEY_BYTES,
+  opCertSignable,
+  poolIdOf,
   VRF_KEY_TYPE,
 } from "../../lib/cardano_keys.ts";
 
-/** The description every dummy envelope carries. */
+/** The description every test envelope carries. */
 export const DUMMY_DESCRIPTION = "forge-manager test key, not a real key";
 
 /** The file names {@linkcode writeCredentialSet} uses, as the node's usual names. */
@@ -27,41 +34,108 @@ export const CREDENTIAL_FILE_NAMES: CredentialTriple<string> = {
   opcert: "node.cert",
 };
 
+/** A pool's cold key pair (the seed is the signing key). */
+export interface ColdKey {
+  seed: Uint8Array;
+  vkey: Uint8Array;
+  /** Blake2b-224 of `vkey`, hex. */
+  poolId: string;
+}
+
 /** Options of {@linkcode makeCredentialSet}. */
 export interface CredentialSetOptions {
   /** The certificate's issue counter (default 0). */
   counter?: number;
   /** The certificate's first KES period (default 0). */
   kesStartPeriod?: number;
-  /** Sign with random bytes instead of zeros (default false). */
-  randomSignature?: boolean;
+  /** The pool's cold key (default: a fresh one). */
+  cold?: ColdKey;
+  /**
+   * How the certificate is signed: by `cold` (default), by another cold key while naming
+   * `cold` (`"other_key"`), or with 64 zero bytes (`"zero"`).
+   */
+  signature?: "valid" | "other_key" | "zero";
 }
 
-/** A consistent dummy credential set: the three file texts. */
+/** A consistent credential set: the three file texts. */
 export type CredentialSet = CredentialTriple<string>;
 
+/** A credential set with the public facts a test compares against. */
+export interface PoolCredentials {
+  set: CredentialSet;
+  cold: ColdKey;
+  /** The KES verification key (the certificate's hot key). */
+  kesVkey: Uint8Array;
+  /** The VRF verification key. */
+  vrfVkey: Uint8Array;
+}
+
+/** A fresh cold key pair. */
+export function makeColdKey(seed: Uint8Array = randomBytes(32)): ColdKey {
+  const vkey = ed25519.getPublicKey(seed);
+  return { seed, vkey, poolId: poolIdOf(vkey) };
+}
+
 /**
- * Makes a consistent set of dummy credential texts: random KES and VRF keys and a certificate
- * whose hot key is the KES key's verification key. Needs no permissions.
+ * A real Sum6KES signing key (608 bytes) and its verification key, from a 32-byte seed, as
+ * cardano-base's `genKeyKES` for `Sum6KES Ed25519DSIGN Blake2b_256` at period 0.
  */
-export function makeCredentialSet(opts: CredentialSetOptions = {}): CredentialSet {
-  const kesBytes = randomBytes(KES_KEY_BYTES);
-  const hotVkey = blake2b256(kesBytes.subarray(KES_KEY_BYTES - 64));
-  const signature = opts.randomSignature ? randomBytes(64) : new Uint8Array(64);
+export function makeKesKey(seed: Uint8Array = randomBytes(32)): { sk: Uint8Array; vk: Uint8Array } {
+  const gen = (seed: Uint8Array, depth: number): { sk: Uint8Array; vk: Uint8Array } => {
+    if (depth === 0) return { sk: seed.slice(), vk: ed25519.getPublicKey(seed) };
+    const r0 = blake2b(concat(Uint8Array.of(1), seed), { dkLen: 32 });
+    const r1 = blake2b(concat(Uint8Array.of(2), seed), { dkLen: 32 });
+    const left = gen(r0, depth - 1);
+    const right = gen(r1, depth - 1);
+    return {
+      sk: concat(left.sk, r1, left.vk, right.vk),
+      vk: blake2b(concat(left.vk, right.vk), { dkLen: 32 }),
+    };
+  };
+  const key = gen(seed, 6);
+  if (key.sk.length !== KES_KEY_BYTES) throw new Error(`Sum6KES key is ${key.sk.length} bytes`);
+  return key;
+}
+
+/**
+ * Makes a consistent credential set and returns it with its public facts: a real KES key, a
+ * real VRF key and a certificate for them signed by the pool's cold key. Needs no permissions.
+ */
+export function makePoolCredentials(opts: CredentialSetOptions = {}): PoolCredentials {
+  const cold = opts.cold ?? makeColdKey();
+  const kes = makeKesKey();
+  const vrfSeed = randomBytes(32);
+  const vrfVkey = ed25519.getPublicKey(vrfSeed);
+  const counter = opts.counter ?? 0;
+  const kesStartPeriod = opts.kesStartPeriod ?? 0;
+  const signable = opCertSignable({ hotVkey: kes.vk, issueCounter: counter, kesStartPeriod });
+  const signature = opts.signature === "zero"
+    ? new Uint8Array(64)
+    : ed25519.sign(signable, opts.signature === "other_key" ? randomBytes(32) : cold.seed);
   const opcert = cborArray([
     cborArray([
-      cborBytes(hotVkey),
-      cborUint(opts.counter ?? 0),
-      cborUint(opts.kesStartPeriod ?? 0),
+      cborBytes(kes.vk),
+      cborUint(counter),
+      cborUint(kesStartPeriod),
       cborBytes(signature),
     ]),
-    cborBytes(randomBytes(32)),
+    cborBytes(cold.vkey),
   ]);
   return {
-    kes: envelope(KES_KEY_TYPE, cborBytes(kesBytes)),
-    vrf: envelope(VRF_KEY_TYPE, cborBytes(randomBytes(VRF_KEY_BYTES))),
-    opcert: envelope(OPCERT_TYPE, opcert),
+    set: {
+      kes: envelope(KES_KEY_TYPE, cborBytes(kes.sk)),
+      vrf: envelope(VRF_KEY_TYPE, cborBytes(concat(vrfSeed, vrfVkey))),
+      opcert: envelope(OPCERT_TYPE, opcert),
+    },
+    cold,
+    kesVkey: kes.vk,
+    vrfVkey,
   };
+}
+
+/** {@linkcode makePoolCredentials}, the file texts only. Needs no permissions. */
+export function makeCredentialSet(opts: CredentialSetOptions = {}): CredentialSet {
+  return makePoolCredentials(opts).set;
 }
 
 /**
@@ -143,7 +217,8 @@ function header(major: number, value: number): Uint8Array {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+/** The concatenation of `parts`. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
   for (const part of parts) {

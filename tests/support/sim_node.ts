@@ -15,6 +15,19 @@
  * then. `--topology`, `--database-path`, `--config`, `--host-addr` and `--port` are accepted and
  * ignored.
  *
+ * Metrics (sim only; the real node takes its Prometheus port from its config file):
+ * `--metrics-port P` serves the node's forging series on `http://127.0.0.1:P/metrics` (see
+ * lib/node_metrics.ts). The tip advances one slot every `--slot-ms N` (default 1000); while
+ * forging, each slot counts one leadership check (`Forge_forge_about_to_lead`), and every
+ * `--leader-every K`th slot (default 0: never) it leads and forges. The KES gauges appear once
+ * credentials were first used for forging and keep their values after forging stops (as
+ * cardano-node #5751 reports); `--kes-period N` is the current KES period (default: the
+ * certificate's start). `--metrics-naming new` spells the counters `Forge_about_to_lead_counter`,
+ * `Forge_forged_counter`, ... as the new tracing system does. Known-wrong variants:
+ * `--forging-gauge stale` keeps `forging_enabled` at its start value across SIGHUPs (#5751),
+ * `--forging-gauge always-one` reads 1 even when not forging (#6113, #6576), and
+ * `--checks-when-idle` counts leadership checks even when not forging (#6576).
+ *
  * - Start: exits 1 if a credential file is missing or invalid (even when non-producing, as the
  *   real node) or if the VRF key is readable by others; then forges unless non-producing.
  * - SIGHUP: all files valid -> enable; a file does NOT EXIST -> disable; any other problem
@@ -45,6 +58,20 @@ export interface SimNodeEvent {
   detail?: string;
 }
 
+/** How the simulated `forging_enabled` gauge behaves. */
+export type ForgingGauge = "truthful" | "stale" | "always-one";
+
+/** The simulated metrics endpoint. */
+export interface SimMetricsArgs {
+  port: number;
+  slotMs: number;
+  leaderEvery: number;
+  kesPeriod: number | undefined;
+  naming: "legacy" | "new";
+  forgingGauge: ForgingGauge;
+  checksWhenIdle: boolean;
+}
+
 /** The parsed command line. */
 export interface SimNodeArgs {
   socketPath: string;
@@ -52,6 +79,8 @@ export interface SimNodeArgs {
   record: string;
   nonProducing: boolean;
   replayMs: number;
+  /** Undefined without `--metrics-port`. */
+  metrics: SimMetricsArgs | undefined;
 }
 
 const CREDENTIAL_FLAGS: Record<string, CredentialKind> = {
@@ -79,10 +108,30 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
   let record: string | undefined;
   let nonProducing = false;
   let replayMs = 0;
+  let metricsPort: number | undefined;
+  const metrics: Omit<SimMetricsArgs, "port"> = {
+    slotMs: 1000,
+    leaderEvery: 0,
+    kesPeriod: undefined,
+    naming: "legacy",
+    forgingGauge: "truthful",
+    checksWhenIdle: false,
+  };
+  const count = (flag: string, value: string, min: number): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new Error(`Cannot parse arguments: ${flag} is ${value}, expected an integer >= ${min}`);
+    }
+    return n;
+  };
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i]!;
     if (flag === "--start-as-non-producing-node" || flag === "--non-producing-node") {
       nonProducing = true;
+      continue;
+    }
+    if (flag === "--checks-when-idle") {
+      metrics.checksWhenIdle = true;
       continue;
     }
     const value = rest[i + 1];
@@ -99,6 +148,24 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
       if (!Number.isSafeInteger(replayMs) || replayMs < 0) {
         throw new Error(`Cannot parse arguments: --replay-ms is ${value}, expected ms >= 0`);
       }
+    } else if (flag === "--metrics-port") metricsPort = count(flag, value, 1);
+    else if (flag === "--slot-ms") metrics.slotMs = count(flag, value, 1);
+    else if (flag === "--leader-every") metrics.leaderEvery = count(flag, value, 0);
+    else if (flag === "--kes-period") metrics.kesPeriod = count(flag, value, 0);
+    else if (flag === "--metrics-naming") {
+      if (value !== "legacy" && value !== "new") {
+        throw new Error(
+          `Cannot parse arguments: --metrics-naming is ${value}, expected legacy|new`,
+        );
+      }
+      metrics.naming = value;
+    } else if (flag === "--forging-gauge") {
+      if (value !== "truthful" && value !== "stale" && value !== "always-one") {
+        throw new Error(
+          `Cannot parse arguments: --forging-gauge is ${value}, expected truthful|stale|always-one`,
+        );
+      }
+      metrics.forgingGauge = value;
     } else if (!IGNORED_FLAGS.has(flag)) {
       throw new Error(`Cannot parse arguments: unknown flag ${flag}`);
     }
@@ -118,12 +185,13 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
     record: record!,
     nonProducing,
     replayMs,
+    metrics: metricsPort === undefined ? undefined : { port: metricsPort, ...metrics },
   };
 }
 
 /** What reading the credential files found, by the real node's SIGHUP rules. */
 export type ReadOutcome =
-  | { kind: "valid"; detail: string }
+  | { kind: "valid"; detail: string; kesStartPeriod: number }
   | { kind: "missing"; detail: string }
   | { kind: "error"; detail: string };
 
@@ -152,6 +220,7 @@ export async function readCredentials(paths: CredentialTriple<string>): Promise<
     return {
       kind: "valid",
       detail: `issue counter ${facts.issueCounter}, KES start period ${facts.kesStartPeriod}`,
+      kesStartPeriod: facts.kesStartPeriod,
     };
   } catch (error) {
     if (error instanceof CredentialError) return { kind: "error", detail: error.message };
@@ -166,9 +235,79 @@ export class SimNode {
   #consensusStarted = false;
   #queue: Promise<void> = Promise.resolve();
   #listener: Deno.Listener | undefined;
+  #metricsServer: Deno.HttpServer | undefined;
+  #slotTimer: ReturnType<typeof setInterval> | undefined;
+  #slot = 1000;
+  #aboutToLead = 0;
+  #leader = 0;
+  #forged = 0;
+  /** The certificate's start period once credentials were used for forging (the KES gauges). */
+  #kesStart: number | undefined;
+  #gaugeAtStart = 0;
 
   constructor(args: SimNodeArgs) {
     this.#args = args;
+  }
+
+  /** The node's metrics in Prometheus text format, as the simulated variants would show them. */
+  metricsText(): string {
+    const m = this.#args.metrics;
+    if (m === undefined) return "";
+    const gauge = m.forgingGauge === "always-one"
+      ? 1
+      : m.forgingGauge === "stale"
+      ? this.#gaugeAtStart
+      : this.#forging
+      ? 1
+      : 0;
+    const counter = (name: string) =>
+      m.naming === "new"
+        ? `cardano_node_metrics_Forge_${name}_counter`
+        : `cardano_node_metrics_Forge_${
+          name === "about_to_lead" ? "forge_about_to_lead" : name
+        }_int`;
+    const lines = [
+      `cardano_node_metrics_slotNum_int ${this.#slot}`,
+      `cardano_node_metrics_forging_enabled ${gauge}`,
+    ];
+    if (this.#kesStart !== undefined) {
+      const current = m.kesPeriod ?? this.#kesStart;
+      const expiry = this.#kesStart + 62;
+      lines.push(
+        `cardano_node_metrics_currentKESPeriod_int ${current}`,
+        `cardano_node_metrics_remainingKESPeriods_int ${Math.max(0, expiry - current)}`,
+        `cardano_node_metrics_operationalCertificateStartKESPeriod_int ${this.#kesStart}`,
+        `cardano_node_metrics_operationalCertificateExpiryKESPeriod_int ${expiry}`,
+      );
+    }
+    // Counters appear once they first count, as in the node.
+    if (this.#aboutToLead > 0) lines.push(`${counter("about_to_lead")} ${this.#aboutToLead}`);
+    if (this.#leader > 0) lines.push(`${counter("node_is_leader")} ${this.#leader}`);
+    if (this.#forged > 0) lines.push(`${counter("forged")} ${this.#forged}`);
+    return lines.join("\n") + "\n";
+  }
+
+  #tick(): void {
+    const m = this.#args.metrics!;
+    this.#slot++;
+    if (this.#forging || m.checksWhenIdle) this.#aboutToLead++;
+    if (this.#forging && m.leaderEvery > 0 && this.#slot % m.leaderEvery === 0) {
+      this.#leader++;
+      this.#forged++;
+    }
+  }
+
+  #serveMetrics(): void {
+    const m = this.#args.metrics;
+    if (m === undefined) return;
+    this.#slotTimer = setInterval(() => this.#tick(), m.slotMs);
+    this.#metricsServer = Deno.serve(
+      { hostname: "127.0.0.1", port: m.port, onListen: () => {} },
+      (request) =>
+        new URL(request.url).pathname === "/metrics"
+          ? new Response(this.metricsText(), { headers: { "content-type": "text/plain" } })
+          : new Response("not found", { status: 404 }),
+    );
   }
 
   /** Whether the node forges now. */
@@ -194,7 +333,10 @@ export class SimNode {
       await new Promise((resolve) => setTimeout(resolve, this.#args.replayMs));
     }
     this.#forging = !this.#args.nonProducing;
+    if (this.#forging) this.#kesStart = outcome.kesStartPeriod;
+    this.#gaugeAtStart = this.#forging ? 1 : 0;
     this.#consensusStarted = true;
+    this.#serveMetrics();
     this.record("start", this.#args.nonProducing ? "non-producing" : outcome.detail);
     await this.#listen();
     return undefined;
@@ -226,6 +368,8 @@ export class SimNode {
   stop(signal: string): void {
     this.#forging = false;
     this.record("exit", signal);
+    clearInterval(this.#slotTimer);
+    void this.#metricsServer?.shutdown();
     try {
       this.#listener?.close();
     } catch {
@@ -242,6 +386,7 @@ export class SimNode {
     const outcome = await readCredentials(this.#args.credentials);
     if (outcome.kind === "valid") {
       this.#forging = true;
+      this.#kesStart = outcome.kesStartPeriod;
       this.record("enable", outcome.detail);
     } else if (outcome.kind === "missing") {
       this.#forging = false;

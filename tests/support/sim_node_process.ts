@@ -37,6 +37,20 @@ export interface SimNodeOptions {
   timeoutMs?: number;
   /** Wait until the socket accepts a connection before returning (default true). */
   waitForSocket?: boolean;
+  /** Serve the node's metrics on this loopback port (see sim_node.ts for the flags below). */
+  metricsPort?: number;
+  /** Slot length of the simulated tip in ms (default 1000). */
+  slotMs?: number;
+  /** Lead (and forge) every Kth slot while forging (default never). */
+  leaderEvery?: number;
+  /** The current KES period the node reports (default: the certificate's start). */
+  kesPeriod?: number;
+  /** `new`: counters end in `_counter`, as under the new tracing system. */
+  metricsNaming?: "legacy" | "new";
+  /** A known-wrong `forging_enabled` gauge: stale across SIGHUPs, or always 1. */
+  forgingGauge?: "truthful" | "stale" | "always-one";
+  /** Count leadership checks even when not forging (cardano-node #6576). */
+  checksWhenIdle?: boolean;
 }
 
 /** A running simulated node. */
@@ -108,6 +122,13 @@ export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
       ? [options.legacyNonProducingFlag ? "--non-producing-node" : "--start-as-non-producing-node"]
       : []),
     ...(options.replayMs ? ["--replay-ms", String(options.replayMs)] : []),
+    ...(options.metricsPort === undefined ? [] : ["--metrics-port", String(options.metricsPort)]),
+    ...(options.slotMs === undefined ? [] : ["--slot-ms", String(options.slotMs)]),
+    ...(options.leaderEvery === undefined ? [] : ["--leader-every", String(options.leaderEvery)]),
+    ...(options.kesPeriod === undefined ? [] : ["--kes-period", String(options.kesPeriod)]),
+    ...(options.metricsNaming === undefined ? [] : ["--metrics-naming", options.metricsNaming]),
+    ...(options.forgingGauge === undefined ? [] : ["--forging-gauge", options.forgingGauge]),
+    ...(options.checksWhenIdle ? ["--checks-when-idle"] : []),
   ];
   const child = new Deno.Command(await cardanoNodeExecutable(), {
     args,

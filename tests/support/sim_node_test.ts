@@ -8,6 +8,8 @@ import {
   readForgingRecords,
 } from "./forging_log.ts";
 import { makeCredentialSet, writeCredentialSet } from "./keys.ts";
+import { confirmForging } from "../../lib/forging_confirmation.ts";
+import { type NodeMetricsSample, readNodeMetrics } from "../../lib/node_metrics.ts";
 import { parseSimNodeArgs } from "./sim_node.ts";
 import {
   catchesSignal,
@@ -274,6 +276,7 @@ Deno.test("parses the real node's command line", () => {
     record: "/r",
     nonProducing: true,
     replayMs: 0,
+    metrics: undefined,
   });
   assert.throws(() => parseSimNodeArgs(["--socket-path"]), /--socket-path needs a value/);
   assert.throws(() => parseSimNodeArgs(["--bogus", "x"]), /unknown flag --bogus/);
@@ -281,4 +284,107 @@ Deno.test("parses the real node's command line", () => {
     () => parseSimNodeArgs(["--socket-path", "s"]),
     /missing --record, --shelley-kes-key, --shelley-vrf-key, --shelley-operational-certificate/,
   );
+});
+
+// ---- the metrics endpoint ---------------------------------------------------------------------
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/**
+ * Two readings of the node's metrics: one now, one once the tip has advanced at least `slots`
+ * slots (polled, so a loaded machine only makes it slower, never wrong).
+ */
+async function sampleMetrics(port: number, slots = 10): Promise<NodeMetricsSample[]> {
+  const read = async () => {
+    const result = await readNodeMetrics(`http://127.0.0.1:${port}/metrics`);
+    if (!result.ok) throw new Error(result.error);
+    return result.sample;
+  };
+  const first = await read();
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const last = await read();
+    if (last.slotNum! - first.slotNum! >= slots) return [first, last];
+  }
+  throw new Error(`the simulated tip did not advance ${slots} slots within 10 s`);
+}
+
+/** A non-producing node serving metrics with 10 ms slots, and a way to signal it. */
+async function metricsNode(options: Partial<SimNodeOptions> = {}) {
+  const f = await fixture(true);
+  const port = freePort();
+  const node = await startSimNode({ ...f.options, metricsPort: port, slotMs: 10, ...options });
+  return {
+    f,
+    port,
+    node,
+    sighup: (node: SimNode) => sighup(node),
+    async [Symbol.asyncDispose]() {
+      await node[Symbol.asyncDispose]();
+      await f[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("serves the forging series, which a truthful node moves as it forges", async () => {
+  await using n = await metricsNode({ leaderEvery: 4, kesPeriod: 10 });
+  const idle = await sampleMetrics(n.port);
+  assert.equal(idle[1]!.forgingEnabled, 0);
+  assert.equal(idle[1]!.currentKESPeriod, undefined, "no KES gauges before forging");
+  assert.equal(idle[1]!.aboutToLead, undefined);
+  assert.ok(idle[1]!.slotNum! > idle[0]!.slotNum!, "the tip advances");
+  assert.equal(confirmForging(false, idle).state, "confirmed");
+
+  assert.equal((await n.sighup(n.node)).outcome.event, "enable");
+  const forging = await sampleMetrics(n.port);
+  assert.equal(forging[1]!.forgingEnabled, 1);
+  assert.equal(forging[1]!.currentKESPeriod, 10);
+  assert.equal(forging[1]!.opcertStartKESPeriod, 0);
+  assert.equal(forging[1]!.remainingKESPeriods, 52);
+  assert.ok(forging[1]!.aboutToLead! > forging[0]!.aboutToLead!, "a check every slot");
+  assert.ok(forging[1]!.forged! > 0, "leads and forges every 4th slot");
+  assert.equal(confirmForging(true, forging).state, "confirmed");
+
+  await Deno.remove(n.f.paths.kes);
+  assert.equal((await n.sighup(n.node)).outcome.event, "disable");
+  const stopped = await sampleMetrics(n.port);
+  assert.equal(stopped[1]!.forgingEnabled, 0);
+  assert.equal(stopped[1]!.currentKESPeriod, 10, "the KES gauges stay behind (#5751)");
+  assert.equal(stopped[1]!.aboutToLead, stopped[0]!.aboutToLead, "no more checks");
+  assert.equal(confirmForging(false, stopped).state, "confirmed");
+});
+
+Deno.test("serves the known-wrong variants, and the cross-check still tells", async () => {
+  // A gauge that reads 1 in non-producing mode (#6113, #6576): the gauge alone would lie.
+  await using one = await metricsNode({ forgingGauge: "always-one" });
+  const lying = await sampleMetrics(one.port);
+  assert.equal(lying[1]!.forgingEnabled, 1);
+  const judged = confirmForging(false, lying);
+  assert.equal(judged.state, "confirmed", judged.why);
+  assert.match(judged.why, /known-wrong gauge/);
+
+  // A gauge stuck at its start value after SIGHUP (#5751): forging, but it reads 0.
+  await using stale = await metricsNode({ forgingGauge: "stale", metricsNaming: "new" });
+  await stale.sighup(stale.node);
+  const stuck = await sampleMetrics(stale.port);
+  assert.equal(stuck[1]!.forgingEnabled, 0);
+  assert.ok(stuck[1]!.aboutToLead! > stuck[0]!.aboutToLead!, "read from the _counter spelling");
+  const forging = confirmForging(true, stuck);
+  assert.equal(forging.state, "confirmed", forging.why);
+  assert.match(forging.why, /stale gauge/);
+
+  // 11.0.1 started non-producing (#6576): gauge 1 and leadership checks while it does not forge.
+  await using idle = await metricsNode({ forgingGauge: "always-one", checksWhenIdle: true });
+  await idle.sighup(idle.node); // enable, so the KES gauges exist as on a real block producer
+  await Deno.remove(idle.f.paths.kes);
+  await idle.sighup(idle.node); // disable: now it must not forge
+  const wrong = confirmForging(false, await sampleMetrics(idle.port));
+  assert.equal(wrong.state, "mismatch", wrong.why);
+  assert.match(wrong.why, /#6576/);
 });
