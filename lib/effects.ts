@@ -19,6 +19,7 @@ import type { Fence } from "./fence.ts";
 import type { Effect, ForgingEvent } from "./forging.ts";
 import { LeaseConflict, type LeaseStore } from "./lease_store.ts";
 import { errorText } from "./log.ts";
+import type { NodeMetricsRead } from "./node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "./node_process.ts";
 import type { StatusReporter } from "./status.ts";
 import type { Telemetry } from "./telemetry.ts";
@@ -35,6 +36,8 @@ export interface EffectPorts {
   fence: Fence | undefined;
   status: StatusReporter | undefined;
   telemetry: Telemetry;
+  /** Reads the node's Prometheus endpoint (lib/node_metrics.ts). */
+  readNodeMetrics: () => Promise<NodeMetricsRead>;
 }
 
 const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
@@ -134,10 +137,34 @@ export class EffectRunner {
         return await this.#checkNode(e.readyKey);
       case "check_sources":
         return await this.#checkSources();
+      case "check_credentials":
+        try {
+          const facts = await p.credentials.check();
+          return this.#post({
+            kind: "credentials_checked",
+            facts,
+            wallMs: p.clock.wall().getTime(),
+          });
+        } catch (err) {
+          return this.#post({
+            kind: "credentials_checked",
+            error: errorText(err),
+            wallMs: p.clock.wall().getTime(),
+          });
+        }
+      case "read_node_metrics": {
+        const read = await p.readNodeMetrics();
+        return this.#post(
+          read.ok
+            ? { kind: "node_metrics_read", sample: read.sample }
+            : { kind: "node_metrics_read", error: read.error },
+        );
+      }
       case "place_keys":
         try {
           const placed = await p.credentials.place();
-          return this.#post({ kind: "keys_placed", purpose: e.purpose, placed });
+          const wallMs = p.clock.wall().getTime();
+          return this.#post({ kind: "keys_placed", purpose: e.purpose, placed, wallMs });
         } catch (err) {
           return this.#post({
             kind: "keys_place_failed",

@@ -30,6 +30,8 @@ import type { Metrics } from "./metrics.ts";
 import type { NodeProcess } from "./node_process.ts";
 import type { StatusReporter } from "./status.ts";
 import { Telemetry } from "./telemetry.ts";
+import type { KesTiming } from "./kes_period.ts";
+import type { NodeMetricsRead } from "./node_metrics.ts";
 
 /** Everything the loop talks to. */
 export interface ForgeManagerDeps {
@@ -44,6 +46,10 @@ export interface ForgeManagerDeps {
   socketAccepts: (path: string) => Promise<boolean>;
   status: StatusReporter | undefined;
   fence: Fence | undefined;
+  /** The network's KES timing: certificates are judged with it (none: KES checks off). */
+  kesTiming?: KesTiming;
+  /** Reads the node's metrics to confirm forging (none: not read). */
+  readNodeMetrics?: () => Promise<NodeMetricsRead>;
 }
 
 /** How long shutdown waits for the last release and status writes. */
@@ -71,7 +77,12 @@ export class ForgeManager implements HealthView {
       metrics: deps.metrics,
       status: deps.status,
     });
-    this.#runner = new EffectRunner({ ...deps, telemetry: this.#telemetry }, (e) => this.#post(e));
+    const readNodeMetrics = deps.readNodeMetrics ??
+      (() => Promise.resolve({ ok: false as const, error: "node metrics are not read" }));
+    this.#runner = new EffectRunner(
+      { ...deps, telemetry: this.#telemetry, readNodeMetrics },
+      (e) => this.#post(e),
+    );
   }
 
   /** Runs until `signal` aborts, then performs the end of term and returns. */
@@ -82,6 +93,9 @@ export class ForgeManager implements HealthView {
       identity,
       fence: this.#d.fence !== undefined,
       socketCheck: !config.disableSocketCheck,
+      ...(this.#d.kesTiming !== undefined ? { kesTiming: this.#d.kesTiming } : {}),
+      ...(config.poolId !== undefined ? { poolId: config.poolId } : {}),
+      nodeMetrics: this.#d.readNodeMetrics !== undefined,
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);

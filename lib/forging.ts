@@ -43,6 +43,14 @@ import type { FenceOutcome } from "./fence.ts";
 import type { NodeInfo, SignalFailure } from "./node_process.ts";
 import type { SignalReason, StopReason } from "./stop_reasons.ts";
 import type { CredentialFacts } from "./cardano_keys.ts";
+import { type CredentialCheck, judgeCredentials, mayForge } from "./credential_verdict.ts";
+import {
+  type ConfirmationState,
+  confirmForging,
+  type ForgingConfirmation,
+} from "./forging_confirmation.ts";
+import type { KesTiming } from "./kes_period.ts";
+import type { NodeMetricsSample } from "./node_metrics.ts";
 
 /** What the step needs of the configuration. Durations in milliseconds. */
 export interface ForgingConfig extends ElectionTiming {
@@ -55,7 +63,20 @@ export interface ForgingConfig extends ElectionTiming {
   /** Wait for the node socket at start (false: DISABLE_SOCKET_CHECK). */
   socketCheck: boolean;
   socketWaitTimeoutMs: number;
+  /** The network's KES timing; without it certificates are not judged (KES checks off). */
+  kesTiming?: KesTiming;
+  /** POOL_ID as 56 hex digits, if configured. */
+  poolId?: string;
+  /** Read the node's metrics to confirm the forging state asked for. */
+  nodeMetrics?: boolean;
 }
+
+/** How often the credentials are judged (the KES window moves with time), in ms. */
+export const CREDENTIAL_CHECK_MS = 60_000;
+/** How often the node's metrics are read, in ms (and soon after every signal). */
+export const NODE_METRICS_MS = 10_000;
+/** Readings kept since the last signal (two minutes at one a 10 s). */
+const MAX_SAMPLES = 12;
 
 /** What the last non-empty holder recorded on the Lease, for the fence. */
 export interface HolderFacts {
@@ -179,6 +200,18 @@ export interface ForgingState {
   readonly warnedUnsafe: readonly string[];
   /** The unusable rotated sources were reported (once per change). */
   readonly rotationWarned: boolean;
+  /** The last judgement of the source credentials, and when the next is due. */
+  readonly credentials?: CredentialCheck;
+  readonly credentialCheckBusy?: boolean;
+  readonly nextCredentialCheckAt: number;
+  /** The facts of the set placed for forging (to judge it again as time passes). */
+  readonly placed?: CredentialFacts;
+  /** The node's metrics since the last signal, the latest KES period it reported, the verdict. */
+  readonly samples: readonly NodeMetricsSample[];
+  readonly nodeKesPeriod?: number;
+  readonly metricsBusy?: boolean;
+  readonly nextMetricsAt: number;
+  readonly confirmation?: ConfirmationState;
 }
 
 /** Events: timer ticks, I/O results, and shutdown. Plain data only. */
@@ -203,7 +236,9 @@ export type ForgingEvent =
   | { kind: "node_checked"; node: NodeInfo | undefined; accepts: boolean }
   | { kind: "node_check_failed"; error: string }
   | { kind: "sources_checked"; differ: boolean; problem?: string }
-  | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys }
+  | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys; wallMs?: number }
+  | { kind: "credentials_checked"; facts?: CredentialFacts; error?: string; wallMs: number }
+  | { kind: "node_metrics_read"; sample?: NodeMetricsSample; error?: string }
   | { kind: "keys_place_failed"; purpose: PlacePurpose; error: string }
   | { kind: "keys_removed"; stop: number; ok: boolean; error?: string }
   | {
@@ -253,6 +288,8 @@ export type Effect =
   | { kind: "cancel_fence"; term: number }
   | { kind: "check_node"; readyKey?: string }
   | { kind: "check_sources" }
+  | { kind: "check_credentials" }
+  | { kind: "read_node_metrics" }
   | { kind: "place_keys"; purpose: PlacePurpose }
   | { kind: "remove_keys"; stop: number }
   | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
@@ -282,7 +319,7 @@ export type Transition =
   }
   | { kind: "stopped_leading"; reason: StopReason }
   | { kind: "demoted"; reason: StopReason }
-  | { kind: "stepping_aside"; why: string }
+  | { kind: "stepping_aside"; reason: StopReason; why: string }
   | { kind: "released"; clean: boolean }
   | { kind: "release_failed"; error: string }
   | { kind: "fence_started"; previous: string }
@@ -309,7 +346,15 @@ export type Transition =
   | { kind: "node_check_failed"; error: string }
   | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
   | { kind: "node_flag"; value: -1 | 0 | 1 }
-  | { kind: "unsafe_node"; pid: number };
+  | { kind: "unsafe_node"; pid: number }
+  | { kind: "credentials_judged"; check: CredentialCheck; changed: boolean }
+  | { kind: "credentials_unreadable"; error: string }
+  | {
+    kind: "forging_confirmation";
+    asked: boolean;
+    confirmation: ForgingConfirmation;
+    changed: boolean;
+  };
 
 /** The result of one step. */
 export interface Step {
@@ -351,6 +396,9 @@ export function start(cfg: ForgingConfig, now: number): Step {
     stopConfirmed: false,
     warnedUnsafe: [],
     rotationWarned: false,
+    nextCredentialCheckAt: now,
+    samples: [],
+    nextMetricsAt: now,
   };
   const effects: Effect[] = [];
   // The node exits at boot without credential files, even when non-producing.
@@ -401,6 +449,10 @@ export function nextWake(state: ForgingState, now: number): number | undefined {
   }
   if (!state.nodeCheckBusy) times.push(state.nextNodeCheckAt);
   if (phase.kind === "stepped_aside") times.push(phase.until);
+  if (state.cfg.kesTiming !== undefined && !state.credentialCheckBusy) {
+    times.push(state.nextCredentialCheckAt);
+  }
+  if (state.cfg.nodeMetrics && !state.metricsBusy) times.push(state.nextMetricsAt);
   return times.length === 0 ? undefined : Math.min(...times);
 }
 
@@ -453,7 +505,7 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
     case "sources_checked":
       return sourcesChecked(s, e, fx);
     case "keys_placed":
-      return keysPlaced(s, e.purpose, e.placed, now, fx);
+      return keysPlaced(s, e.purpose, e.placed, e.wallMs, now, fx);
     case "keys_place_failed":
       return keysPlaceFailed(s, e.purpose, e.error, now, fx);
     case "keys_removed":
@@ -469,6 +521,19 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       return stopResult(s, e.stop, { removed: e.ok }, now, fx);
     case "signalled":
       return signalled(s, e, now, fx);
+    case "credentials_checked":
+      return credentialsChecked(
+        { ...s, credentialCheckBusy: false, nextCredentialCheckAt: now + CREDENTIAL_CHECK_MS },
+        e,
+        now,
+        fx,
+      );
+    case "node_metrics_read":
+      return nodeMetricsRead(
+        { ...s, metricsBusy: false, nextMetricsAt: now + NODE_METRICS_MS },
+        e,
+        fx,
+      );
   }
 }
 
@@ -725,6 +790,7 @@ function keysPlaced(
   s: ForgingState,
   purpose: PlacePurpose,
   placed: PlacedKeys,
+  wallMs: number | undefined,
   now: number,
   fx: Effect[],
 ): ForgingState {
@@ -732,6 +798,13 @@ function keysPlaced(
   if (purpose === "boot") {
     fx.push(report({ kind: "boot_keys_placed", changed: placed.changed }));
     return phase.kind === "starting" ? { ...s, phase: { ...phase, provisioned: true } } : s;
+  }
+  const ours = (purpose === "promote" && phase.kind === "promoting" && phase.step === "placing") ||
+    (purpose === "rotate" && phase.kind === "forging" && phase.rotation?.step === "placing");
+  const check = ours && wallMs !== undefined ? judge(s, placed.facts, wallMs) : undefined;
+  if (check !== undefined && !mayForge(check)) {
+    // Placed but never signalled: the step-aside's stop unlinks them again.
+    return badCredentials({ ...s, credentials: check }, check, now, fx);
   }
   if (purpose === "promote" && phase.kind === "promoting" && phase.step === "placing") {
     // The term may have ended while we wrote: then settle() demotes, and the stop it starts runs
@@ -786,6 +859,10 @@ function signalled(
       error: e.error ?? e.outcome,
     }));
   }
+  if (e.outcome === "ok") {
+    // What the node's metrics say counts from this signal on; read them again soon.
+    s = { ...s, samples: [], nextMetricsAt: Math.min(s.nextMetricsAt, now + 2000) };
+  }
   if (e.stop !== undefined) {
     // A node that has exited cannot forge (a native sidecar's node stops before it on pod
     // shutdown), so that still confirms the stop.
@@ -805,16 +882,113 @@ function signalled(
     if (phase.facts !== undefined) {
       fx.push(report({ kind: "forging_enabled", placed: phase.facts, ...optional("pid", e.pid) }));
     }
-    return { ...s, stopConfirmed: false, phase: { kind: "forging", term: phase.term } };
+    return {
+      ...s,
+      stopConfirmed: false,
+      phase: { kind: "forging", term: phase.term },
+      ...optional("placed", phase.facts?.facts),
+    };
   }
   if (e.reason === "rotate" && phase.kind === "forging" && phase.rotation?.step === "signalling") {
     if (failed) return stepAside(s, e.error ?? e.outcome, now, fx, { provision: false });
     if (phase.rotation.facts !== undefined) {
       fx.push(report({ kind: "rotated", placed: phase.rotation.facts }));
     }
-    return { ...s, phase: { kind: "forging", term: phase.term } };
+    return {
+      ...s,
+      phase: { kind: "forging", term: phase.term },
+      ...optional("placed", phase.rotation.facts?.facts),
+    };
   }
   return s;
+}
+
+// ---- the credentials' verdict and the node's own account --------------------------------
+
+/** Judges a set, or undefined when KES checks are off (or the clock is before Shelley). */
+function judge(
+  s: ForgingState,
+  facts: CredentialFacts,
+  wallMs: number,
+): CredentialCheck | undefined {
+  const timing = s.cfg.kesTiming;
+  if (timing === undefined) return undefined;
+  try {
+    return judgeCredentials(
+      facts,
+      timing,
+      { nowMs: wallMs, nodeKesPeriod: s.nodeKesPeriod },
+      s.cfg.poolId,
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** A leader whose certificate cannot forge steps aside, so that one with good keys may lead. */
+function badCredentials(
+  s: ForgingState,
+  check: CredentialCheck,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  return stepAside(s, check.reason, now, fx, { provision: false, reason: "bad_credentials" });
+}
+
+function credentialsChecked(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "credentials_checked" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  if (e.facts === undefined) {
+    // Unreadable or inconsistent sources (a rotation half done): the placed set is left alone,
+    // as for a rotation; a promotion refuses them when it places.
+    fx.push(report({ kind: "credentials_unreadable", error: e.error ?? "unknown" }));
+    return s;
+  }
+  const check = judge(s, e.facts, e.wallMs);
+  if (check === undefined) return s;
+  fx.push(
+    report({
+      kind: "credentials_judged",
+      check,
+      changed: s.credentials?.verdict !== check.verdict,
+    }),
+  );
+  const next: ForgingState = { ...s, credentials: check };
+  const phase = next.phase;
+  // The placed set, judged again as time passes: a certificate that expires stops forging.
+  const same = next.placed !== undefined && next.placed.hotKeyId === e.facts.hotKeyId &&
+    next.placed.issueCounter === e.facts.issueCounter;
+  if (!mayForge(check) && phase.kind === "forging" && phase.rotation === undefined && same) {
+    return badCredentials(next, check, now, fx);
+  }
+  return next;
+}
+
+function nodeMetricsRead(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "node_metrics_read" }>,
+  fx: Effect[],
+): ForgingState {
+  const asked = isForging(s);
+  const samples = e.sample === undefined ? s.samples : [...s.samples, e.sample].slice(-MAX_SAMPLES);
+  const confirmation: ForgingConfirmation = e.sample === undefined
+    ? { state: "unknown", why: e.error ?? "no reading of the node's metrics" }
+    : confirmForging(asked, samples);
+  fx.push(report({
+    kind: "forging_confirmation",
+    asked,
+    confirmation,
+    changed: confirmation.state !== s.confirmation,
+  }));
+  return {
+    ...s,
+    samples,
+    confirmation: confirmation.state,
+    ...optional("nodeKesPeriod", e.sample?.currentKESPeriod ?? s.nodeKesPeriod),
+  };
 }
 
 // ---- stopping -----------------------------------------------------------------------------
@@ -881,10 +1055,11 @@ function stepAside(
   why: string,
   now: number,
   fx: Effect[],
-  opts: { provision: boolean; keepKeys?: boolean },
+  opts: { provision: boolean; keepKeys?: boolean; reason?: StopReason },
 ): ForgingState {
-  fx.push(report({ kind: "stepping_aside", why }));
-  return beginStop(s, "cannot_forge", { kind: "step_aside", provision: opts.provision }, now, fx, {
+  const reason = opts.reason ?? "cannot_forge";
+  fx.push(report({ kind: "stepping_aside", reason, why }));
+  return beginStop(s, reason, { kind: "step_aside", provision: opts.provision }, now, fx, {
     holdOffMs: 2 * s.cfg.leaseDurationMs,
     keepKeys: opts.keepKeys ?? false,
   });
@@ -1004,7 +1179,8 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
       ? beginStop(next, d.reason, { kind: "standby" }, now, fx)
       : { ...next, election: demoted(next.election, now) };
   } else if (
-    (d.kind === "renew" || d.kind === "acquire") && next.leaseBusy === undefined && writable(next)
+    (d.kind === "renew" || d.kind === "acquire") && next.leaseBusy === undefined &&
+    writable(next, d)
   ) {
     fx.push({
       kind: "write_lease",
@@ -1038,6 +1214,19 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     next = { ...next, nodeCheckBusy: true };
   }
 
+  // The credentials' verdict (the KES window moves with time) and the node's own account.
+  if (
+    next.cfg.kesTiming !== undefined && !next.credentialCheckBusy &&
+    now >= next.nextCredentialCheckAt
+  ) {
+    fx.push({ kind: "check_credentials" });
+    next = { ...next, credentialCheckBusy: true };
+  }
+  if (next.cfg.nodeMetrics && !next.metricsBusy && now >= next.nextMetricsAt) {
+    fx.push({ kind: "read_node_metrics" });
+    next = { ...next, metricsBusy: true };
+  }
+
   // Stepping aside ends; promotion begins.
   const p = next.phase;
   if (p.kind === "stepped_aside" && now >= p.until) next = { ...next, phase: { kind: "standby" } };
@@ -1045,13 +1234,21 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   return { state: next, effects: fx };
 }
 
-/** Lease writes are not sent while a stop is under way or after shutdown began. */
-function writable(s: ForgingState): boolean {
+/**
+ * Lease writes are not sent while a stop is under way or after shutdown began; a replica whose
+ * credentials cannot forge does not compete for the Lease (a renew is still sent: the leader
+ * steps aside through its own transition).
+ */
+function writable(s: ForgingState, d: Decision): boolean {
   const k = s.phase.kind;
-  return k !== "stopping" && k !== "releasing";
+  if (k === "stopping" || k === "releasing") return false;
+  return d.kind !== "acquire" || s.credentials === undefined || mayForge(s.credentials);
 }
 
 function promote(s: ForgingState, term: number, now: number, fx: Effect[]): ForgingState {
+  if (s.credentials !== undefined && !mayForge(s.credentials)) {
+    return badCredentials(s, s.credentials, now, fx);
+  }
   const view = s.node;
   if (view.kind === "present" && view.ready) {
     fx.push({ kind: "place_keys", purpose: "promote" });

@@ -25,7 +25,9 @@ export type StopReason =
   /** A planned shutdown (SIGTERM/SIGINT). */
   | "shutdown"
   /** The node runs without the non-producing flag on a replica that does not lead. */
-  | "unsafe_node";
+  | "unsafe_node"
+  /** The certificate is expired, not yet valid, wrongly signed, or of another pool. */
+  | "bad_credentials";
 
 /** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
 export type SignalReason = StopReason | "promote" | "rotate";
@@ -84,6 +86,12 @@ export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
     text: "this replica cannot forge",
   },
   shutdown: { metric: "shutdown", status: "Demoted_shutdown", text: "planned shutdown" },
+  bad_credentials: {
+    metric: "bad_credentials",
+    status: "Demoted_bad_credentials",
+    text:
+      "the operational certificate cannot forge now (expired, not yet valid, wrongly signed or another pool's)",
+  },
   unsafe_node: {
     metric: "unsafe_node",
     status: "UnsafeNode",

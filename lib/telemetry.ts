@@ -14,6 +14,11 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { StatusReporter, StatusUpdate } from "./status.ts";
 import { STOP_REASONS } from "./stop_reasons.ts";
+import {
+  credentialMetricValues,
+  recordCredentialMetrics,
+  recordForgingConfirmation,
+} from "./metrics.ts";
 
 /** What telemetry needs to know about this replica. */
 export interface TelemetryDeps {
@@ -154,11 +159,12 @@ const FORGING: Pick<
     }, c.d.podName);
   },
   stepping_aside: (t, c) => {
-    c.log.error("stepping aside: this replica cannot forge", {
-      reason: "cannot_forge",
-      why: t.why,
-    });
-    c.event("Warning", "CannotForge", `${c.d.podName}: ${t.why}`);
+    c.log.error("stepping aside: this replica cannot forge", { reason: t.reason, why: t.why });
+    c.event(
+      "Warning",
+      t.reason === "bad_credentials" ? "CredentialsCannotForge" : "CannotForge",
+      `${c.d.podName}: ${t.why}`,
+    );
   },
   forging_enabled: (t, c) => {
     c.metrics.forgingEnabled.set(c.pod, 1);
@@ -250,8 +256,43 @@ const NODE: Pick<
   },
 };
 
+/** The credentials' verdict and the node's own account of forging. */
+const WITNESSES: Pick<
+  Handlers,
+  "credentials_judged" | "credentials_unreadable" | "forging_confirmation"
+> = {
+  credentials_judged: (t, c) => {
+    recordCredentialMetrics(c.metrics, credentialMetricValues(t.check));
+    if (!t.changed) return;
+    const fields = {
+      verdict: t.check.verdict,
+      why: t.check.reason,
+      opcertCounter: t.check.issueCounter,
+      kesStartPeriod: t.check.kesStartPeriod,
+      kesPeriodsRemaining: t.check.kes.remainingPeriods,
+    };
+    if (t.check.verdict === "valid") return c.log.info("the credentials can forge", fields);
+    c.log.error("the credentials cannot forge", fields);
+    c.event("Warning", "CredentialsCannotForge", `${c.d.podName}: ${t.check.reason}`);
+  },
+  credentials_unreadable: (t, c) => {
+    recordCredentialMetrics(c.metrics, credentialMetricValues({ invalid: t.error }));
+    c.log.debug("cannot judge the source credentials", { err: t.error });
+  },
+  forging_confirmation: (t, c) => {
+    recordForgingConfirmation(c.metrics, t.confirmation);
+    if (!t.changed) return;
+    const fields = { asked: t.asked ? "forging" : "not forging", why: t.confirmation.why };
+    if (t.confirmation.state !== "mismatch") {
+      return c.log.info(`the node's metrics: ${t.confirmation.state}`, fields);
+    }
+    c.log.warn("the node's metrics contradict the forging state asked for", fields);
+    c.event("Warning", "ForgingNotConfirmed", `${c.d.podName}: ${t.confirmation.why}`);
+  },
+};
+
 /** Every transition's handler: the type requires one per kind. */
-const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE };
+const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE, ...WITNESSES };
 
 /** Turns transitions into logs, metrics, status and Events. */
 export class Telemetry {

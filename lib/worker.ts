@@ -15,9 +15,11 @@ import { PodFence } from "./fence.ts";
 import { ForgeManager } from "./forge_manager.ts";
 import { createHandler } from "./http_handler.ts";
 import { apiServerHostPort, loadKubeConfig } from "./kube_client.ts";
+import { loadKesTiming } from "./kes_period.ts";
 import { KubeLeaseStore } from "./lease_store.ts";
 import { createLogger, errorText } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { readNodeMetrics } from "./node_metrics.ts";
 import { RpcNodeProcess } from "./node_process.ts";
 import { socketAccepts } from "./socket_check.ts";
 import { KubeStatusReporter } from "./status.ts";
@@ -77,10 +79,15 @@ async function start(config: Config, identity: string): Promise<void> {
     lastRenewAt: () => holder.manager?.lastRenewWall,
   });
   const count = (operation: string) => metrics.apiRequests.inc({ operation });
+  // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
+  // fails the start, naming it).
+  const kesTiming = await loadKesTiming(config);
   const manager = new ForgeManager({
     config,
     identity,
     clock: systemClock,
+    kesTiming,
+    readNodeMetrics: () => readNodeMetrics(config.nodeMetricsUrl),
     log,
     metrics,
     leases: new KubeLeaseStore({

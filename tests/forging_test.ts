@@ -16,6 +16,7 @@ import {
   start,
   step,
 } from "../lib/forging.ts";
+import { kesPeriodAt, MAINNET_KES_TIMING } from "../lib/kes_period.ts";
 import type { NodeInfo } from "../lib/node_process.ts";
 import { STOP_REASONS, type StopReason } from "../lib/stop_reasons.ts";
 
@@ -425,4 +426,93 @@ Deno.test("the fence gets the previous holder's pod UID as known when the create
   const fence = m.effect("start_fence");
   assert.equal(fence.previousHolder, OTHER);
   assert.equal(fence.previousPodUid, "uid-1");
+});
+
+// ---- the credentials' verdict and the node's own account --------------------------------------
+
+const WALL = Date.parse("2026-12-02T00:00:00Z");
+const PERIOD = kesPeriodAt(MAINNET_KES_TIMING, WALL);
+/** Public facts of a set whose certificate starts at `start` (signed by the pool's cold key). */
+function factsFrom(start: number): Extract<ForgingEvent, { kind: "keys_placed" }>["placed"] {
+  return {
+    changed: ["kes", "vrf", "opcert"],
+    facts: {
+      issueCounter: 3,
+      kesStartPeriod: start,
+      hotKeyId: `ab${start}`,
+      poolId: "00".repeat(28),
+      signatureValid: true,
+      vrfKeyConsistent: true,
+    },
+  };
+}
+const KES = { kesTiming: MAINNET_KES_TIMING };
+
+Deno.test("a promotion whose placed certificate has expired steps aside without the promoting SIGHUP", () => {
+  const m = standby(KES);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const w = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: w.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "promoting");
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: factsFrom(PERIOD - 62), wallMs: WALL });
+  assert.ok(!m.did.includes("signal:promote"), "signalled an expired certificate into forging");
+  assert.deepEqual(m.did.filter((d) => d === "remove_keys" || d.startsWith("signal")), [
+    "remove_keys",
+    "signal:bad_credentials",
+  ]);
+  assert.equal(m.state.phase.kind, "stopping");
+  m.answerStop();
+  assert.equal(m.phase, "stepped_aside");
+  assert.ok(m.did.includes("release:clean"));
+});
+
+Deno.test("a forging leader whose certificate expires as time passes steps aside at the next check", () => {
+  const m = forger(KES);
+  // The promotion placed a set valid until PERIOD + 1; judged again once the clock is past it.
+  m.state = { ...m.state, placed: factsFrom(PERIOD - 61).facts };
+  m.feed({ kind: "credentials_checked", facts: factsFrom(PERIOD - 61).facts, wallMs: WALL });
+  assert.equal(m.phase, "forging", "a certificate with a period left stepped aside");
+  const later = WALL + 2 * 36 * 3600_000;
+  m.feed({ kind: "credentials_checked", facts: factsFrom(PERIOD - 61).facts, wallMs: later });
+  assert.equal(m.phase, "stopping");
+  assert.ok(m.did.includes("report:credentials_judged"));
+  assert.equal(m.state.stop?.reason, "bad_credentials");
+});
+
+Deno.test("a standby whose credentials cannot forge does not compete for a free Lease", () => {
+  const m = standby(KES);
+  m.feed({ kind: "credentials_checked", facts: factsFrom(PERIOD + 5).facts, wallMs: WALL });
+  assert.equal(m.state.credentials?.verdict, "not_yet_valid");
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  assert.ok(!m.did.some((d) => d.startsWith("write")), "a replica with bad keys competed");
+  m.feed({ kind: "credentials_checked", facts: factsFrom(PERIOD).facts, wallMs: WALL });
+  assert.equal(m.effect("write_lease").decision.kind, "acquire", "fixed keys do not compete again");
+});
+
+Deno.test("the node's metrics are judged after each signal, and a change is reported once", () => {
+  const m = forger({ nodeMetrics: true });
+  const sample = (at: number, slot: number, aboutToLead: number) => ({
+    atMs: at,
+    slotNum: slot,
+    aboutToLead,
+    forgingEnabled: 1,
+    currentKESPeriod: PERIOD,
+  });
+  m.feed({ kind: "node_metrics_read", sample: sample(0, 100, 10) });
+  m.feed({ kind: "node_metrics_read", sample: sample(10_000, 110, 10) });
+  const first = m.effect("report").transition;
+  assert.equal(first.kind, "forging_confirmation");
+  assert.equal(m.state.samples.length, 2);
+  assert.equal(m.state.nodeKesPeriod, PERIOD);
+  const before = m.state.confirmation;
+  m.feed({ kind: "node_metrics_read", sample: sample(20_000, 120, 10) });
+  const again = m.effect("report").transition as Extract<
+    typeof first,
+    { kind: "forging_confirmation" }
+  >;
+  assert.equal(again.changed, m.state.confirmation !== before);
+  m.feed({ kind: "shutdown" });
+  m.feed({ kind: "keys_removed", stop: m.state.stop!.id, ok: true });
+  m.feed({ kind: "signalled", reason: "shutdown", stop: m.state.stop!.id, outcome: "ok" });
+  assert.equal(m.state.samples.length, 0, "readings from before the signal were kept");
 });
