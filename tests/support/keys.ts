@@ -23,6 +23,7 @@ import {
   poolIdOf,
   VRF_KEY_TYPE,
 } from "../../lib/cardano_keys.ts";
+import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/kes_period.ts";
 
 /** The description every test envelope carries. */
 export const DUMMY_DESCRIPTION = "forge-manager test key, not a real key";
@@ -46,7 +47,10 @@ export interface ColdKey {
 export interface CredentialSetOptions {
   /** The certificate's issue counter (default 0). */
   counter?: number;
-  /** The certificate's first KES period (default 0). */
+  /**
+   * The certificate's first KES period (default: mainnet's current period by the wall clock, so
+   * that a default set can forge now; give one to test expiry).
+   */
   kesStartPeriod?: number;
   /** The pool's cold key (default: a fresh one). */
   cold?: ColdKey;
@@ -107,7 +111,7 @@ export function makePoolCredentials(opts: CredentialSetOptions = {}): PoolCreden
   const vrfSeed = randomBytes(32);
   const vrfVkey = ed25519.getPublicKey(vrfSeed);
   const counter = opts.counter ?? 0;
-  const kesStartPeriod = opts.kesStartPeriod ?? 0;
+  const kesStartPeriod = opts.kesStartPeriod ?? kesPeriodAt(MAINNET_KES_TIMING, Date.now());
   const signable = opCertSignable({ hotVkey: kes.vk, issueCounter: counter, kesStartPeriod });
   const signature = opts.signature === "zero"
     ? new Uint8Array(64)

@@ -30,7 +30,7 @@ interface Fixture extends AsyncDisposable {
 /** A temp dir with a valid credential set and the options to start a node on it. */
 async function fixture(nonProducing: boolean): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "sim-node-test-" });
-  const paths = await writeCredentialSet(dir);
+  const paths = await writeCredentialSet(dir, makeCredentialSet({ kesStartPeriod: 0 }));
   return {
     dir,
     paths,
