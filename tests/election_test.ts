@@ -564,6 +564,23 @@ Deno.test("a follower that missed a create and a second deletion does not forge 
   assert.equal(isLeading(follower, forgeFrom(follower)! - 1, TIMING), false);
 });
 
+Deno.test("a renew answered only after its term ended begins a term on probation", () => {
+  // F's term began with a create that was answered after 4 s: it is on probation. Its renew is
+  // answered only after F's deadline (a client timeout that fired late), when F has stopped.
+  let f = observe(initialState(ME), ABSENT, 0);
+  f = written(f, rec(ME, "5"), 0, 4_000, { timing: TIMING });
+  const renew = decide(f, 4_000, TIMING);
+  assert.equal(renew.kind, "renew");
+  f = demoted(f, 10_000);
+  // The forging step asks only for a write that begins a term: this answer begins one on our own
+  // record, which must wait out a probation again (the first one was forgotten with the term),
+  // or F could forge beside a holder of a Lease deleted just before its create.
+  assert.equal(needsProbation(renew, ME), true);
+  f = written(f, rec(ME, "6"), 4_000, 10_500, { timing: TIMING });
+  assert.equal(isLeading(f, 10_500, TIMING), false);
+  assert.equal(forgeFrom(f), 10_500 + WAIT);
+});
+
 // ---- the safety property, by simulation ----------------------------------------------------
 //
 // tests/support/simulation.ts: three pods, each a sidecar driving the real forging step (and
