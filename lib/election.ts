@@ -17,9 +17,10 @@
  *   signalled) carries `releasedBy` and may be taken at once; any other empty holder is waited out.
  * - A CREATE has no such precondition: "absent" is not a version, so a follower cannot tell one
  *   long absence from absent -> created by someone -> deleted again. And a write whose response
- *   was lost may have been a create that committed late. So a term begun by a create, or by
- *   re-acquiring our own record whose write we never saw answered, is on probation: we hold and
- *   renew the lease, but may forge only from `response time + leaseDuration + acquireDelay`.
+ *   was lost may have been a create that committed late. So a term begun by a create, by
+ *   re-acquiring our own record whose write we never saw answered, or by a renew answered only
+ *   after its term had ended, is on probation: we hold and renew the lease, but may forge only
+ *   from `response time + leaseDuration + acquireDelay`.
  *   Every earlier holder of a since-deleted lease sent its last renew before the deletion, which
  *   came before our create committed, so its term has ended by then with the usual margin.
  * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
@@ -149,8 +150,14 @@ export function written(
   };
 }
 
-/** Whether an acquisition needs probation before forging (see the module header). */
+/**
+ * Whether a term begun by this write needs probation before forging (see the module header): a
+ * create, re-acquiring our own record, or a renew answered only after its term had ended (our own
+ * record again: the term it renewed may have been on probation, and that is forgotten at the end
+ * of a term). A renew within its term keeps the term's start and never asks.
+ */
 export function needsProbation(decision: Decision, identity: string): boolean {
+  if (decision.kind === "renew") return true;
   return decision.kind === "acquire" &&
     (decision.record === undefined || decision.record.holder === identity);
 }

@@ -18,6 +18,13 @@ import {
   written,
 } from "../lib/election.ts";
 import { newIdentity } from "../lib/identity.ts";
+import {
+  ACQUIRE_PATHS,
+  type AcquirePath,
+  handovers,
+  overlaps,
+  simulate,
+} from "./support/simulation.ts";
 
 /** Default-like timing: a follower waits 15 + 2 = 17 s, a leader stops 10 s after a renew. */
 const TIMING: ElectionTiming = {
@@ -525,469 +532,155 @@ Deno.test("the step is pure: it never changes the state it is given", () => {
   assert.deepEqual(state, before);
 });
 
+// ---- a create has no precondition on the absence it was decided on ------------------------
+//
+// "absent" is not a version: absent -> (a create the follower never saw) -> deleted again looks
+// like one unchanged absence, and a create succeeds whenever the Lease is missing at commit time.
+// A create that hangs, times out on the client and commits later is re-acquired at once through
+// the lost-response rule (our own record). Probation covers both for the term begun that way: it
+// may forge only once every holder of a since-deleted Lease has stopped (the wait before a create
+// covers the rest: a clean handover made during probation, see the README). This test checks the
+// rule on the pure step; the simulation below checks the whole on the nodes, with the Lease
+// deleted by hand up to four times and creates that commit late.
+
+Deno.test("a follower that missed a create and a second deletion does not forge alongside its creator (a create is on probation)", () => {
+  // F polls every 5 s; its watch lost the events in between.
+  let follower = observe(initialState(ME), ABSENT, 0);
+  let creator = observe(initialState(OTHER), ABSENT, 0);
+  creator = written(creator, rec(OTHER, "5"), WAIT, WAIT + 100, { timing: TIMING }); // creates
+  creator = written(creator, rec(OTHER, "6"), WAIT + 2_500, WAIT + 2_600); // renews
+  // The lease is deleted by hand at WAIT + 3_000; F sees only absence, before and after.
+  follower = observe(follower, ABSENT, 15_000);
+  follower = observe(follower, ABSENT, WAIT + 3_100);
+  // F creates the lease at once (it never saw a holder), but the create is on probation.
+  const decision = decide(follower, WAIT + 3_100, TIMING);
+  assert.equal(decision.kind, "acquire");
+  assert.equal(needsProbation(decision, ME), true);
+  follower = written(follower, rec(ME, "7"), WAIT + 3_100, WAIT + 3_200, { timing: TIMING });
+  const now = WAIT + 3_200;
+  assert.ok(!(isLeading(follower, now, TIMING) && isLeading(creator, now, TIMING)));
+  // F may forge only after the creator's term has certainly ended.
+  assert.ok(forgeFrom(follower)! >= termDeadline(creator, TIMING)!);
+  assert.equal(isLeading(follower, forgeFrom(follower)! - 1, TIMING), false);
+});
+
+Deno.test("a renew answered only after its term ended begins a term on probation", () => {
+  // F's term began with a create that was answered after 4 s: it is on probation. Its renew is
+  // answered only after F's deadline (a client timeout that fired late), when F has stopped.
+  let f = observe(initialState(ME), ABSENT, 0);
+  f = written(f, rec(ME, "5"), 0, 4_000, { timing: TIMING });
+  const renew = decide(f, 4_000, TIMING);
+  assert.equal(renew.kind, "renew");
+  f = demoted(f, 10_000);
+  // The forging step asks only for a write that begins a term: this answer begins one on our own
+  // record, which must wait out a probation again (the first one was forgotten with the term),
+  // or F could forge beside a holder of a Lease deleted just before its create.
+  assert.equal(needsProbation(renew, ME), true);
+  f = written(f, rec(ME, "6"), 4_000, 10_500, { timing: TIMING });
+  assert.equal(isLeading(f, 10_500, TIMING), false);
+  assert.equal(forgeFrom(f), 10_500 + WAIT);
+});
+
 // ---- the safety property, by simulation ----------------------------------------------------
+//
+// tests/support/simulation.ts: three pods, each a sidecar driving the real forging step (and
+// through it the real election step) as the loop does, against a simulated API server, network
+// and cardano-node, under faults. Overlap is measured from what the simulated NODES did.
 
-/** mulberry32: a small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+/** Simulated time per schedule. */
+const SCHEDULE_MS = 120_000;
+
+interface Totals {
+  schedules: number;
+  overlaps: string[];
+  acquired: Record<AcquirePath, number>;
+  handovers: Record<string, number>;
+  faults: Record<string, number>;
+  forgingMs: number;
+}
+
+function runSchedules(
+  seeds: number,
+  opts: { timing: ElectionTiming; maxDeletes: number; firstSeed?: number },
+): Totals {
+  const totals: Totals = {
+    schedules: 0,
+    overlaps: [],
+    acquired: { create: 0, released: 0, expired: 0, own: 0 },
+    handovers: {},
+    faults: {},
+    forgingMs: 0,
   };
-}
-
-/** A minimal binary heap of timed events, ordered by (time, insertion). */
-class EventQueue {
-  #heap: { at: number; seq: number; run: () => void }[] = [];
-  #seq = 0;
-  push(at: number, run: () => void): void {
-    const heap = this.#heap;
-    heap.push({ at, seq: this.#seq++, run });
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.#less(i, parent)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
-    }
-  }
-  pop(): { at: number; run: () => void } | undefined {
-    const heap = this.#heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (heap.length > 0 && last !== undefined) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && this.#less(l, m)) m = l;
-        if (r < heap.length && this.#less(r, m)) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-  #less(i: number, j: number): boolean {
-    const a = this.#heap[i]!;
-    const b = this.#heap[j]!;
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-}
-
-interface SimOptions {
-  seed: number;
-  /** Simulated time, ms. */
-  durationMs: number;
-  timing: ElectionTiming;
-  /** How many times the lease may be deleted by hand (more than one: see the ABA test). */
-  maxDeletes: number;
-  /** Receives a line per server commit and per write, for debugging a failing seed. */
-  trace?: (line: string) => void;
-}
-
-interface Interval {
-  who: number;
-  start: number;
-  end: number;
-}
-
-interface SimResult {
-  intervals: Interval[];
-  /** Successful acquisitions, by how they were made. */
-  acquired: { create: number; released: number; expired: number; own: number };
-  /** Acquisitions made while another participant's known term was still running. */
-  earlyAcquires: string[];
-}
-
-/**
- * One leader and two followers share one in-memory Lease with resourceVersions. Every request
- * and response may be delayed or dropped, renews may be slow, leaders sometimes step aside
- * cleanly (release with releasedBy) and the lease is sometimes edited by hand. Each participant
- * drives only decide/observe/written/writeFailed/demoted, like the loop in forge_manager.ts,
- * on its own monotonic clock (global time + a random origin).
- */
-function simulate(opts: SimOptions): SimResult {
-  const rand = prng(opts.seed);
-  const T = opts.timing;
-  const queue = new EventQueue();
-  let t = 0;
-
-  // The server.
-  let stored: LeaseRecord | undefined;
-  let revision = 0;
-  const trace = opts.trace ?? (() => {});
-  const commit = (record: LeaseRecord | undefined): void => {
-    trace(`${t.toFixed(0)} commit ${record ? JSON.stringify(record) : "deleted"}`);
-    stored = record;
-    for (const p of parts) {
-      // Watch events: delayed, sometimes lost.
-      if (rand() < 0.2) continue;
-      const obs: Observation = record === undefined ? ABSENT : present(record);
-      queue.push(t + delay(), () => p.onWatch(obs));
-    }
-  };
-
-  // Network behaviour of this schedule.
-  const slowness = rand();
-  const dropRate = rand() * 0.3;
-  const noTimeouts = rand() < 0.3; // responses are accepted however late they come
-  /** A message delay in whole milliseconds (integer times keep `t + origin` exact). */
-  function delay(): number {
-    const r = rand();
-    if (r < 0.7) return Math.floor(rand() * 200);
-    if (r < 0.95) return Math.floor(rand() * 3_000 * (0.5 + slowness));
-    return Math.floor(rand() * 15_000 * slowness); // a hung request
-  }
-
-  /** Sends a request: it may be lost on the way there or back. */
-  function request<R>(
-    p: Participant,
-    timeoutMs: number,
-    serve: () => R,
-    onReply: (reply: R | undefined) => void,
-  ): void {
-    const id = ++p.requestId;
-    const sentAt = t;
-    let answered = false;
-    const finish = (reply: R | undefined): void => {
-      if (answered || p.requestId !== id) return;
-      answered = true;
-      onReply(reply);
-    };
-    queue.push(sentAt + (noTimeouts ? 30_000 : timeoutMs), () => finish(undefined));
-    if (rand() < dropRate || p.partitionedAt(t)) return;
-    queue.push(t + delay(), () => {
-      const reply = serve();
-      if (rand() < dropRate) return;
-      queue.push(t + delay(), () => {
-        if (p.partitionedAt(t)) return;
-        finish(reply);
-      });
+  const first = opts.firstSeed ?? 1;
+  for (let seed = first; seed < first + seeds; seed++) {
+    const result = simulate({
+      seed,
+      durationMs: SCHEDULE_MS,
+      timing: opts.timing,
+      maxDeletes: opts.maxDeletes,
     });
+    totals.schedules++;
+    for (const overlap of overlaps(result.forging)) {
+      totals.overlaps.push(`seed ${seed}: ${overlap}`);
+    }
+    for (const path of ACQUIRE_PATHS) totals.acquired[path] += result.acquired[path];
+    for (const [path, n] of Object.entries(handovers(result.forging))) {
+      totals.handovers[path] = (totals.handovers[path] ?? 0) + n;
+    }
+    for (const [fault, n] of Object.entries(result.faults)) {
+      totals.faults[fault] = (totals.faults[fault] ?? 0) + n;
+    }
+    for (const interval of result.forging) totals.forgingMs += interval.end - interval.start;
   }
-
-  type WriteReply = { ok: true; record: LeaseRecord } | { ok: false };
-  function claim(identity: string, base: LeaseRecord | undefined): WriteReply {
-    if (base === undefined) {
-      if (stored !== undefined) return { ok: false };
-      const record = rec(identity, String(++revision), { durationMs: T.leaseDurationMs });
-      commit(record);
-      return { ok: true, record };
-    }
-    if (stored === undefined || stored.resourceVersion !== base.resourceVersion) {
-      return { ok: false };
-    }
-    const record: LeaseRecord = {
-      holder: identity,
-      durationMs: T.leaseDurationMs,
-      transitions: stored.transitions + (stored.holder === identity ? 0 : 1),
-      resourceVersion: String(++revision),
-    };
-    commit(record);
-    return { ok: true, record };
-  }
-  function release(identity: string, base: LeaseRecord): WriteReply {
-    if (stored === undefined || stored.resourceVersion !== base.resourceVersion) {
-      return { ok: false };
-    }
-    const record = rec("", String(++revision), {
-      durationMs: 1_000,
-      transitions: stored.transitions,
-      releasedBy: identity,
-    });
-    commit(record);
-    return { ok: true, record };
-  }
-
-  const intervals: Interval[] = [];
-  const earlyAcquires: string[] = [];
-  const acquiredBy = { create: 0, released: 0, expired: 0, own: 0 };
-
-  class Participant {
-    state: ElectionState;
-    readonly origin = Math.floor(rand() * 1e9) - 5e8;
-    busy = false;
-    requestId = 0;
-    wakeId = 0;
-    nextPoll = 0;
-    open: Interval | undefined;
-    readonly partition: [number, number];
-
-    constructor(readonly index: number, readonly identity: string) {
-      this.state = initialState(identity);
-      const from = rand() * opts.durationMs;
-      this.partition = rand() < 0.5 ? [from, from + rand() * 30_000] : [0, 0];
-    }
-    local(): number {
-      return t + this.origin;
-    }
-    partitionedAt(at: number): boolean {
-      return at >= this.partition[0] && at < this.partition[1];
-    }
-    /** Replaces the state, and keeps the record of leading intervals (global time). */
-    set(next: ElectionState): void {
-      this.state = next;
-      const deadline = termDeadline(next, T);
-      const open = this.open;
-      if (deadline === undefined) {
-        if (open !== undefined) open.end = Math.min(open.end, t);
-        this.open = undefined;
-        return;
-      }
-      const end = deadline - this.origin;
-      if (open !== undefined && open.end > t) {
-        open.end = end;
-        return;
-      }
-      this.open = undefined;
-      // A term on probation may forge only from forgeFrom: its leading interval starts there.
-      const start = Math.max(t, (forgeFrom(next) ?? -Infinity) - this.origin);
-      if (end > start) {
-        this.open = { who: this.index, start, end };
-        intervals.push(this.open);
-      }
-    }
-    onWatch(obs: Observation): void {
-      if (this.partitionedAt(t)) return;
-      if (this.state.term === undefined) this.set(observe(this.state, obs, this.local()));
-      this.tick();
-    }
-    wakeAt(at: number): void {
-      const id = ++this.wakeId;
-      queue.push(Math.max(at, t), () => {
-        if (this.wakeId === id) this.tick();
-      });
-    }
-    read(): void {
-      this.busy = true;
-      const snapshot = (): Observation => (stored === undefined ? ABSENT : present(stored));
-      request(this, Math.min(T.sleepIntervalMs, 5_000), snapshot, (obs) => {
-        this.busy = false;
-        if (obs !== undefined) this.set(observe(this.state, obs, this.local()));
-        this.nextPoll = this.local() + T.sleepIntervalMs;
-        this.tick();
-      });
-    }
-    tick(): void {
-      if (this.busy) return;
-      const now = this.local();
-      if (this.state.term === undefined && now >= this.nextPoll) return this.read();
-      const decision = decide(this.state, now, T);
-      switch (decision.kind) {
-        case "demote":
-          trace(`${t.toFixed(0)} ${this.index} demotes: ${decision.reason}`);
-          this.set(demoted(this.state, now));
-          return this.tick();
-        case "renew":
-        case "acquire":
-          return this.write(decision);
-        case "wait": {
-          if (this.state.term !== undefined && rand() < 0.01) return this.stepAside();
-          const leader = this.state.term !== undefined;
-          return this.wakeAt(
-            Math.min(decision.until, leader ? Infinity : this.nextPoll) - this.origin,
-          );
-        }
-      }
-    }
-    write(decision: Extract<Decision, { kind: "renew" | "acquire" }>): void {
-      this.busy = true;
-      const sentAt = this.local();
-      const timeoutMs = decision.kind === "renew"
-        ? Math.min(decision.deadline - sentAt, T.renewDeadlineMs)
-        : Math.min(T.renewDeadlineMs, 5_000);
-      // The watchdog: a leader demotes at its deadline even while a write hangs.
-      const deadline = termDeadline(this.state, T);
-      if (deadline !== undefined) {
-        queue.push(deadline - this.origin, () => {
-          if (this.state.term !== undefined && !isLeading(this.state, this.local(), T)) {
-            this.set(demoted(this.state, this.local()));
-          }
-        });
-      }
-      trace(
-        `${
-          t.toFixed(0)
-        } ${this.index} sends ${decision.kind} on ${decision.record?.resourceVersion}`,
-      );
-      request(this, timeoutMs, () => claim(this.identity, decision.record), (reply) => {
-        this.busy = false;
-        trace(`${t.toFixed(0)} ${this.index} ${decision.kind} ${reply?.ok ? "ok" : "failed"}`);
-        if (reply?.ok) {
-          const before = this.state.term;
-          const probation = needsProbation(decision, this.identity) ? { timing: T } : undefined;
-          this.set(written(this.state, reply.record, sentAt, this.local(), probation));
-          if (before === undefined) this.acquired(decision);
-        } else {
-          this.set(writeFailed(this.state, this.local()));
-          if (reply !== undefined) return this.read(); // a conflict: read again
-        }
-        this.tick();
-      });
-    }
-    acquired(decision: Decision): void {
-      if (decision.kind !== "acquire") acquiredBy.own++; // a late renew after the watchdog
-      else if (decision.record === undefined) acquiredBy.create++;
-      else if (decision.record.holder === this.identity) acquiredBy.own++;
-      else if (decision.record.releasedBy) acquiredBy.released++;
-      else acquiredBy.expired++;
-      // Forging may start at the acquisition, or at the end of probation.
-      const myStart = Math.max(t, (forgeFrom(this.state) ?? -Infinity) - this.origin);
-      for (const other of parts) {
-        const deadline = other === this ? undefined : termDeadline(other.state, T);
-        const otherFrom = forgeFrom(other.state) ?? -Infinity;
-        if (deadline !== undefined && otherFrom < deadline && deadline - other.origin > myStart) {
-          earlyAcquires.push(
-            `seed ${opts.seed}: ${this.index} acquired at ${t} while ${other.index} leads until ${
-              deadline - other.origin
-            }`,
-          );
-        }
-      }
-    }
-    /** A clean end of term: stop leading first, then release marked as ours. */
-    stepAside(): void {
-      const seen = this.state.seen?.observation;
-      this.set(demoted(this.state, this.local(), 2 * T.leaseDurationMs));
-      if (seen?.kind !== "present" || seen.record.holder !== this.identity) return this.tick();
-      this.busy = true;
-      request(this, 3_000, () => release(this.identity, seen.record), (reply) => {
-        this.busy = false;
-        if (reply?.ok) this.set(observe(this.state, present(reply.record), this.local()));
-        this.tick();
-      });
-    }
-  }
-
-  const parts = [0, 1, 2].map((i) => new Participant(i, `pod-${i}_${(i + 1) * 1111}`));
-  // Participant 0 starts as the leader.
-  const leader = parts[0]!;
-  const first = claim(leader.identity, undefined);
-  assert.ok(first.ok);
-  leader.set(written(leader.state, first.record, leader.local(), leader.local()));
-  for (const p of parts) p.nextPoll = p.local() + Math.floor(rand() * T.sleepIntervalMs);
-  for (const p of parts) queue.push(Math.floor(rand() * 1_000), () => p.tick());
-
-  // Hand edits: a cleared holder, a shortened duration, a deletion.
-  let deletes = 0;
-  for (let i = 0; i < 4; i++) {
-    queue.push(Math.floor(rand() * opts.durationMs), () => {
-      if (stored === undefined) return;
-      const r = rand();
-      if (r < 0.4) commit({ ...stored, holder: "", resourceVersion: String(++revision) });
-      else if (r < 0.8) {
-        commit({ ...stored, durationMs: 1_000, resourceVersion: String(++revision) });
-      } else if (deletes < opts.maxDeletes) {
-        deletes++;
-        commit(undefined);
-      }
-    });
-  }
-
-  let events = 0;
-  for (let event = queue.pop(); event !== undefined; event = queue.pop()) {
-    if (event.at > opts.durationMs) break;
-    if (++events > 100_000) throw new Error(`seed ${opts.seed}: the simulation does not advance`);
-    t = event.at;
-    event.run();
-  }
-  return { intervals, acquired: acquiredBy, earlyAcquires };
+  return totals;
 }
 
-function overlaps(intervals: Interval[]): string[] {
-  const found: string[] = [];
-  for (const a of intervals) {
-    for (const b of intervals) {
-      if (a.who < b.who && a.start < b.end && b.start < a.end) {
-        found.push(`${a.who} [${a.start}, ${a.end}) overlaps ${b.who} [${b.start}, ${b.end})`);
-      }
-    }
+/** Not vacuous: forging changed nodes by every path, under every kind of fault. */
+function assertNotVacuous(totals: Totals, scale: number): void {
+  const summary = JSON.stringify({ ...totals, overlaps: totals.overlaps.length });
+  assert.equal(totals.handovers.none, undefined, `a node forged under no term: ${summary}`);
+  for (const path of ACQUIRE_PATHS) {
+    assert.ok(totals.acquired[path] > 300 * scale, `acquired by ${path}: ${summary}`);
   }
-  return found;
+  // Forging moved to another node, counted by how the new forger's term began.
+  assert.ok((totals.handovers.expired ?? 0) > 500 * scale, summary);
+  assert.ok((totals.handovers.released ?? 0) > 100 * scale, summary);
+  assert.ok((totals.handovers.create ?? 0) > 30 * scale, summary);
+  assert.ok((totals.handovers.own ?? 0) > 10 * scale, summary);
+  for (
+    const fault of [
+      "partition",
+      "holder_cleared",
+      "duration_shortened",
+      "deleted",
+      "rotation",
+      "sources_unusable",
+      "node_restart",
+      "sidecar_restart",
+      "pod_restart",
+      "pod_crash",
+    ]
+  ) {
+    assert.ok((totals.faults[fault] ?? 0) > 100 * scale, `${fault}: ${summary}`);
+  }
 }
 
-/** How many times leadership passed from one participant to another. */
-function handovers(intervals: Interval[]): number {
-  const sorted = [...intervals].sort((a, b) => a.start - b.start);
-  return sorted.filter((x, i) => i > 0 && x.who !== sorted[i - 1]!.who).length;
-}
+Deno.test("safety: no two nodes ever forge at once across thousands of random schedules", () => {
+  const totals = runSchedules(3_000, { timing: TIMING, maxDeletes: 1 });
+  assert.deepEqual(totals.overlaps, []);
+  assertNotVacuous(totals, 1);
+});
 
-Deno.test("safety: leading intervals never overlap across thousands of random schedules", () => {
-  const total = { handovers: 0, create: 0, released: 0, expired: 0, own: 0 };
-  for (let seed = 1; seed <= 3_000; seed++) {
-    const result = simulate({ seed, durationMs: 120_000, timing: TIMING, maxDeletes: 1 });
-    assert.deepEqual(result.earlyAcquires, [], `seed ${seed}`);
-    assert.deepEqual(overlaps(result.intervals), [], `seed ${seed}`);
-    total.handovers += handovers(result.intervals);
-    for (const key of ["create", "released", "expired", "own"] as const) {
-      total[key] += result.acquired[key];
-    }
-  }
-  // Not vacuous: leadership changed hands thousands of times, by every path of the step.
-  assert.ok(total.handovers > 3_000, JSON.stringify(total));
-  for (const count of Object.values(total)) assert.ok(count > 100, JSON.stringify(total));
+Deno.test("no two nodes ever forge at once even when the lease is deleted by hand several times", () => {
+  const totals = runSchedules(6_000, { timing: TIMING, maxDeletes: 4, firstSeed: 100_001 });
+  assert.deepEqual(totals.overlaps, []);
+  assertNotVacuous(totals, 2);
+  assert.ok(totals.faults.deleted! > 3_000, JSON.stringify(totals.faults));
 });
 
 Deno.test("the simulation finds overlaps when followers wait less than the leader's renew deadline", () => {
   // A timing that config validation refuses: renewDeadline (10 s) above leaseDuration (4 s).
   const broken: ElectionTiming = { ...TIMING, leaseDurationMs: 4_000, acquireDelayMs: 0 };
-  let found = 0;
-  for (let seed = 1; seed <= 300; seed++) {
-    const result = simulate({ seed, durationMs: 120_000, timing: broken, maxDeletes: 1 });
-    found += overlaps(result.intervals).length;
-  }
-  assert.ok(found > 0);
-});
-
-// ---- known bug: a create has no precondition on the absence it was decided on --------------
-//
-// "absent" is not a version: absent -> (a create the follower never saw) -> deleted again looks
-// like one unchanged absence, and `create` succeeds whenever the Lease is missing at commit time,
-// so the follower leads while the leader of the unseen lease is still inside its term. A create
-// that hangs, times out on the client and commits later does the same through the lost-response
-// rule (our own record is re-acquired at once). Needs the lease deleted twice (or deleted once
-// while the very first create hangs). Enable these tests once lib/election.ts closes the hole.
-
-Deno.test({
-  name: "a follower that missed a create and a second deletion does not forge alongside its " +
-    "creator (a create is on probation)",
-  fn() {
-    // F polls every 5 s; its watch lost the events in between.
-    let follower = observe(initialState(ME), ABSENT, 0);
-    let creator = observe(initialState(OTHER), ABSENT, 0);
-    creator = written(creator, rec(OTHER, "5"), WAIT, WAIT + 100, { timing: TIMING }); // creates
-    creator = written(creator, rec(OTHER, "6"), WAIT + 2_500, WAIT + 2_600); // renews
-    // The lease is deleted by hand at WAIT + 3_000; F sees only absence, before and after.
-    follower = observe(follower, ABSENT, 15_000);
-    follower = observe(follower, ABSENT, WAIT + 3_100);
-    // F creates the lease at once (it never saw a holder), but the create is on probation.
-    const decision = decide(follower, WAIT + 3_100, TIMING);
-    assert.equal(decision.kind, "acquire");
-    assert.equal(needsProbation(decision, ME), true);
-    follower = written(follower, rec(ME, "7"), WAIT + 3_100, WAIT + 3_200, { timing: TIMING });
-    const now = WAIT + 3_200;
-    assert.ok(!(isLeading(follower, now, TIMING) && isLeading(creator, now, TIMING)));
-    // F may forge only after the creator's term has certainly ended.
-    assert.ok(forgeFrom(follower)! >= termDeadline(creator, TIMING)!);
-    assert.equal(isLeading(follower, forgeFrom(follower)! - 1, TIMING), false);
-  },
-});
-
-Deno.test({
-  name: "leading intervals never overlap even when the lease is deleted by hand several times",
-  fn() {
-    for (let seed = 1; seed <= 6_000; seed++) {
-      const result = simulate({ seed, durationMs: 120_000, timing: TIMING, maxDeletes: 4 });
-      // e.g. seeds 41, 1553, 1702, 3430 (a create that committed after the client gave up)
-      assert.deepEqual(result.earlyAcquires, [], `seed ${seed}`);
-      assert.deepEqual(overlaps(result.intervals), [], `seed ${seed}`);
-    }
-  },
+  const totals = runSchedules(300, { timing: broken, maxDeletes: 1 });
+  assert.ok(totals.overlaps.length > 0);
 });
