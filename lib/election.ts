@@ -22,7 +22,10 @@
  *   after its term had ended, is on probation: we hold and renew the lease, but may forge only
  *   from `response time + leaseDuration + acquireDelay`.
  *   Every earlier holder of a since-deleted lease sent its last renew before the deletion, which
- *   came before our create committed, so its term has ended by then with the usual margin.
+ *   came before our create committed, so its term has ended by then with the usual margin. This
+ *   is the one wait: an absent Lease is created at once (waiting before the create adds nothing
+ *   to it). A term still on probation that ends releases WITHOUT the clean mark (`forging.ts`):
+ *   its own clean stop says nothing of the deleted lease's last holder.
  * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
  *   covers that before the new leader forges.
  *
@@ -228,8 +231,7 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     now < retryAt ? { kind: "wait", until: retryAt, reason: "backoff" } : d;
 
   if (seen.observation.kind === "absent") {
-    const expiresAt = seen.changedAt + timing.leaseDurationMs + timing.acquireDelayMs;
-    if (now < expiresAt) return { kind: "wait", until: expiresAt, reason: "lease_absent" };
+    // Created at once: the create's probation is the wait (see the header).
     const previousHolder = state.lastHolder ?? "";
     return notBeforeRetry({
       kind: "acquire",

@@ -135,6 +135,8 @@ export type Phase =
     after: AfterStop;
     wasForging: boolean;
     release?: Release;
+    /** The term was still on probation: its release may not be marked as a clean handover. */
+    probation?: boolean;
   }
   /** Releasing the Lease at shutdown. */
   | { kind: "releasing" }
@@ -1020,6 +1022,7 @@ function beginStop(
 ): ForgingState {
   const wasLeading = s.election.term !== undefined;
   const wasForging = opts.wasForging ?? (isForging(s) || s.phase.kind === "promoting");
+  const onProbation = s.election.term !== undefined && s.election.term.forgeFrom > now;
   const seen = s.election.seen?.observation;
   const ours = seen?.kind === "present" && seen.record.holder === s.cfg.identity
     ? seen.record
@@ -1037,6 +1040,7 @@ function beginStop(
       reason,
       after,
       wasForging,
+      ...(onProbation ? { probation: true } : {}),
       ...(wasLeading && ours !== undefined && after.kind !== "standby"
         ? { release: { record: ours, timeoutMs: opts.releaseTimeoutMs ?? 3000 } }
         : {}),
@@ -1091,7 +1095,7 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
     fx.push({
       kind: "release_lease",
       record: release.record,
-      clean: confirmed,
+      clean: confirmed && phase.probation !== true,
       timeoutMs: release.timeoutMs,
     });
   }

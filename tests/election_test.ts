@@ -204,16 +204,14 @@ const CASES: Case[] = [
     decisions: [[3_000, wait(3_000 + WAIT, "unexplained_release")]],
   },
   {
-    name: "an absent lease is waited out from when absence was first seen, then created, " +
-      "with proof needed for the last holder",
+    name: "an absent lease is created at once (the create is on probation instead), with proof " +
+      "needed for the last holder",
     steps: [
       { observe: present(rec(OTHER, "10")), at: 0 },
       { observe: ABSENT, at: 4_000 },
-      { observe: ABSENT, at: 10_000 },
     ],
     decisions: [
-      [10_000, wait(4_000 + WAIT, "lease_absent")],
-      [4_000 + WAIT, {
+      [4_000, {
         kind: "acquire",
         record: undefined,
         previousHolder: OTHER,
@@ -222,21 +220,19 @@ const CASES: Case[] = [
     ],
   },
   {
-    name: "an absent lease whose holder was never seen is created without proof",
+    name: "an absent lease whose holder was never seen is created at once, without proof",
     steps: [{ observe: ABSENT, at: 0 }],
     decisions: [
-      [WAIT - 1, wait(WAIT, "lease_absent")],
-      [WAIT, { kind: "acquire", record: undefined, previousHolder: "", proofNeeded: false }],
+      [0, { kind: "acquire", record: undefined, previousHolder: "", proofNeeded: false }],
     ],
   },
   {
-    name: "a lease that reappears after being absent restarts the wait",
+    name: "a lease that reappears after being absent is waited out from its reappearance",
     steps: [
       { observe: ABSENT, at: 0 },
       { observe: present(rec(OTHER, "20")), at: 5_000 },
-      { observe: ABSENT, at: 6_000 },
     ],
-    decisions: [[WAIT, wait(6_000 + WAIT, "lease_absent")]],
+    decisions: [[5_500, wait(5_000 + WAIT, "held")]],
   },
   {
     name: "a leader renews after retryPeriod using its observed record",

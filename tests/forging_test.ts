@@ -411,8 +411,7 @@ Deno.test("the fence gets the previous holder's pod UID as known when the create
   m.answerStop();
   m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10", { holderPodUid: "uid-1" })) });
   m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
-  m.feed({ kind: "tick" }, m.now + 17_001);
-  const create = m.effect("write_lease");
+  const create = m.effect("write_lease"); // at once: the create is on probation instead
   assert.equal(create.decision.kind, "acquire");
   const mine = rec(ME, "11", { holderPodUid: "uid-me" });
   m.feed({ kind: "lease_watched", observation: present(mine) });
@@ -515,4 +514,22 @@ Deno.test("the node's metrics are judged after each signal, and a change is repo
   m.feed({ kind: "keys_removed", stop: m.state.stop!.id, ok: true });
   m.feed({ kind: "signalled", reason: "shutdown", stop: m.state.stop!.id, outcome: "ok" });
   assert.equal(m.state.samples.length, 0, "readings from before the signal were kept");
+});
+
+Deno.test("a term still on probation that steps aside releases without the clean mark", () => {
+  // Its own node stopped, but the probation guards against a holder of a deleted Lease that may
+  // still forge: a clean mark would let the next replica skip that wait.
+  const m = standby();
+  m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
+  const create = m.effect("write_lease");
+  m.feed({
+    kind: "lease_written",
+    decision: create.decision,
+    record: rec(ME, "11"),
+    sentAt: m.now,
+  });
+  assert.equal(m.phase, "awaiting_node", "a created term waits out its probation");
+  m.feed({ kind: "shutdown" }, m.now + 1_000);
+  m.answerStop();
+  assert.deepEqual(m.did.filter((d) => d.startsWith("release")), ["release:unclean"]);
 });
