@@ -123,7 +123,13 @@ export class EffectRunner {
         return await this.#write(e);
       case "release_lease":
         try {
-          const record = await p.leases.release(e.record, p.identity, e.clean, e.timeoutMs);
+          const record = await p.leases.release(
+            e.record,
+            p.identity,
+            e.clean,
+            e.timeoutMs,
+            e.waitMs ?? 0,
+          );
           return this.#post({ kind: "lease_released", record, clean: e.clean });
         } catch (err) {
           return this.#post({ kind: "lease_release_failed", error: errorText(err) });

@@ -14,7 +14,8 @@
  *   validation keeps at least MIN_STOP_BUDGET_MS after the old leader's deadline. Only the two
  *   monotonic clocks' RATES matter, never their offsets or the wall clock.
  * - A release written by our own end-of-term handover (after the keys were unlinked and the node
- *   signalled) carries `releasedBy` and may be taken at once; any other empty holder is waited out.
+ *   signalled) carries `releasedBy` and may be taken at once (after `releaseWaitMs`, the rest of
+ *   the releaser's probation, if any: see below); any other empty holder is waited out.
  * - A CREATE has no such precondition: "absent" is not a version, so a follower cannot tell one
  *   long absence from absent -> created by someone -> deleted again. And a write whose response
  *   was lost may have been a create that committed late. So a term begun by a create, by
@@ -24,8 +25,10 @@
  *   Every earlier holder of a since-deleted lease sent its last renew before the deletion, which
  *   came before our create committed, so its term has ended by then with the usual margin. This
  *   is the one wait: an absent Lease is created at once (waiting before the create adds nothing
- *   to it). A term still on probation that ends releases WITHOUT the clean mark (`forging.ts`):
- *   its own clean stop says nothing of the deleted lease's last holder.
+ *   to it). A term still on probation that ends passes the rest of its probation on with its
+ *   release (`releaseWaitMs`): its own clean stop says nothing of the deleted lease's last holder.
+ *   The follower counts that duration from when it first observed the release, which is after the
+ *   releaser measured it, so the wait ends no earlier than the probation would have.
  * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
  *   covers that before the new leader forges.
  *
@@ -44,6 +47,11 @@ export interface LeaseRecord {
   resourceVersion: string;
   /** The identity that released the lease through its end-of-term handover, if any. */
   releasedBy?: string;
+  /**
+   * With `releasedBy`: the releaser was still on probation, and this many milliseconds of it were
+   * left when it released. A follower waits them out from when it first saw the release.
+   */
+  releaseWaitMs?: number;
   /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
   holderPodUid?: string;
   /**
@@ -247,6 +255,10 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     return notBeforeRetry({ kind: "acquire", record, previousHolder: "", proofNeeded: false });
   }
   if (record.holder === "" && record.releasedBy !== undefined && record.releasedBy !== "") {
+    // Its node is stopped (no proof needed), but a release made on probation carries the rest of
+    // that probation: the deleted Lease's last holder may forge until it ends.
+    const waitUntil = seen.changedAt + (record.releaseWaitMs ?? 0);
+    if (now < waitUntil) return { kind: "wait", until: waitUntil, reason: "release_probation" };
     return notBeforeRetry({
       kind: "acquire",
       record,

@@ -135,8 +135,11 @@ export type Phase =
     after: AfterStop;
     wasForging: boolean;
     release?: Release;
-    /** The term was still on probation: its release may not be marked as a clean handover. */
-    probation?: boolean;
+    /**
+     * The term was still on probation for this long: its release passes the rest on, because its
+     * own clean stop says nothing of a deleted Lease's last holder (election.ts).
+     */
+    probationLeftMs?: number;
   }
   /** Releasing the Lease at shutdown. */
   | { kind: "releasing" }
@@ -214,6 +217,8 @@ export interface ForgingState {
   readonly metricsBusy?: boolean;
   readonly nextMetricsAt: number;
   readonly confirmation?: ConfirmationState;
+  /** A release waiting for the answer to a lease write that was in flight when it was due. */
+  readonly deferredRelease?: Extract<Effect, { kind: "release_lease" }>;
 }
 
 /** Events: timer ticks, I/O results, and shutdown. Plain data only. */
@@ -277,7 +282,14 @@ export type Effect =
      */
     previous?: HolderFacts;
   }
-  | { kind: "release_lease"; record: LeaseRecord; clean: boolean; timeoutMs: number }
+  | {
+    kind: "release_lease";
+    record: LeaseRecord;
+    clean: boolean;
+    timeoutMs: number;
+    /** With `clean`: the rest of the releaser's probation (ms), for followers to wait out. */
+    waitMs?: number;
+  }
   | {
     kind: "start_fence";
     term: number;
@@ -608,6 +620,11 @@ function leaseWritten(
   );
   let next: ForgingState = { ...s, election, leaseBusy: undefined, observedOnce: true };
   fx.push(report({ kind: "renewed" }));
+  if (next.deferredRelease !== undefined) {
+    // The stop is done and its release waited for this answer: release the newest version.
+    fx.push({ ...next.deferredRelease, record: e.record });
+    return { ...next, deferredRelease: undefined, election: demoted(next.election, now) };
+  }
   if (held) return next;
   const decision: Extract<Decision, { kind: "acquire" }> = e.decision.kind === "acquire"
     ? e.decision
@@ -685,7 +702,11 @@ function leaseWriteFailed(
     leading: e.decision.kind === "renew",
     error: e.error,
   }));
-  const next: ForgingState = { ...s, election: writeFailed(s.election, now), leaseBusy: undefined };
+  let next: ForgingState = { ...s, election: writeFailed(s.election, now), leaseBusy: undefined };
+  if (next.deferredRelease !== undefined) {
+    fx.push(next.deferredRelease);
+    next = { ...next, deferredRelease: undefined };
+  }
   if (!e.conflict) return next;
   // Lost a race: read the Lease again at once.
   fx.push({ kind: "read_lease", timeoutMs: readTimeout(s.cfg) });
@@ -1022,7 +1043,7 @@ function beginStop(
 ): ForgingState {
   const wasLeading = s.election.term !== undefined;
   const wasForging = opts.wasForging ?? (isForging(s) || s.phase.kind === "promoting");
-  const onProbation = s.election.term !== undefined && s.election.term.forgeFrom > now;
+  const probationLeftMs = s.election.term !== undefined ? s.election.term.forgeFrom - now : 0;
   const seen = s.election.seen?.observation;
   const ours = seen?.kind === "present" && seen.record.holder === s.cfg.identity
     ? seen.record
@@ -1040,7 +1061,7 @@ function beginStop(
       reason,
       after,
       wasForging,
-      ...(onProbation ? { probation: true } : {}),
+      ...(probationLeftMs > 0 ? { probationLeftMs } : {}),
       ...(wasLeading && ours !== undefined && after.kind !== "standby"
         ? { release: { record: ours, timeoutMs: opts.releaseTimeoutMs ?? 3000 } }
         : {}),
@@ -1092,12 +1113,19 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
   }
   const release = phase.release;
   if (release !== undefined) {
-    fx.push({
+    const effect: Extract<Effect, { kind: "release_lease" }> = {
       kind: "release_lease",
       record: release.record,
-      clean: confirmed && phase.probation !== true,
+      clean: confirmed,
       timeoutMs: release.timeoutMs,
-    });
+      ...(confirmed && phase.probationLeftMs !== undefined
+        ? { waitMs: phase.probationLeftMs }
+        : {}),
+    };
+    // A renew sent before the stop may still commit: release after its answer, on the newest
+    // version, or the release would conflict with our own write.
+    if (s.leaseBusy?.op === "write") s = { ...s, deferredRelease: effect };
+    else fx.push(effect);
   }
   switch (phase.after.kind) {
     case "standby":

@@ -12,6 +12,8 @@ import { requestOptions, statusOf } from "./kube_client.ts";
 
 /** Annotation set by our end-of-term handover: who released, after it stopped forging. */
 export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
+/** Annotation on a clean release made on probation: the milliseconds of it left (election.ts). */
+export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
 export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
 
@@ -40,13 +42,15 @@ export interface LeaseStore {
   claim(args: ClaimArgs): Promise<LeaseRecord>;
   /**
    * Writes an empty holder, conditional on the record. With `clean` (the keys were unlinked and
-   * the node signalled), the release is marked as ours so a standby may take it at once.
+   * the node signalled), the release is marked as ours so a standby may take it at once, or after
+   * `waitMs` (the rest of a probation) from when it sees it.
    */
   release(
     record: LeaseRecord,
     identity: string,
     clean: boolean,
     timeoutMs: number,
+    waitMs?: number,
   ): Promise<LeaseRecord>;
   /** Calls `onChange` with each observed change until `signal` aborts; reconnects by itself. */
   watch(onChange: (observation: Observation) => void, signal: AbortSignal): void;
@@ -56,6 +60,13 @@ export interface LeaseStore {
 export function toRecord(lease: k8s.V1Lease): LeaseRecord {
   const spec = lease.spec ?? {};
   const releasedBy = lease.metadata?.annotations?.[RELEASED_BY_ANNOTATION];
+  const waitText = lease.metadata?.annotations?.[RELEASE_WAIT_ANNOTATION];
+  // Anything but a plain count of milliseconds (a hand edit) is read as the longest wait there is.
+  const releaseWaitMs = waitText === undefined
+    ? undefined
+    : /^\d{1,9}$/.test(waitText)
+    ? Number(waitText)
+    : 999_999_999;
   const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
   const times = (lease.metadata?.managedFields ?? [])
     .map((m) => m.time === undefined ? NaN : new Date(m.time).getTime())
@@ -66,6 +77,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     transitions: spec.leaseTransitions ?? 0,
     resourceVersion: lease.metadata?.resourceVersion ?? "",
     ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
+    ...(releasedBy !== undefined && releaseWaitMs !== undefined ? { releaseWaitMs } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
     ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
   };
@@ -120,6 +132,7 @@ export class KubeLeaseStore implements LeaseStore {
     const now = new k8s.V1MicroTime(this.#now().getTime());
     const annotations = { ...this.#base(args.record)?.metadata?.annotations };
     delete annotations[RELEASED_BY_ANNOTATION];
+    delete annotations[RELEASE_WAIT_ANNOTATION];
     if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
     else delete annotations[HOLDER_POD_UID_ANNOTATION];
 
@@ -175,11 +188,14 @@ export class KubeLeaseStore implements LeaseStore {
     identity: string,
     clean: boolean,
     timeoutMs: number,
+    waitMs = 0,
   ): Promise<LeaseRecord> {
     const base = this.#base(record);
     const annotations: Record<string, string> = { ...base?.metadata?.annotations };
     if (clean) annotations[RELEASED_BY_ANNOTATION] = identity;
     else delete annotations[RELEASED_BY_ANNOTATION];
+    if (clean && waitMs > 0) annotations[RELEASE_WAIT_ANNOTATION] = String(Math.ceil(waitMs));
+    else delete annotations[RELEASE_WAIT_ANNOTATION];
     if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
     const spec = base?.spec ?? {};
     const body = this.#replacement(base, record, annotations, {

@@ -244,10 +244,7 @@ const ENDINGS: {
   },
   {
     name: "the node exits",
-    end: (m) => {
-      m.feed({ kind: "tick" }, m.now + 2_000);
-      m.feed({ kind: "node_checked", node: undefined, accepts: true });
-    },
+    end: (m) => m.feed({ kind: "node_checked", node: undefined, accepts: true }, m.now + 1_000),
     reason: "cannot_forge",
     then: "stepped_aside",
   },
@@ -516,9 +513,9 @@ Deno.test("the node's metrics are judged after each signal, and a change is repo
   assert.equal(m.state.samples.length, 0, "readings from before the signal were kept");
 });
 
-Deno.test("a term still on probation that steps aside releases without the clean mark", () => {
+Deno.test("a term still on probation passes the rest of it on with its clean release", () => {
   // Its own node stopped, but the probation guards against a holder of a deleted Lease that may
-  // still forge: a clean mark would let the next replica skip that wait.
+  // still forge: the next replica must wait out the rest of it (no fence needed for this pod).
   const m = standby();
   m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
   const create = m.effect("write_lease");
@@ -529,7 +526,25 @@ Deno.test("a term still on probation that steps aside releases without the clean
     sentAt: m.now,
   });
   assert.equal(m.phase, "awaiting_node", "a created term waits out its probation");
+  const probationEnds = m.state.election.term!.forgeFrom;
   m.feed({ kind: "shutdown" }, m.now + 1_000);
+  const stoppedAt = m.now;
   m.answerStop();
-  assert.deepEqual(m.did.filter((d) => d.startsWith("release")), ["release:unclean"]);
+  const release = m.effect("release_lease");
+  assert.equal(release.clean, true);
+  assert.equal(release.waitMs, probationEnds - stoppedAt);
+});
+
+Deno.test("a release waits for the answer to a renew that was in flight when the stop began", () => {
+  const m = forger();
+  m.feed({ kind: "tick" }, m.now + 2_000);
+  const renew = m.effect("write_lease");
+  const sentAt = m.now;
+  m.feed({ kind: "shutdown" });
+  m.answerStop();
+  assert.ok(!m.did.some((d) => d.startsWith("release")), "released under a pending renew");
+  assert.equal(m.phase, "releasing");
+  m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "14"), sentAt });
+  assert.equal(m.effect("release_lease").record.resourceVersion, "14", "released an old version");
+  assert.equal(m.state.election.term, undefined, "the late renew started a term");
 });

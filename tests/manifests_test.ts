@@ -26,6 +26,8 @@ import {
   Watch,
 } from "@kubernetes/client-node";
 import { validateCredentialSet } from "../lib/cardano_keys.ts";
+import { judgeCredentials } from "../lib/credential_verdict.ts";
+import { kesTimingFromGenesisFile } from "../lib/kes_period.ts";
 import { parseConfig } from "../lib/config.ts";
 import { createMetrics } from "../lib/metrics.ts";
 import { VERSION } from "../lib/version.ts";
@@ -382,12 +384,24 @@ Deno.test("the dummy example's generated copies and simulator are up to date", a
   }
 });
 
-Deno.test("the dummy StatefulSet differs from the real one only by its node, volumes and spread", () => {
+Deno.test("the dummy StatefulSet differs from the real one only by its node, volumes, spread and network", () => {
   const real = find(base, "StatefulSet");
   const sim = find(dummy, "StatefulSet");
-  assert.deepEqual(sidecarOf(sim), sidecarOf(real));
+  // The sidecar is the same but for the dummy network's genesis (env and mount).
+  const withoutGenesis = (c: Json) => ({
+    ...c,
+    env: c.env.filter((e: { name: string }) => e.name !== "SHELLEY_GENESIS_FILE"),
+    volumeMounts: c.volumeMounts.filter((m: { name: string }) => m.name !== "genesis"),
+  });
+  assert.deepEqual(withoutGenesis(sidecarOf(sim)), sidecarOf(real));
   const strip = (sts: Obj) => {
-    const { containers: _c, volumes, affinity: _a, ...pod } = podSpec(sts);
+    const { containers: _c, volumes, affinity: _a, initContainers, ...rest } = podSpec(sts);
+    const pod = {
+      ...rest,
+      initContainers: initContainers.map((c: Json) =>
+        c.name === "forge-manager" ? withoutGenesis(c) : c
+      ),
+    };
     const { volumeClaimTemplates: _v, template: _t, ...spec } = sts.spec;
     return {
       pod,
@@ -418,15 +432,31 @@ Deno.test("the dummy StatefulSet differs from the real one only by its node, vol
   assert.equal(nodeOf(sim).image, `docker.io/denoland/deno:${Deno.version.deno}`);
 });
 
-Deno.test("the dummy Secret holds a consistent credential set that says it is not real", () => {
+Deno.test("the dummy Secret holds a credential set that can forge on the dummy network, and says it is not real", () => {
   const secret = find(dummy, "Secret", "cardano-forging-keys");
   const data = secret.stringData as Record<string, string>;
   assert.deepEqual(Object.keys(data).sort(), ["kes.skey", "node.cert", "vrf.skey"]);
   const texts = { kes: data["kes.skey"]!, vrf: data["vrf.skey"]!, opcert: data["node.cert"]! };
   // Throws on a malformed envelope or a KES key that is not the certificate's hot key.
-  validateCredentialSet(texts, { kes: "kes.skey", vrf: "vrf.skey", opcert: "node.cert" });
+  const facts = validateCredentialSet(texts, {
+    kes: "kes.skey",
+    vrf: "vrf.skey",
+    opcert: "node.cert",
+  });
+  // The sidecar judges it by the genesis the example mounts: it must be valid for decades.
+  const genesis = find(dummy, "ConfigMap", "dummy-genesis");
+  const timing = kesTimingFromGenesisFile(JSON.parse(genesis.data["shelley-genesis.json"]));
+  for (const year of [2026, 2040]) {
+    const check = judgeCredentials(facts, timing, { nowMs: Date.UTC(year, 11, 2) });
+    assert.equal(check.verdict, "valid", `${year}: ${check.reason}`);
+  }
+  const env = sidecarOf(find(dummy, "StatefulSet")).env;
+  assert.equal(
+    env.find((e: { name: string }) => e.name === "SHELLEY_GENESIS_FILE")?.value,
+    "/genesis/shelley-genesis.json",
+  );
   for (const text of Object.values(texts)) {
-    assert.match(JSON.parse(text).description, /^DUMMY .*not a real key/);
+    assert.match(JSON.parse(text).description, /^DUMMY .*never use it/);
   }
   assert.equal(secret.metadata.labels["forge-manager.cardano.io/dummy"], "true");
   // The real manifests never carry keys.

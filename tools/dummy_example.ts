@@ -88,6 +88,28 @@ export function simNodeModules(): Promise<string[]> {
   return localModuleGraph(SIM_NODE_ENTRY, REPO_ROOT);
 }
 
+/**
+ * A deno.json holding only the repository's `imports` that `modules` use (bare specifiers such as
+ * `@noble/hashes/blake2.js`), as compact JSON. Needs read access to the repository.
+ */
+export async function simNodeDenoJson(modules: readonly string[]): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)) as {
+    imports: Record<string, string>;
+  };
+  const used = new Set<string>();
+  for (const path of modules) {
+    const text = await Deno.readTextFile(`${REPO_ROOT}/${path}`);
+    for (const [, specifier] of text.matchAll(/from "([^".][^"]*)"/g)) {
+      const name = Object.keys(config.imports).find((key) =>
+        specifier === key || specifier!.startsWith(`${key}/`)
+      );
+      if (name !== undefined) used.add(name);
+    }
+  }
+  const imports = Object.fromEntries([...used].sort().map((name) => [name, config.imports[name]]));
+  return JSON.stringify({ imports });
+}
+
 /** The ConfigMap key of a repository path (`lib/x.ts` -> `lib__x.ts`). */
 export function configMapKey(path: string): string {
   if (path.includes(KEY_SEPARATOR)) {
@@ -110,7 +132,12 @@ export async function renderSimNodeConfigMap(): Promise<string> {
     "    app.kubernetes.io/part-of: forge-manager",
     "data:",
   ];
-  for (const path of await simNodeModules()) {
+  const modules = await simNodeModules();
+  // The npm packages those modules import, pinned as deno.json pins them: the container restores
+  // this deno.json beside the sources, and Deno reads it from the entry module's folder.
+  lines.push("  deno.json: |");
+  for (const line of (await simNodeDenoJson(modules)).split("\n")) lines.push(`    ${line}`);
+  for (const path of modules) {
     const text = await Deno.readTextFile(`${REPO_ROOT}/${path}`);
     if (
       !text.endsWith("\n") || text.endsWith("\n\n") || /[ \t]\n/.test(text) || /^\s/.test(text)

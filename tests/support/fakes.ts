@@ -187,6 +187,7 @@ export class FakeLeaseStore implements LeaseStore {
     identity: string,
     clean: boolean,
     timeoutMs: number,
+    waitMs = 0,
   ): Promise<LeaseRecord> {
     return this.#request({ op: "release", timeoutMs, identity, clean }, "release", () => {
       this.#precondition(record);
@@ -196,6 +197,7 @@ export class FakeLeaseStore implements LeaseStore {
         durationMs: 1000,
         transitions: current.transitions,
         ...(clean ? { releasedBy: identity } : {}),
+        ...(clean && waitMs > 0 ? { releaseWaitMs: Math.ceil(waitMs) } : {}),
         ...(!clean && current.holderPodUid !== undefined
           ? { holderPodUid: current.holderPodUid }
           : {}),

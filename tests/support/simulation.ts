@@ -332,7 +332,7 @@ class World {
     return { ok: true, record };
   }
   /** lease_store.ts release(): an empty holder, marked as ours when clean. */
-  release(base: LeaseRecord, identity: string, clean: boolean): Reply {
+  release(base: LeaseRecord, identity: string, clean: boolean, waitMs = 0): Reply {
     const stored = this.stored;
     if (stored === undefined || stored.resourceVersion !== base.resourceVersion) {
       return { ok: false };
@@ -343,6 +343,7 @@ class World {
       transitions: base.transitions,
       resourceVersion: String(++this.#revision),
       ...(clean ? { releasedBy: identity } : {}),
+      ...(clean && waitMs > 0 ? { releaseWaitMs: Math.ceil(waitMs) } : {}),
       ...(!clean && stored.holderPodUid !== undefined ? { holderPodUid: stored.holderPodUid } : {}),
     };
     this.commit(record);
@@ -963,7 +964,7 @@ class Sidecar {
         return world.request(
           this,
           e.timeoutMs,
-          () => world.release(e.record, this.identity, e.clean),
+          () => world.release(e.record, this.identity, e.clean, e.waitMs ?? 0),
           (reply) => {
             this.post(
               reply?.ok
