@@ -42,6 +42,8 @@ export interface Config {
   disableSocketCheck: boolean;
   cardanoLeaderName: string;
   nodeProcessName: string;
+  /** The node's container in the pod spec (the fence reads its status in other replicas' pods). */
+  nodeContainerName: string;
   socketWaitTimeoutMs: number;
   logLevel: LogLevel;
   /** A kubeconfig file (standalone binary on a VM); undefined means in-cluster. */
@@ -89,6 +91,7 @@ export const CONFIG_DEFAULTS = {
   DISABLE_SOCKET_CHECK: "false",
   CARDANO_LEADER_NAME: "cardano-leader",
   NODE_PROCESS_NAME: "cardano-node",
+  NODE_CONTAINER_NAME: "cardano-node",
   SOCKET_WAIT_TIMEOUT: "600",
   LOG_LEVEL: "info",
   KUBECONFIG: "",
@@ -295,6 +298,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       "must be an http:// URL with a host (cardano-node's Prometheus endpoint)",
     );
   }
+  const nodeContainerName = name(
+    "NODE_CONTAINER_NAME",
+    DNS_LABEL,
+    "a container name (lower-case DNS label, at most 63 characters)",
+  );
   const startAsNonProducing = bool("START_AS_NON_PRODUCING");
   const disableSocketCheck = bool("DISABLE_SOCKET_CHECK");
 
@@ -317,6 +325,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     disableSocketCheck,
     cardanoLeaderName,
     nodeProcessName,
+    nodeContainerName,
     socketWaitTimeoutMs,
     logLevel,
     kubeconfig: kubeconfig === "" ? undefined : kubeconfig,

@@ -160,7 +160,8 @@ export function createMetrics(opts: {
     fenceWaits: new Counter({
       name: "forge_manager_fence_checks_total",
       help: "Fence checks before forging, by outcome: proven (pod_gone, pod_replaced, " +
-        "pod_deleted, own_pod), no_previous (no earlier leader to fence), unproven, error",
+        "pod_deleted, node_terminated, own_pod), no_previous (no earlier leader to fence), " +
+        "unproven, error",
       labelNames: ["outcome"] as const,
       registers,
     }),

@@ -21,6 +21,7 @@ import { createLogger, errorText } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { readNodeMetrics } from "./node_metrics.ts";
 import { RpcNodeProcess } from "./node_process.ts";
+import { checkNodeContainer } from "./pod_check.ts";
 import { socketAccepts } from "./socket_check.ts";
 import { KubeStatusReporter } from "./status.ts";
 import { VERSION } from "./version.ts";
@@ -82,6 +83,22 @@ async function start(config: Config, identity: string): Promise<void> {
   // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
   // fails the start, naming it).
   const kesTiming = await loadKesTiming(config);
+  if (config.fence === "pod") {
+    // Refuses to start (ConfigError) when this pod has no container of that name.
+    const check = await checkNodeContainer({
+      kc,
+      namespace: config.namespace,
+      pod: config.podName,
+      container: config.nodeContainerName,
+      count,
+    });
+    if (!check.checked) {
+      log.warn("cannot check NODE_CONTAINER_NAME against this pod's spec; going on", {
+        container: config.nodeContainerName,
+        why: check.why,
+      });
+    }
+  }
   const manager = new ForgeManager({
     config,
     identity,
@@ -115,11 +132,10 @@ async function start(config: Config, identity: string): Promise<void> {
         namespace: config.namespace,
         ownPod: config.podName,
         ownPodUid: config.podUid,
+        nodeContainer: config.nodeContainerName,
         ownNodeStopped: () => holder.manager?.stopConfirmed ?? false,
-        onEvent: (outcome, detail) => {
-          count(outcome === "deleting" ? "pod_delete" : "pod_get");
-          log.info("fence", { outcome, detail });
-        },
+        onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
+        count,
       })
       : undefined,
   });
@@ -134,6 +150,7 @@ async function start(config: Config, identity: string): Promise<void> {
     namespace: config.namespace,
     lease: config.leaseName,
     fence: config.fence,
+    nodeContainer: config.nodeContainerName,
     leaseDuration: config.leaseDurationMs / 1000,
     renewDeadline: config.renewDeadlineMs / 1000,
   });

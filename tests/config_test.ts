@@ -76,6 +76,7 @@ Deno.test("the defaults beyond the README are safe and in milliseconds", () => {
   assert.equal(config.kubeconfig, undefined);
   assert.equal(config.podUid, BASE.POD_UID);
   assert.equal(config.nodeProcessName, "cardano-node");
+  assert.equal(config.nodeContainerName, "cardano-node");
   assert.equal(config.cardanoLeaderName, "cardano-leader");
   assert.equal(config.network, "mainnet");
   assert.equal(config.shelleyGenesisFile, undefined);
@@ -257,6 +258,11 @@ const REFUSED: { why: string; env: Record<string, string>; problem: string }[] =
     why: "a node process name longer than /proc/PID/comm holds",
     env: { NODE_PROCESS_NAME: "cardano-node-1234" },
     problem: 'NODE_PROCESS_NAME="cardano-node-1234": must be a process name',
+  },
+  {
+    why: "a node container name that is not a container name",
+    env: { NODE_CONTAINER_NAME: "Cardano_Node" },
+    problem: 'NODE_CONTAINER_NAME="Cardano_Node": must be a container name (lower-case DNS label',
   },
   {
     why: "a boolean that is neither true nor false",

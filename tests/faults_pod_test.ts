@@ -1,7 +1,8 @@
 /**
  * Fault suite, scenarios 1 to 3 (issue 4): the leader's pod dies; the leader's sidecar is killed
  * while its node keeps forging (restarted soon, or never); the leader's sidecar is frozen past the
- * lease duration. Three replicas (main.ts beside simulated nodes) on the real control plane, Pod
+ * lease duration, with a kubelet that SIGKILLs the pod, one that is partitioned, and one that
+ * follows the real termination order with the shipped grace period (3c, issue 13). Three replicas (main.ts beside simulated nodes) on the real control plane, Pod
  * objects owned by a simulated kubelet, FENCE=pod (the default). Every figure comes from the
  * simulated nodes' own records; any overlap above 0 ms fails the suite.
  */
@@ -14,6 +15,8 @@ import { sleep } from "./support/wait.ts";
 faultClusterTest("fault suite 1-3: pod death, killed sidecar, frozen sidecar", {
   namespace: "faults-pod",
   table: "fault suite 1-3 (pods, killed and frozen sidecars; FENCE=pod)",
+  // Each simulated node takes 5 s to shut down on SIGTERM (only 3c's kubelet sends it).
+  nodeShutdownMs: 5000,
 }, async (c, t) => {
   await t.step("1: the leader's pod is deleted; its kubelet SIGKILLs it", async () => {
     const leader = await c.waitSingleForger(10_000);
@@ -131,6 +134,51 @@ faultClusterTest("fault suite 1-3: pod death, killed sidecar, frozen sidecar", {
       );
       assert.equal(f.overlapMs, 0);
       await c.recreate(leader);
+    },
+  );
+
+  await t.step(
+    "3c: frozen sidecar, a kubelet in the real order (the node first, 5 s to shut down; grace " +
+      "120 s): the standby forges once the kubelet reports the node's exit, not at the grace end",
+    async () => {
+      const leader = await c.waitSingleForger(10_000);
+      const inc = c.current(leader);
+      c.kubelet.termination = "ordered";
+      try {
+        const faultAt = nowMs();
+        const wallAt = Date.now();
+        inc.pod.signalSidecar("SIGSTOP");
+        const next = await c.waitSingleForger(60_000, [leader]);
+        // The frozen sidecar still holds the pod: the proof did not wait for the pod to go.
+        const held = await c.podObject(inc.podName);
+        const nodeExit = c.kubelet.eventsOf(inc.podName).find((e) =>
+          e.uid === inc.uid && e.what === "node_exited"
+        );
+        const fence = await c.lastFence(wallAt);
+        const f = await c.record(
+          "3c SIGSTOP, kubelet in the real order, node 5 s to stop, grace 120 s",
+          faultAt,
+          leader,
+          `${next} forges after ${fence.replace(/^.*: fence /, "")}; the node exited ` +
+            `${secs(nodeExit ? nodeExit.t - faultAt : null)} after the freeze; pod still ` +
+            "terminating at the takeover",
+        );
+        assert.equal(f.overlapMs, 0);
+        assert.ok(f.takeoverMs !== null && nodeExit !== undefined);
+        assert.ok(nodeExit.t <= faultAt + f.takeoverMs!, "the node exited before the takeover");
+        assert.equal(held?.metadata?.uid, inc.uid, "the old pod is still there");
+        assert.notEqual(held?.metadata?.deletionTimestamp, undefined, "and terminating");
+        assert.equal(held?.metadata?.deletionGracePeriodSeconds, 120);
+        assert.match(fence, /fence node_terminated$/);
+        // Lease (4 s) + acquire delay (1 s) + the node's shutdown (5 s) + reads: far below the
+        // grace period the pod's deletion would have cost.
+        assert.ok(f.takeoverMs! < 20_000, `takeover ${secs(f.takeoverMs)}`);
+        // Thawed, the sidecar handles the kubelet's SIGTERM and exits; the pod goes.
+        inc.pod.signalSidecar("SIGCONT");
+        await c.recreate(leader);
+      } finally {
+        c.kubelet.termination = "kill";
+      }
     },
   );
 

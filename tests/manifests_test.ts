@@ -250,6 +250,10 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
     assert.equal(find(objects, "CardanoLeader").metadata.name, config.cardanoLeaderName);
     assert.equal(config.fence, "pod");
     assert.equal(config.nodeProcessName, "cardano-node");
+    // The fence reads the node container's status by this name in the other replicas' pods.
+    // (the pod's only main container; the sidecar is an init container).
+    assert.equal(env.NODE_CONTAINER_NAME, config.nodeContainerName);
+    assert.deepEqual(podSpec(sts).containers.map((c) => c.name), [config.nodeContainerName]);
 
     // Files: sources in the read-only Secret mount, targets and socket in the shared ipc mount,
     // and the node is given exactly those targets and that socket.

@@ -60,6 +60,8 @@ export interface FaultClusterOptions {
   env?: Record<string, string>;
   /** Extra sidecar environment per replica. */
   envOf?: (key: string) => Record<string, string>;
+  /** How long each simulated node takes to shut down after SIGTERM, in ms (default 0). */
+  nodeShutdownMs?: number;
   /**
    * Create the Lease released cleanly before the replicas start, so the first one leads at once
    * instead of after the create probation (LEASE_DURATION + ACQUIRE_DELAY). Default true.
@@ -142,6 +144,7 @@ export class FaultCluster implements AsyncDisposable {
   readonly #proxies = new Map<string, TcpProxy>();
   readonly #env: Record<string, string>;
   readonly #envOf: (key: string) => Record<string, string>;
+  readonly #nodeShutdownMs: number | undefined;
   readonly #coord: k8s.CoordinationV1Api;
   readonly #core: k8s.CoreV1Api;
 
@@ -156,6 +159,7 @@ export class FaultCluster implements AsyncDisposable {
     this.#kubeconfigText = kubeconfigText;
     this.#env = opts.env ?? {};
     this.#envOf = opts.envOf ?? (() => ({}));
+    this.#nodeShutdownMs = opts.nodeShutdownMs;
     this.credentials = makeCredentialSet();
     const admin = opts.cp.admin();
     this.kubelet = new SimKubelet({ kc: admin, namespace: opts.namespace });
@@ -233,6 +237,7 @@ export class FaultCluster implements AsyncDisposable {
       name: podName,
       dir,
       credentials: this.credentials,
+      ...(this.#nodeShutdownMs !== undefined ? { nodeShutdownMs: this.#nodeShutdownMs } : {}),
       env: {
         NAMESPACE: this.namespace,
         KUBECONFIG: kubeconfig,
@@ -450,6 +455,11 @@ export class FaultCluster implements AsyncDisposable {
         return Promise.resolve();
       },
       terminate: () => {
+        killed = true;
+        return Promise.resolve();
+      },
+      terminateNode: () => Promise.resolve(),
+      terminateSidecar: () => {
         killed = true;
         return Promise.resolve();
       },

@@ -9,7 +9,7 @@
  */
 
 import { type ControlPlane, sharedControlPlane, startControlPlane } from "./control_plane.ts";
-import { FaultCluster, printTable, type Row } from "./fault_cluster.ts";
+import { FaultCluster, type FaultClusterOptions, printTable, type Row } from "./fault_cluster.ts";
 
 /** Deno.test options of a fault test: its processes and timers span steps. */
 export const FAULT_TEST_OPTIONS = {
@@ -56,15 +56,17 @@ export function faultTest(
 
 /**
  * Registers a fault test on one {@linkcode FaultCluster} (three replicas) in `namespace`, started
- * and forging (one forger within 30 s) before `fn` runs; its rows make the table.
+ * with the other cluster options given and forging (one forger within 30 s) before `fn` runs; its
+ * rows make the table.
  */
 export function faultClusterTest(
   name: string,
-  options: FaultTestOptions & { namespace: string },
+  options: FaultTestOptions & Omit<FaultClusterOptions, "cp">,
   fn: (c: FaultCluster, t: Deno.TestContext) => Promise<void>,
 ): void {
+  const { table: _table, privateControlPlane: _private, ...cluster } = options;
   faultTest(name, options, async ({ t, cp, rows }) => {
-    await using c = await FaultCluster.start({ cp, namespace: options.namespace });
+    await using c = await FaultCluster.start({ cp, ...cluster });
     try {
       await c.waitSingleForger(30_000);
       await fn(c, t);

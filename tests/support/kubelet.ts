@@ -11,9 +11,13 @@
  * - {@linkcode SimKubelet.running} ties the processes to the object and writes a realistic status:
  *   phase Running, conditions, IPs, and a status per container (running, started, ready).
  * - When it sees `deletionTimestamp` on one of its pods (watch, plus a resync every second), it
- *   kills the pod's processes (the harness's `kill()`: SIGKILL of everything at once; or a graceful
- *   `terminate()`), reports the containers terminated, and deletes the object with
- *   `gracePeriodSeconds: 0` and a UID precondition, as the kubelet's status manager does.
+ *   stops the pod's processes as {@linkcode SimKubelet.termination} says, reports the containers
+ *   terminated, and deletes the object with `gracePeriodSeconds: 0` and a UID precondition, as the
+ *   kubelet's status manager does. `kill`: SIGKILL of everything at once (a node that loses
+ *   power); `graceful`: the harness's planned `terminate()`; `ordered`: the real kubelet's order
+ *   for a pod with a native sidecar: SIGTERM to the main container (the node), its exit reported
+ *   in the Pod status at once (`state.terminated`, `finishedAt`), then SIGTERM to the sidecar, and
+ *   SIGKILL of whatever still runs when the pod's grace period (`deletionGracePeriodSeconds`) ends.
  * - {@linkcode SimKubelet.partition} cuts one pod's node off: its kubelet never sees the deletion,
  *   so the pod runs on and the object stays (Terminating) until {@linkcode SimKubelet.heal}.
  *
@@ -26,8 +30,8 @@ import * as k8s from "@kubernetes/client-node";
 import type { Pod } from "./pod.ts";
 import { sleep } from "./wait.ts";
 
-/** How the kubelet stops a pod whose object is being deleted. */
-export type Termination = "kill" | "graceful";
+/** How the kubelet stops a pod whose object is being deleted (see the module doc). */
+export type Termination = "kill" | "graceful" | "ordered";
 
 /** A line of the kubelet's own log, for a test's report. */
 export interface KubeletEvent {
@@ -35,7 +39,15 @@ export interface KubeletEvent {
   t: number;
   pod: string;
   uid: string;
-  what: "created" | "running" | "deletion_seen" | "killed" | "deleted" | "error";
+  what:
+    | "created"
+    | "running"
+    | "deletion_seen"
+    | "node_exited"
+    | "sidecar_exited"
+    | "killed"
+    | "deleted"
+    | "error";
   detail?: string;
 }
 
@@ -48,6 +60,8 @@ interface Entry {
   gone: PromiseWithResolvers<void>;
   terminating: boolean;
   deleted: boolean;
+  /** The container statuses last reported while running, by container name. */
+  running: Map<string, k8s.V1ContainerStatus>;
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -66,6 +80,8 @@ export class SimKubelet implements AsyncDisposable {
   readonly namespace: string;
   /** How pods are stopped on deletion (default `kill`: SIGKILL, like a node that loses power). */
   termination: Termination;
+  /** `terminationGracePeriodSeconds` of the pods it creates (default 120, the shipped value). */
+  terminationGracePeriodSeconds = 120;
   readonly events: KubeletEvent[] = [];
   readonly #core: k8s.CoreV1Api;
   readonly #kc: k8s.KubeConfig;
@@ -115,7 +131,7 @@ export class SimKubelet implements AsyncDisposable {
         spec: {
           nodeName,
           shareProcessNamespace: true,
-          terminationGracePeriodSeconds: 30,
+          terminationGracePeriodSeconds: this.terminationGracePeriodSeconds,
           automountServiceAccountToken: false,
           initContainers: [{
             name: "forge-manager",
@@ -140,6 +156,7 @@ export class SimKubelet implements AsyncDisposable {
       gone: Promise.withResolvers<void>(),
       terminating: false,
       deleted: false,
+      running: new Map(),
     };
     this.#entries.set(uid, entry);
     this.#event(entry, "created", nodeName);
@@ -164,6 +181,8 @@ export class SimKubelet implements AsyncDisposable {
       state: { running: { startedAt: now } },
     });
     const condition = (type: string) => ({ type, status: "True", lastTransitionTime: now });
+    entry.running.set("forge-manager", ready("forge-manager"));
+    entry.running.set("cardano-node", ready("cardano-node"));
     try {
       await this.#core.patchNamespacedPodStatus(
         {
@@ -243,48 +262,46 @@ export class SimKubelet implements AsyncDisposable {
     if (this.#partitioned.has(entry.name)) return;
     entry.terminating = true;
     this.#event(entry, "deletion_seen");
-    void this.#terminate(entry);
+    const graceMs = (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+    void this.#terminate(entry, graceMs);
   }
 
-  async #terminate(entry: Entry): Promise<void> {
+  async #terminate(entry: Entry, graceMs: number): Promise<void> {
     const harness = await entry.attached.promise;
-    if (this.termination === "graceful") await harness.terminate();
-    else await harness.kill();
-    this.#event(entry, "killed", this.termination);
-    const finishedAt = new Date();
-    const terminated = (name: string) => ({
-      name,
-      image: name === "forge-manager" ? "forge-manager:test" : "cardano-node:simulated",
-      imageID: "",
-      ready: false,
-      started: false,
-      restartCount: 0,
-      state: {
-        terminated: {
-          exitCode: this.termination === "graceful" ? 0 : 137,
-          reason: this.termination === "graceful" ? "Completed" : "Error",
-          finishedAt,
-        },
-      },
-    });
-    try {
-      await this.#core.patchNamespacedPodStatus(
-        {
-          name: entry.name,
-          namespace: this.namespace,
-          body: {
-            metadata: { uid: entry.uid },
-            status: {
-              initContainerStatuses: [terminated("forge-manager")],
-              containerStatuses: [terminated("cardano-node")],
-            },
-          },
-        },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-      );
-    } catch {
-      // best effort, as the kubelet's
+    const exits = {
+      sidecar: { exitCode: 137, reason: "Error" },
+      node: { exitCode: 137, reason: "Error" },
+    };
+    const finished: { sidecar?: Date; node?: Date } = {};
+    if (this.termination === "ordered") {
+      const deadline = nowMs() + graceMs;
+      if (await this.#within(harness.terminateNode(), deadline)) {
+        finished.node = new Date();
+        exits.node = { exitCode: 0, reason: "Completed" };
+        this.#event(entry, "node_exited");
+        await this.#report(entry, { node: { ...exits.node, finishedAt: finished.node } });
+        if (await this.#within(harness.terminateSidecar(), deadline)) {
+          finished.sidecar = new Date();
+          exits.sidecar = { exitCode: 0, reason: "Completed" };
+          this.#event(entry, "sidecar_exited");
+        }
+      }
+      if (finished.sidecar === undefined) {
+        await harness.kill();
+        this.#event(entry, "killed", "grace period over");
+      }
+    } else {
+      if (this.termination === "graceful") {
+        await harness.terminate();
+        exits.sidecar = exits.node = { exitCode: 0, reason: "Completed" };
+      } else await harness.kill();
+      this.#event(entry, "killed", this.termination);
     }
+    const now = new Date();
+    await this.#report(entry, {
+      sidecar: { ...exits.sidecar, finishedAt: finished.sidecar ?? now },
+      node: { ...exits.node, finishedAt: finished.node ?? now },
+    });
     // Confirm the deletion: retried until the API server answers (it may be down for a while).
     while (!this.#stop.signal.aborted) {
       try {
@@ -304,6 +321,77 @@ export class SimKubelet implements AsyncDisposable {
     entry.deleted = true;
     this.#event(entry, "deleted");
     entry.gone.resolve();
+  }
+
+  /** Whether `work` ends before `deadline` (epoch ms) or the kubelet stops. */
+  async #within(work: Promise<void>, deadline: number): Promise<boolean> {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), Math.max(0, deadline - nowMs()));
+    const stop = () => timeout.abort();
+    this.#stop.signal.addEventListener("abort", stop, { once: true });
+    const expired = new Promise<boolean>((r) =>
+      timeout.signal.addEventListener("abort", () => r(false), { once: true })
+    );
+    try {
+      return await Promise.race([work.then(() => true), expired]);
+    } finally {
+      clearTimeout(timer);
+      this.#stop.signal.removeEventListener("abort", stop);
+    }
+  }
+
+  /**
+   * Reports the containers given as terminated (the others as last reported running), as the
+   * kubelet's status manager does. Best effort.
+   */
+  async #report(
+    entry: Entry,
+    exited: {
+      sidecar?: { exitCode: number; reason: string; finishedAt: Date };
+      node?: { exitCode: number; reason: string; finishedAt: Date };
+    },
+  ): Promise<void> {
+    const status = (
+      name: string,
+      exit: { exitCode: number; reason: string; finishedAt: Date } | undefined,
+    ) => {
+      const running = entry.running.get(name);
+      if (exit === undefined && running !== undefined) return running;
+      return {
+        name,
+        image: name === "forge-manager" ? "forge-manager:test" : "cardano-node:simulated",
+        imageID: running?.imageID ?? "",
+        ...(running?.containerID !== undefined ? { containerID: running.containerID } : {}),
+        ready: false,
+        started: false,
+        restartCount: running?.restartCount ?? 0,
+        state: {
+          terminated: {
+            ...exit!,
+            startedAt: running?.state?.running?.startedAt,
+            ...(running?.containerID !== undefined ? { containerID: running.containerID } : {}),
+          },
+        },
+      };
+    };
+    try {
+      await this.#core.patchNamespacedPodStatus(
+        {
+          name: entry.name,
+          namespace: this.namespace,
+          body: {
+            metadata: { uid: entry.uid },
+            status: {
+              initContainerStatuses: [status("forge-manager", exited.sidecar)],
+              containerStatuses: [status("cardano-node", exited.node)],
+            },
+          },
+        },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      this.#event(entry, "error", `status update: ${describe(err)}`); // best effort, as the kubelet's
+    }
   }
 
   async #resync(): Promise<void> {

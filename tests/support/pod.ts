@@ -29,6 +29,8 @@ export interface PodOptions {
   credentials?: CredentialSet;
   /** Start the node before the sidecar. */
   nodeFirst?: boolean;
+  /** How long the node takes to shut down after SIGTERM, in ms (default 0: at once). */
+  nodeShutdownMs?: number;
   /**
    * Run in-cluster: these service-account files appear at the in-cluster path inside the pod's
    * mount namespace (set KUBERNETES_SERVICE_HOST/PORT in `env`, and no KUBECONFIG).
@@ -65,6 +67,16 @@ export interface Pod extends AsyncDisposable {
   kill(): Promise<void>;
   /** Planned stop: SIGTERM to the sidecar, then the node. */
   terminate(): Promise<void>;
+  /**
+   * SIGTERM to the node alone, as a kubelet stops a main container; resolves once the node
+   * process has exited (it is not started again). Resolves at once when no node runs.
+   */
+  terminateNode(): Promise<void>;
+  /**
+   * SIGTERM to the sidecar alone, as a kubelet stops a native sidecar; resolves once it has
+   * exited (never, while it is frozen). Resolves at once when no sidecar runs.
+   */
+  terminateSidecar(): Promise<void>;
   readonly exited: Promise<Deno.CommandStatus>;
 }
 
@@ -86,6 +98,16 @@ function comm(pid: number): string {
     return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
   } catch {
     return "";
+  }
+}
+
+/** Whether `pid` has exited and waits to be reaped. */
+function zombie(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true; // gone
   }
 }
 
@@ -133,7 +155,13 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     metricsPort,
     nodeFirst: opts.nodeFirst ?? false,
     ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
-    node: { ...target, socket: `${ipc}/node.socket`, record, dir: opts.dir },
+    node: {
+      ...target,
+      socket: `${ipc}/node.socket`,
+      record,
+      dir: opts.dir,
+      ...(opts.nodeShutdownMs !== undefined ? { shutdownMs: opts.nodeShutdownMs } : {}),
+    },
   };
   const child = new Deno.Command("unshare", {
     args: [
@@ -164,6 +192,15 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     }
     return { init, node, sidecar };
   };
+  /** Sends `signal` to the host process `pid` and resolves once that process is gone. */
+  const stopProcess = async (pid: number | undefined, signal: Deno.Signal) => {
+    if (pid === undefined) return;
+    const name = comm(pid);
+    try {
+      Deno.kill(pid, signal);
+    } catch { /* gone */ }
+    while (name !== "" && comm(pid) === name && !zombie(pid)) await sleep(20);
+  };
   const signalInit = (signal: Deno.Signal) => {
     const { init } = pids();
     if (init !== undefined) Deno.kill(init, signal);
@@ -193,6 +230,8 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       if (sidecar !== undefined) Deno.kill(sidecar, signal);
     },
     restartSidecar: () => signalInit("SIGWINCH"),
+    terminateNode: () => stopProcess(pids().node, "SIGTERM"),
+    terminateSidecar: () => stopProcess(pids().sidecar, "SIGTERM"),
     restartNode: () => signalInit("SIGUSR2"),
     async killNode() {
       const { node } = pids();

@@ -21,7 +21,16 @@ interface PodSpec {
   env: Record<string, string>;
   sidecarLog: string;
   metricsPort: number;
-  node: { kes: string; vrf: string; cert: string; socket: string; record: string; dir: string };
+  node: {
+    kes: string;
+    vrf: string;
+    cert: string;
+    socket: string;
+    record: string;
+    dir: string;
+    /** How long the node takes to shut down after SIGTERM (ms). */
+    shutdownMs?: number;
+  };
   /** Start the node before the sidecar (for a sidecar with START_AS_NON_PRODUCING=false). */
   nodeFirst?: boolean;
   /** Service-account files to show at the in-cluster path, as the kubelet would. */

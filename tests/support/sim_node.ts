@@ -8,12 +8,14 @@
  *
  *     [run] --socket-path P --shelley-kes-key K --shelley-vrf-key V
  *       --shelley-operational-certificate C --record R
- *       [--start-as-non-producing-node | --non-producing-node] [--replay-ms N]
+ *       [--start-as-non-producing-node | --non-producing-node] [--replay-ms N] [--shutdown-ms N]
  *
  * `--record R` (sim only) appends one JSON line per event to R. `--replay-ms N` (sim only) waits
  * N ms before "consensus starts" (the socket opens), like a ledger replay: SIGHUP has no effect
- * then. `--topology`, `--database-path`, `--config`, `--host-addr` and `--port` are accepted and
- * ignored.
+ * then. `--shutdown-ms N` (sim only) makes a shutdown take N ms, like the real node closing its
+ * database: it records `terminating` on SIGTERM/SIGINT, forges on meanwhile (the conservative
+ * reading) and records `exit` only when it exits. `--topology`, `--database-path`, `--config`,
+ * `--host-addr` and `--port` are accepted and ignored.
  *
  * Metrics (sim only; the real node takes its Prometheus port from its config file):
  * `--metrics-port P` serves the node's forging series on `http://127.0.0.1:P/metrics` (see
@@ -33,7 +35,7 @@
  * - SIGHUP: all files valid -> enable; a file does NOT EXIST -> disable; any other problem
  *   (parse error, half-written, permission denied, KES/certificate mismatch) -> keep the state
  *   and record a `reconfigure_error`.
- * - SIGTERM/SIGINT: records `exit` and exits 0.
+ * - SIGTERM/SIGINT: records `exit` and exits 0 (after `--shutdown-ms`, if given).
  *
  * Needs read on the credential files, write on the record and socket paths (run with -A).
  *
@@ -52,7 +54,7 @@ export interface SimNodeEvent {
   /** Milliseconds since the epoch, sub-millisecond resolution. */
   t: number;
   pid: number;
-  event: "start" | "enable" | "disable" | "reconfigure_error" | "sighup" | "exit";
+  event: "start" | "enable" | "disable" | "reconfigure_error" | "sighup" | "terminating" | "exit";
   /** Whether the node forges after this event. */
   forging: boolean;
   detail?: string;
@@ -81,6 +83,8 @@ export interface SimNodeArgs {
   replayMs: number;
   /** Undefined without `--metrics-port`. */
   metrics: SimMetricsArgs | undefined;
+  /** How long a shutdown takes after SIGTERM/SIGINT. */
+  shutdownMs: number;
 }
 
 const CREDENTIAL_FLAGS: Record<string, CredentialKind> = {
@@ -124,6 +128,7 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
     }
     return n;
   };
+  let shutdownMs = 0;
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i]!;
     if (flag === "--start-as-non-producing-node" || flag === "--non-producing-node") {
@@ -166,6 +171,11 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
         );
       }
       metrics.forgingGauge = value;
+    } else if (flag === "--shutdown-ms") {
+      shutdownMs = Number(value);
+      if (!Number.isSafeInteger(shutdownMs) || shutdownMs < 0) {
+        throw new Error(`Cannot parse arguments: --shutdown-ms is ${value}, expected ms >= 0`);
+      }
     } else if (!IGNORED_FLAGS.has(flag)) {
       throw new Error(`Cannot parse arguments: unknown flag ${flag}`);
     }
@@ -186,6 +196,7 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
     nonProducing,
     replayMs,
     metrics: metricsPort === undefined ? undefined : { port: metricsPort, ...metrics },
+    shutdownMs,
   };
 }
 
@@ -443,7 +454,12 @@ async function main(args: string[]): Promise<number> {
     node.record("exit", `startup failed: ${failure}`);
     return 1;
   }
-  node.stop(await stopped);
+  const signal = await stopped;
+  if (parsed.shutdownMs > 0) {
+    node.record("terminating", signal);
+    await new Promise((resolve) => setTimeout(resolve, parsed.shutdownMs));
+  }
+  node.stop(signal);
   return 0;
 }
 

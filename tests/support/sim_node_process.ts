@@ -33,6 +33,8 @@ export interface SimNodeOptions {
   legacyNonProducingFlag?: boolean;
   /** Simulated ledger replay before the socket opens, in ms (default 0). */
   replayMs?: number;
+  /** How long a shutdown takes after SIGTERM, in ms (default 0: at once). */
+  shutdownMs?: number;
   /** How long to wait for the socket (default 20 s). */
   timeoutMs?: number;
   /** Wait until the socket accepts a connection before returning (default true). */
@@ -129,6 +131,7 @@ export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
     ...(options.metricsNaming === undefined ? [] : ["--metrics-naming", options.metricsNaming]),
     ...(options.forgingGauge === undefined ? [] : ["--forging-gauge", options.forgingGauge]),
     ...(options.checksWhenIdle ? ["--checks-when-idle"] : []),
+    ...(options.shutdownMs ? ["--shutdown-ms", String(options.shutdownMs)] : []),
   ];
   const child = new Deno.Command(await cardanoNodeExecutable(), {
     args,

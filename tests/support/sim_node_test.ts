@@ -253,6 +253,23 @@ Deno.test("SIGHUP during the simulated ledger replay changes nothing", async () 
   assert.match(all[0]!.detail!, /not effective until consensus has started/);
 });
 
+Deno.test("with --shutdown-ms, SIGTERM ends forging only when the node exits, that long after", async () => {
+  await using f = await fixture(false);
+  await using node = await startSimNode({ ...f.options, shutdownMs: 700 });
+  const sent = nowMs();
+  await node.kill("SIGTERM");
+  await node.exited;
+  const all = await records(node);
+  assert.deepEqual(all.map((r) => [r.event, r.forging]), [
+    ["start", true],
+    ["terminating", true],
+    ["exit", false],
+  ]);
+  assert.ok(all[2]!.t - sent >= 700, `exited ${(all[2]!.t - sent).toFixed(0)} ms after SIGTERM`);
+  const [interval] = forgingIntervals(all);
+  assert.equal(interval!.end, all[2]!.t, "it forged until it exited");
+});
+
 Deno.test("parses the real node's command line", () => {
   const args = parseSimNodeArgs([
     "run",
@@ -277,6 +294,7 @@ Deno.test("parses the real node's command line", () => {
     nonProducing: true,
     replayMs: 0,
     metrics: undefined,
+    shutdownMs: 0,
   });
   assert.throws(() => parseSimNodeArgs(["--socket-path"]), /--socket-path needs a value/);
   assert.throws(() => parseSimNodeArgs(["--bogus", "x"]), /unknown flag --bogus/);
