@@ -224,3 +224,34 @@ export function takeoverMs(
 function sameMembers(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((item) => b.includes(item));
 }
+
+/**
+ * The stretches of `[from, to)` during which no node forged, in time order: the forging gaps of
+ * a step (a pod deletion, a rolling restart) measured from the nodes' own records.
+ */
+export function forgingGaps(
+  intervals: readonly ForgingInterval[],
+  from: number,
+  to: number,
+): { start: number; end: number }[] {
+  const covering = intervals.filter((i) => i.end > from && i.start < to)
+    .map((i) => ({ start: Math.max(i.start, from), end: Math.min(i.end, to) }))
+    .sort((a, b) => a.start - b.start);
+  const gaps: { start: number; end: number }[] = [];
+  let at = from;
+  for (const interval of covering) {
+    if (interval.start > at) gaps.push({ start: at, end: interval.start });
+    at = Math.max(at, interval.end);
+  }
+  if (at < to) gaps.push({ start: at, end: to });
+  return gaps;
+}
+
+/** The longest forging gap in `[from, to)` in ms (0 if some node forged throughout). */
+export function longestGapMs(
+  intervals: readonly ForgingInterval[],
+  from: number,
+  to: number,
+): number {
+  return Math.max(0, ...forgingGaps(intervals, from, to).map((g) => g.end - g.start));
+}

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import {
   appendKilled,
   forgingAt,
+  forgingGaps,
   forgingIntervals,
+  longestGapMs,
   type NodeRecord,
   overlapWindows,
   parseForgingRecords,
@@ -206,4 +208,23 @@ Deno.test("reads record files by path or by name, and appends killed lines", asy
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the gaps of a step are the stretches no interval covers, cut to the step", () => {
+  const iv = (node: string, start: number, end: number) => ({
+    node,
+    pid: 1,
+    start,
+    end,
+    endedBy: "x",
+  });
+  const intervals = [iv("a", 0, 100), iv("b", 150, 300), iv("c", 250, 400), iv("a", 500, 900)];
+  assert.deepEqual(forgingGaps(intervals, 50, 600), [{ start: 100, end: 150 }, {
+    start: 400,
+    end: 500,
+  }]);
+  assert.equal(longestGapMs(intervals, 50, 600), 100);
+  assert.deepEqual(forgingGaps(intervals, 600, 1000), [{ start: 900, end: 1000 }]);
+  assert.equal(longestGapMs(intervals, 160, 240), 0);
+  assert.deepEqual(forgingGaps([], 0, 10), [{ start: 0, end: 10 }]);
 });

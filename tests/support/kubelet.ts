@@ -66,12 +66,14 @@ interface Entry {
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
-function containerId(): string {
+/** A random container ID as containerd prints it. */
+export function containerId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return `containerd://${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-function isStatus(err: unknown, code: number): boolean {
+/** Whether `err` is an API answer with HTTP status `code`. */
+export function isStatus(err: unknown, code: number): boolean {
   return err instanceof k8s.ApiException && err.code === code;
 }
 
@@ -88,7 +90,6 @@ export class SimKubelet implements AsyncDisposable {
   readonly #entries = new Map<string, Entry>(); // by uid
   readonly #partitioned = new Set<string>(); // pod names whose node is cut off
   readonly #stop = new AbortController();
-  #watchAbort: AbortController | undefined;
   #loops: Promise<void>[] = [];
 
   constructor(opts: { kc: k8s.KubeConfig; namespace: string; termination?: Termination }) {
@@ -239,7 +240,6 @@ export class SimKubelet implements AsyncDisposable {
 
   async stop(): Promise<void> {
     this.#stop.abort();
-    this.#watchAbort?.abort();
     await Promise.allSettled(this.#loops);
   }
 
@@ -410,38 +410,58 @@ export class SimKubelet implements AsyncDisposable {
     }
   }
 
-  async #watchLoop(): Promise<void> {
-    const watcher = new k8s.Watch(this.#kc);
-    const path = `/api/v1/namespaces/${this.namespace}/pods`;
-    // An aborted watch does not always call `done`: stopping must not wait for it.
-    const stopped = new Promise<void>((r) =>
-      this.#stop.signal.addEventListener("abort", () => r(), { once: true })
+  #watchLoop(): Promise<void> {
+    return watchPods(
+      this.#kc,
+      `/api/v1/namespaces/${this.namespace}/pods`,
+      (pod) => this.#seen(pod),
+      this.#stop.signal,
     );
-    while (!this.#stop.signal.aborted) {
-      const done = Promise.withResolvers<void>();
-      try {
-        const started = watcher.watch(
-          path,
-          { allowWatchBookmarks: false },
-          (phase: string, obj: k8s.V1Pod) => {
-            if (phase === "ADDED" || phase === "MODIFIED") this.#seen(obj);
-          },
-          () => done.resolve(),
-        );
-        started.then((abort) => {
-          this.#watchAbort = abort;
-          if (this.#stop.signal.aborted) abort.abort();
-        }, () => done.resolve());
-        await Promise.race([done.promise, stopped]);
-      } catch {
-        // API server away
-      }
-      if (!this.#stop.signal.aborted) await sleep(300);
-    }
   }
 }
 
-function describe(err: unknown): string {
+/**
+ * Watches the Pods at `path` (e.g. `/api/v1/pods`) and calls `onPod` for every added or modified
+ * one, re-opening the watch when the API server ends it or goes away, until `stop` aborts. A
+ * watch can miss events across a reconnect: pair it with a periodic list.
+ */
+export async function watchPods(
+  kc: k8s.KubeConfig,
+  path: string,
+  onPod: (pod: k8s.V1Pod) => void,
+  stop: AbortSignal,
+): Promise<void> {
+  const watcher = new k8s.Watch(kc);
+  // An aborted watch does not always call `done`: stopping must not wait for it.
+  const stopped = new Promise<void>((r) =>
+    stop.addEventListener("abort", () => r(), { once: true })
+  );
+  while (!stop.aborted) {
+    const done = Promise.withResolvers<void>();
+    try {
+      const started = watcher.watch(
+        path,
+        { allowWatchBookmarks: false },
+        (phase: string, obj: k8s.V1Pod) => {
+          if (phase === "ADDED" || phase === "MODIFIED") onPod(obj);
+        },
+        () => done.resolve(),
+      );
+      const abortOnStop = (abort: AbortController) => {
+        if (stop.aborted) abort.abort();
+        else stop.addEventListener("abort", () => abort.abort(), { once: true });
+      };
+      started.then(abortOnStop, () => done.resolve());
+      await Promise.race([done.promise, stopped]);
+    } catch {
+      // API server away
+    }
+    if (!stop.aborted) await sleep(300);
+  }
+}
+
+/** A short text for an API or other error, safe to log. */
+export function describe(err: unknown): string {
   if (err instanceof k8s.ApiException) return `HTTP ${err.code}`;
   return err instanceof Error ? err.message : String(err);
 }
