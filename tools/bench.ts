@@ -11,7 +11,11 @@
  * simulated nodes' own records. Prints a table and writes the figures as JSON.
  *
  * Usage: deno task bench [--rounds N] [--steady SECONDS] [--fast] [--out FILE]
+ *        deno task bench --cluster [--rounds N] [--out FILE]
  *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
+ *   --cluster runs instead the operator's steps on the dummy example under the real StatefulSet
+ *   controller (tools/bench_cluster.ts): rows for pod deletion, rolling restart, scale and a
+ *   node that stops reporting; each round is one fresh cluster (about 2.5 min).
  */
 
 import { parseArgs } from "node:util";
@@ -22,6 +26,7 @@ import { makeCredentialSet } from "../tests/support/keys.ts";
 import { figures, intervalsOf, nowMs, waitForSingleForger } from "../tests/support/scenario.ts";
 import { totalOverlapMs } from "../tests/support/forging_log.ts";
 import { sleep } from "../tests/support/wait.ts";
+import { benchCluster } from "./bench_cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,9 +34,18 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "5" },
     steady: { type: "string", default: "60" },
     fast: { type: "boolean", default: false },
-    out: { type: "string", default: "bench-results/bench.json" },
+    out: { type: "string" },
+    cluster: { type: "boolean", default: false },
   },
 });
+if (values.cluster) {
+  await benchCluster(
+    Number(values.rounds ?? "5"),
+    values.out ?? "bench-results/bench-cluster.json",
+  );
+  Deno.exit(0);
+}
+const out = values.out ?? "bench-results/bench.json";
 const rounds = Number(values.rounds);
 const steadySeconds = Number(values.steady);
 const timing = values.fast
@@ -165,8 +179,8 @@ try {
       apiRequestsPerSecond: 1,
     },
   };
-  await Deno.mkdir(values.out.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
-  await Deno.writeTextFile(values.out, JSON.stringify(result, null, 2) + "\n");
+  await Deno.mkdir(out.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
+  await Deno.writeTextFile(out, JSON.stringify(result, null, 2) + "\n");
 
   const f = (x: number, d = 0) => x.toFixed(d).padStart(8);
   const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
@@ -201,7 +215,7 @@ try {
       }   ${missed.length === 0 ? "ok" : `MISSED: ${missed.join(", ")}`}`,
     );
   }
-  console.log(`\nfigures written to ${values.out}`);
+  console.log(`\nfigures written to ${out}`);
 } finally {
   await Promise.all(everyPod.map((p) => p.kill()));
   await cp.stop();

@@ -24,7 +24,7 @@ import {
   totalOverlapMs,
 } from "./forging_log.ts";
 import { FakeNodes } from "./node_kubelet.ts";
-import { waitUntil } from "./wait.ts";
+import { sleep, waitUntil } from "./wait.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 /** The dummy example's namespace and objects. */
@@ -203,4 +203,98 @@ export class DummyCluster implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/** The shipped timings: LEASE_DURATION 15 + ACQUIRE_DELAY 2. */
+const LEASE_TAKEOVER_MS = 17_000;
+
+/**
+ * The operator's steps on the installed, rolled-out example, in order: the first leader (shown by
+ * `kubectl get cardanoleader`), `kubectl delete pod` of the leader (recreated with a new UID),
+ * `kubectl rollout restart` waited with `kubectl rollout status`, `kubectl scale` to 1 and back to
+ * 3, and the leader's node that stops reporting: nobody else may forge from then until the lease
+ * has been taken over plus 30 s (the bound), then the node comes back. Throws when an invariant
+ * of a step fails; returns each step's figures.
+ */
+export async function operatorSteps(cluster: DummyCluster): Promise<StepFigures[]> {
+  // First leader: the Lease is created, so LEASE_DURATION + ACQUIRE_DELAY of probation.
+  let leader = await cluster.singleForger(90_000);
+  await waitUntil(
+    "kubectl get cardanoleader to show the forger",
+    async () => (await cluster.leaderShown()) === leader,
+    20_000,
+  );
+  const figures: StepFigures[] = [];
+
+  // 1. kubectl delete pod of the leader: recreated under the same name with a new UID.
+  const oldUid = await cluster.uid(leader);
+  const deleted = leader;
+  figures.push(
+    await cluster.step("delete leader pod", async () => {
+      await cluster.k("delete", "pod", deleted);
+    }),
+  );
+  await cluster.rolloutStatus();
+  const newUid = await cluster.uid(deleted);
+  if (newUid === oldUid) throw new Error("Cannot confirm the recreation: the pod kept its UID");
+  leader = figures.at(-1)!.leaderAfter!;
+
+  // 2. kubectl rollout restart, waited to completion.
+  figures.push(
+    await cluster.step("rolling restart", async () => {
+      await cluster.k("rollout", "restart", `statefulset/${STATEFULSET}`);
+      await cluster.rolloutStatus();
+    }),
+  );
+
+  // 3. Scale to 1 and back to 3.
+  figures.push(
+    await cluster.step("scale to 1", async () => {
+      await cluster.k("scale", `statefulset/${STATEFULSET}`, "--replicas=1");
+      await waitUntil(
+        "one pod left",
+        async () => (await cluster.k("get", "pods", "-o", "name")).trim().split("\n").length === 1,
+        120_000,
+      );
+    }),
+  );
+  if (figures.at(-1)!.leaderAfter !== `${STATEFULSET}-0`) {
+    throw new Error(
+      `After the scale to 1, ${figures.at(-1)!.leaderAfter} forges, not ${STATEFULSET}-0`,
+    );
+  }
+  figures.push(
+    await cluster.step("scale to 3", async () => {
+      await cluster.k("scale", `statefulset/${STATEFULSET}`, "--replicas=3");
+      await cluster.rolloutStatus();
+    }),
+  );
+
+  // 4. The leader's node stops reporting: its pod stays, nobody else may forge.
+  leader = figures.at(-1)!.leaderAfter!;
+  const lost = cluster.nodes.running(NAMESPACE, leader)!;
+  const node = cluster.nodes.node(lost.node);
+  let cutAt = 0;
+  figures.push(
+    await cluster.step("node stops reporting", async () => {
+      cutAt = nowMs();
+      node.stopReporting();
+      // Bounded: the lease takes over, then 30 s more; throughout, nobody but the cut-off
+      // leader (until its renew deadline) forges.
+      const until = cutAt + LEASE_TAKEOVER_MS + 30_000;
+      while (nowMs() < until) {
+        const forgers = await cluster.forgers();
+        if (!forgers.every((f) => f === lost.label)) {
+          throw new Error(`Only the cut-off pod may forge (until its renew deadline): ${forgers}`);
+        }
+        await sleep(250);
+      }
+      const still = await cluster.forgers();
+      if (still.length > 0) throw new Error(`The cut-off leader did not stop on its own: ${still}`);
+      node.resumeReporting();
+    }, { timeoutMs: 180_000 }),
+  );
+  await cluster.rolloutStatus();
+
+  return figures;
 }
