@@ -61,7 +61,8 @@
  * preStop and postStart hooks; token rotation (the projected token is written once; the dummy
  * example's lasts 3607 s); the atomic `..data` symlink layout of Secret volumes and their
  * updates; evictions, node pressure and the node lifecycle controller (a node that stops
- * reporting is not marked NotReady: its pods just stay); CSI, PVCs and every other volume type;
+ * reporting is not marked NotReady: its pods just stay); image contents (a Deno container fetches
+ * its npm packages at start, through the machine's CA store, DENO_CERT=$SSL_CERT_FILE); CSI, PVCs and every other volume type;
  * kubectl logs/exec (the logs are files). Unsupported fields in a spec make the pod fail with a
  * message naming them.
  *
@@ -894,6 +895,11 @@ export class FakeNodes implements AsyncDisposable {
       DENO_DIR: Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`,
       DENO_NO_UPDATE_CHECK: "1",
       NO_COLOR: "1",
+      // The machine's CA store, as an image has its own: the dummy example's simulated node
+      // fetches its two npm packages (pinned by the ConfigMap's deno.json) at start.
+      ...(Deno.env.get("SSL_CERT_FILE") === undefined
+        ? { DENO_TLS_CA_STORE: "system" }
+        : { DENO_CERT: Deno.env.get("SSL_CERT_FILE")! }),
       // What the kubelet adds for the "kubernetes" Service: here the node's own route.
       KUBERNETES_SERVICE_HOST: "127.0.0.1",
       KUBERNETES_SERVICE_PORT: String(node.proxy.port),
