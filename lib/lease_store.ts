@@ -93,14 +93,19 @@ export class KubeLeaseStore implements LeaseStore {
   /** The last full object seen, so a replace keeps fields we do not own (labels, ...). */
   #last: k8s.V1Lease | undefined;
   readonly #count: (operation: string) => void;
+  readonly #watched: (phase: string, record: LeaseRecord | undefined) => void;
 
-  /** `count` is called once per request sent, with its operation (get, renew, watch, ...). */
+  /**
+   * `count` is called once per request sent, with its operation (get, renew, watch, ...);
+   * `watched` with each watch event as it arrives (for a debug log line with its time).
+   */
   constructor(opts: {
     kc: k8s.KubeConfig;
     namespace: string;
     name: string;
     now?: () => Date;
     count?: (operation: string) => void;
+    watched?: (phase: string, record: LeaseRecord | undefined) => void;
   }) {
     this.#kc = opts.kc;
     this.#api = opts.kc.makeApiClient(k8s.CoordinationV1Api);
@@ -108,6 +113,7 @@ export class KubeLeaseStore implements LeaseStore {
     this.#name = opts.name;
     this.#now = opts.now ?? (() => new Date());
     this.#count = opts.count ?? (() => {});
+    this.#watched = opts.watched ?? (() => {});
   }
 
   async read(timeoutMs: number): Promise<Observation> {
@@ -224,9 +230,13 @@ export class KubeLeaseStore implements LeaseStore {
             path,
             { fieldSelector: `metadata.name=${this.#name}`, allowWatchBookmarks: false },
             (phase: string, obj: k8s.V1Lease) => {
-              if (phase === "DELETED") onChange({ kind: "absent" });
-              else if (phase === "ADDED" || phase === "MODIFIED") {
-                onChange({ kind: "present", record: toRecord(obj) });
+              if (phase === "DELETED") {
+                this.#watched(phase, undefined);
+                onChange({ kind: "absent" });
+              } else if (phase === "ADDED" || phase === "MODIFIED") {
+                const record = toRecord(obj);
+                this.#watched(phase, record);
+                onChange({ kind: "present", record });
               }
             },
             () => done.resolve(),

@@ -112,6 +112,13 @@ async function start(config: Config, identity: string): Promise<void> {
       namespace: config.namespace,
       name: config.leaseName,
       count,
+      watched: (phase, record) =>
+        log.debug("lease watch event", {
+          phase,
+          holder: record?.holder,
+          releasedBy: record?.releasedBy,
+          resourceVersion: record?.resourceVersion,
+        }),
     }),
     credentials: new FileCredentialStore(
       config.credentials,

@@ -96,3 +96,22 @@ Deno.test("the privileged core imports no npm package, not even through a comman
   const worker = await moduleGraph(new URL("../lib/cli_worker.ts", import.meta.url).pathname);
   assert.ok(worker.some((s) => s.startsWith("npm:/@noble/")), worker.join("\n"));
 });
+
+Deno.test("every shipped entry point carries the same V8 flags, and they keep WebAssembly", async () => {
+  const tasks = (JSON.parse(await Deno.readTextFile(CONFIG)) as { tasks: Record<string, string> })
+    .tasks;
+  const flagsOf = (task: string) => /--v8-flags=(\S+)/.exec(tasks[task] ?? "")?.[1];
+  const flags = flagsOf("start");
+  assert.ok(flags !== undefined, "the start task sets --v8-flags");
+  // The Containerfile's entrypoint is the compile tasks' output, which bakes the flags in.
+  assert.equal(flagsOf("compile:x86_64"), flags);
+  assert.equal(flagsOf("compile:aarch64"), flags);
+  // undici (client-node's HTTP client) parses responses with WebAssembly; --jitless (implied by
+  // --lite-mode) removes it and the worker could not reach the API server.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `--v8-flags=${flags}`, "console.log(typeof WebAssembly.instantiate)"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "function");
+});

@@ -111,6 +111,33 @@ Deno.test("two processes with the node's name are an error, not a guess", async 
   }
 });
 
+Deno.test("the node found last is checked first; /proc is scanned when it is gone or once a period", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const name = uniqueName();
+    let now = 0;
+    const finder = new ProcNodeProcess(name, "/proc", { now: () => now, fullScanEveryMs: 60_000 });
+    await using a = await child(dir, name);
+    const first = (await finder.find())!;
+    assert.equal(first.pid, a.proc.pid);
+    {
+      await using _b = await child(dir, name);
+      now = 59_000; // the known pid still runs: no scan, the second process is not seen yet
+      assert.equal((await finder.find())?.pid, a.proc.pid);
+      now = 60_000; // the period is over: a full scan sees both
+      await assert.rejects(finder.find(), /2 match/);
+    }
+    now = 61_000;
+    assert.equal((await finder.find())?.pid, a.proc.pid);
+    a.proc.kill("SIGKILL");
+    await a.proc.status;
+    now = 62_000; // the known pid is gone: scanned at once, within the period
+    assert.equal(await finder.find(), undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("the non-producing flag: both spellings, or the config key in --config", async () => {
   assert.equal(nonProducing(["cardano-node", "run", "--start-as-non-producing-node"]), true);
   assert.equal(nonProducing(["cardano-node", "run", "--non-producing-node"]), true);

@@ -6,6 +6,10 @@
  * A process matches when /proc/PID/comm equals the name exactly, or the basename of
  * /proc/PID/exe does; never by a command-line substring (SIGHUP kills a wrapper shell).
  *
+ * At idle the node is looked for every few seconds: the process found last is checked first
+ * (its pid, with the same start time), and all of /proc is scanned only when it is gone, or
+ * once per {@linkcode FULL_SCAN_EVERY_MS} to still notice a second process of the same name.
+ *
  * @module
  */
 
@@ -14,18 +18,45 @@ import { type NodeInfo, type NodeProcess, SignalError } from "../node_process.ts
 /** Flags with which cardano-node starts without forging (the second before node 10.5.1). */
 export const NON_PRODUCING_FLAGS = ["--start-as-non-producing-node", "--non-producing-node"];
 
+/** How often `find` scans all of /proc although the node found last still runs (ms). */
+export const FULL_SCAN_EVERY_MS = 60_000;
+
 /** Reads /proc to find and signal processes named `name`. */
 export class ProcNodeProcess implements NodeProcess {
   readonly #name: string;
   readonly #proc: string;
+  readonly #now: () => number;
+  readonly #fullScanEveryMs: number;
+  #known: NodeInfo | undefined;
+  #lastScanAt = -Infinity;
 
-  /** @param proc the proc mount (tests may point elsewhere) */
-  constructor(name: string, proc = "/proc") {
+  /**
+   * @param proc the proc mount (tests may point elsewhere)
+   * @param opts `now` (monotonic ms) and the full-scan period, for tests
+   */
+  constructor(
+    name: string,
+    proc = "/proc",
+    opts: { now?: () => number; fullScanEveryMs?: number } = {},
+  ) {
     this.#name = name;
     this.#proc = proc;
+    this.#now = opts.now ?? (() => performance.now());
+    this.#fullScanEveryMs = opts.fullScanEveryMs ?? FULL_SCAN_EVERY_MS;
   }
 
   find(): Promise<NodeInfo | undefined> {
+    const known = this.#known;
+    if (known !== undefined && this.#now() - this.#lastScanAt < this.#fullScanEveryMs) {
+      const now = this.#inspect(known.pid);
+      if (now !== undefined && now.startTicks === known.startTicks) return Promise.resolve(now);
+    }
+    return this.#scan();
+  }
+
+  #scan(): Promise<NodeInfo | undefined> {
+    this.#lastScanAt = this.#now();
+    this.#known = undefined;
     const found: NodeInfo[] = [];
     for (const entry of Deno.readDirSync(this.#proc)) {
       if (!/^\d+$/.test(entry.name)) continue;
@@ -43,6 +74,7 @@ export class ProcNodeProcess implements NodeProcess {
         ),
       );
     }
+    this.#known = found[0];
     return Promise.resolve(found[0]);
   }
 

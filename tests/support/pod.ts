@@ -36,6 +36,16 @@ export interface PodOptions {
    * mount namespace (set KUBERNETES_SERVICE_HOST/PORT in `env`, and no KUBECONFIG).
    */
   serviceAccount?: { token: string; ca: string; namespace: string };
+  /** The sidecar's V8 flags (default: those of deno.json's `start` task, as shipped). */
+  v8Flags?: string;
+}
+
+/** The `--v8-flags` value of deno.json's `start` task ("" when it has none). */
+export function shippedV8Flags(): string {
+  const denoJson = JSON.parse(Deno.readTextFileSync(`${REPO}/deno.json`)) as {
+    tasks: Record<string, string>;
+  };
+  return /--v8-flags=(\S+)/.exec(denoJson.tasks.start ?? "")?.[1] ?? "";
 }
 
 /** A running simulated pod. */
@@ -154,6 +164,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     sidecarLog,
     metricsPort,
     nodeFirst: opts.nodeFirst ?? false,
+    v8Flags: opts.v8Flags ?? shippedV8Flags(),
     ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
     node: {
       ...target,

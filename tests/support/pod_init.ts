@@ -35,6 +35,8 @@ interface PodSpec {
   nodeFirst?: boolean;
   /** Service-account files to show at the in-cluster path, as the kubelet would. */
   serviceAccount?: { token: string; ca: string; namespace: string };
+  /** The sidecar's `--v8-flags` value ("" for none). */
+  v8Flags: string;
 }
 
 const spec = JSON.parse(Deno.args[0]!) as PodSpec;
@@ -67,6 +69,7 @@ async function startSidecar(): Promise<void> {
       "run",
       "-P=forge-manager",
       "--no-prompt",
+      ...(spec.v8Flags === "" ? [] : [`--v8-flags=${spec.v8Flags}`]),
       "--config",
       `${spec.repo}/deno.json`,
       `${spec.repo}/main.ts`,

@@ -1,0 +1,53 @@
+/**
+ * Process figures for the benchmark and tools/footprint.ts: resident memory and CPU time from
+ * /proc, CPU per thread, the load average, and a sidecar's API request count from its /metrics.
+ *
+ * @module
+ */
+
+/** Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/** Resident memory (bytes) and CPU time (user + system, seconds) of a process. */
+export function procStat(pid: number): { rssBytes: number; cpuSeconds: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return { rssBytes: rssKb * 1024, cpuSeconds: statTicks(`/proc/${pid}/stat`) / TICKS };
+}
+
+function statTicks(path: string): number {
+  const stat = Deno.readTextFileSync(path);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+/** CPU ticks per thread name (threads of one name summed), for where a process spends CPU. */
+export function threadTicks(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+      out[name] = (out[name] ?? 0) + statTicks(`/proc/${pid}/task/${task.name}/stat`);
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return out;
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+}
+
+/** The sum of forge_manager_api_requests_total over all operations. */
+export async function apiRequests(metricsPort: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  let total = 0;
+  for (const line of (await res.text()).split("\n")) {
+    if (line.startsWith("forge_manager_api_requests_total{")) {
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+  }
+  return total;
+}
