@@ -103,10 +103,15 @@ try {
     return pod;
   };
   const live: Pod[] = [];
+  // A fresh deployment: no Lease yet. Its first forger comes after the create's probation.
+  const deployedAt = nowMs();
   for (let i = 0; i < 3; i++) live.push(await newPod(i));
   const firstForgeTimeout = (3 * leaseSeconds + 30) * 1000;
   log(`timings: ${JSON.stringify(timing)}; waiting for the first leader...`);
   let leader = await waitForSingleForger(live, firstForgeTimeout);
+  const firstEnable = (await readForgingRecords(live.map((p) => p.record)))
+    .filter((r) => r.event === "enable").map((r) => r.t).sort((a, b) => a - b)[0];
+  const firstForgerMs = firstEnable === undefined ? NaN : firstEnable - deployedAt;
 
   const handovers: number[] = [];
   const timelines: HandoverTimeline[] = [];
@@ -194,6 +199,7 @@ try {
     overlapMsTotal: overlapMs,
     steadySeconds: seconds,
     steady,
+    firstForgerMs,
     targets: { ...TARGETS, failoverMaxMs: (leaseSeconds + 2) * 1000 },
     before: BEFORE,
   };
@@ -225,6 +231,16 @@ try {
     }  ${f(result.failoverMs.max / 1000, 2)}   max <= ${leaseSeconds + 2} ${
       verdict(result.failoverMs.max <= (leaseSeconds + 2) * 1000)
     }`,
+  );
+  // One wait for a created Lease (issue 13): lease + acquire delay of probation, plus the pods'
+  // start-up; both waits together made it twice that.
+  const firstTarget = (Number(timing.LEASE_DURATION) + Number(timing.ACQUIRE_DELAY) + 5) * 1000;
+  console.log(
+    `first forger, fresh deployment (s) ${f(firstForgerMs / 1000, 2)}         <= ${
+      firstTarget / 1000
+    } (probation + start-up; before: 2 x ${
+      Number(timing.LEASE_DURATION) + Number(timing.ACQUIRE_DELAY)
+    } + start-up) ${verdict(firstForgerMs <= firstTarget)}`,
   );
   console.log(
     `overlap, whole run (ms) ${f(overlapMs)}                       = 0 ${verdict(overlapMs === 0)}`,
