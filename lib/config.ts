@@ -119,76 +119,76 @@ export function normalizePath(path: string): string {
   return "/" + parts.join("/");
 }
 
-/**
- * Parses and validates the configuration from an environment map.
- *
- * @throws {ConfigError} naming each variable, its value and the rule it breaks.
- */
-export function parseConfig(env: Record<string, string | undefined>): Config {
-  const problems: string[] = [];
-  const get = (name: keyof typeof CONFIG_DEFAULTS): string => {
-    const value = env[name];
-    return value === undefined || value.trim() === "" ? CONFIG_DEFAULTS[name] : value.trim();
-  };
-  const fail = (name: string, value: string, rule: string) =>
-    problems.push(`${name}=${JSON.stringify(value)}: ${rule}`);
+/** Reads variables with their defaults and collects every problem, each naming its variable. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(readonly env: Record<string, string | undefined>) {}
 
-  function seconds(
-    name: keyof typeof CONFIG_DEFAULTS,
-    min: number,
-    integer = false,
-    max = 86_400,
-  ): number {
-    const raw = get(name);
+  get(name: keyof typeof CONFIG_DEFAULTS): string {
+    const value = this.env[name];
+    return value === undefined || value.trim() === "" ? CONFIG_DEFAULTS[name] : value.trim();
+  }
+  fail(name: string, value: string, rule: string): void {
+    this.problems.push(`${name}=${JSON.stringify(value)}: ${rule}`);
+  }
+  seconds(name: keyof typeof CONFIG_DEFAULTS, min: number, integer = false, max = 86_400): number {
+    const raw = this.get(name);
     const value = Number(raw);
     if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value)) {
-      fail(name, raw, "must be a number of seconds");
+      this.fail(name, raw, "must be a number of seconds");
       return NaN;
     }
-    if (integer && !Number.isInteger(value)) fail(name, raw, "must be a whole number of seconds");
-    if (value < min) fail(name, raw, `must be at least ${min} s`);
-    if (value > max) fail(name, raw, `must be at most ${max} s`);
+    if (integer && !Number.isInteger(value)) {
+      this.fail(name, raw, "must be a whole number of seconds");
+    }
+    if (value < min) this.fail(name, raw, `must be at least ${min} s`);
+    if (value > max) this.fail(name, raw, `must be at most ${max} s`);
     return value * 1000;
   }
-  function bool(name: keyof typeof CONFIG_DEFAULTS): boolean {
-    const raw = get(name).toLowerCase();
+  bool(name: keyof typeof CONFIG_DEFAULTS): boolean {
+    const raw = this.get(name).toLowerCase();
     if (["true", "1", "yes", "on"].includes(raw)) return true;
     if (["false", "0", "no", "off"].includes(raw)) return false;
-    fail(name, raw, "must be true or false");
+    this.fail(name, raw, "must be true or false");
     return false;
   }
-  function path(name: keyof typeof CONFIG_DEFAULTS): string {
-    const raw = get(name);
-    if (!raw.startsWith("/")) fail(name, raw, "must be an absolute path");
+  path(name: keyof typeof CONFIG_DEFAULTS): string {
+    const raw = this.get(name);
+    if (!raw.startsWith("/")) this.fail(name, raw, "must be an absolute path");
     // One spelling per file (/ipc/./kes.skey is /ipc/kes.skey), so duplicates cannot hide.
     return raw.startsWith("/") ? normalizePath(raw) : raw;
   }
-  function name(varName: keyof typeof CONFIG_DEFAULTS, pattern: RegExp, what: string): string {
-    const raw = get(varName);
-    if (!pattern.test(raw)) fail(varName, raw, `must be ${what}`);
+  name(varName: keyof typeof CONFIG_DEFAULTS, pattern: RegExp, what: string): string {
+    const raw = this.get(varName);
+    if (!pattern.test(raw)) this.fail(varName, raw, `must be ${what}`);
     return raw;
   }
+}
 
-  const namespace = name("NAMESPACE", DNS_LABEL, "a Kubernetes namespace name (DNS label)");
-  const podNameRaw = get("POD_NAME");
-  if (podNameRaw === "") {
-    problems.push(
+const OBJECT_NAME = "a Kubernetes object name (DNS subdomain)";
+
+/** Who this replica is and which objects it uses. */
+function readNames(r: EnvReader) {
+  const namespace = r.name("NAMESPACE", DNS_LABEL, "a Kubernetes namespace name (DNS label)");
+  const podName = r.get("POD_NAME");
+  if (podName === "") {
+    r.problems.push(
       'POD_NAME="": is required (in a pod, set it from the downward API metadata.name)',
     );
-  } else if (!DNS_SUBDOMAIN.test(podNameRaw)) {
-    fail("POD_NAME", podNameRaw, "must be a pod name (lower-case DNS subdomain)");
+  } else if (!DNS_SUBDOMAIN.test(podName)) {
+    r.fail("POD_NAME", podName, "must be a pod name (lower-case DNS subdomain)");
   }
-  const leaseName = name("LEASE_NAME", DNS_SUBDOMAIN, "a Kubernetes object name (DNS subdomain)");
-  const cardanoLeaderName = name(
-    "CARDANO_LEADER_NAME",
-    DNS_SUBDOMAIN,
-    "a Kubernetes object name (DNS subdomain)",
-  );
+  const leaseName = r.name("LEASE_NAME", DNS_SUBDOMAIN, OBJECT_NAME);
+  const cardanoLeaderName = r.name("CARDANO_LEADER_NAME", DNS_SUBDOMAIN, OBJECT_NAME);
+  return { namespace, podName, podUid: r.get("POD_UID"), leaseName, cardanoLeaderName };
+}
 
+/** The credential files and the node socket: absolute, and all different. */
+function readFiles(r: EnvReader) {
   const credentials: Record<CredentialName, CredentialPaths> = {
-    kes: { source: path("SOURCE_KES_KEY"), target: path("TARGET_KES_KEY") },
-    vrf: { source: path("SOURCE_VRF_KEY"), target: path("TARGET_VRF_KEY") },
-    opcert: { source: path("SOURCE_OP_CERT"), target: path("TARGET_OP_CERT") },
+    kes: { source: r.path("SOURCE_KES_KEY"), target: r.path("TARGET_KES_KEY") },
+    vrf: { source: r.path("SOURCE_VRF_KEY"), target: r.path("TARGET_VRF_KEY") },
+    opcert: { source: r.path("SOURCE_OP_CERT"), target: r.path("TARGET_OP_CERT") },
   };
   const varNames: Record<CredentialName, [string, string]> = {
     kes: ["SOURCE_KES_KEY", "TARGET_KES_KEY"],
@@ -201,140 +201,160 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     for (const [varName, p] of [[sourceVar, paths.source], [targetVar, paths.target]]) {
       const other = seen.get(p!);
       if (other !== undefined) {
-        fail(varName!, p!, `is the same file as ${other}; every source and target must differ`);
+        r.fail(varName!, p!, `is the same file as ${other}; every source and target must differ`);
       }
       seen.set(p!, varName!);
     }
   }
-  const nodeSocket = path("NODE_SOCKET");
+  const nodeSocket = r.path("NODE_SOCKET");
   if (seen.has(nodeSocket)) {
-    fail("NODE_SOCKET", nodeSocket, `is the same file as ${seen.get(nodeSocket)}`);
+    r.fail("NODE_SOCKET", nodeSocket, `is the same file as ${seen.get(nodeSocket)}`);
   }
+  return { credentials, nodeSocket };
+}
 
+/** The election's timing, and the rules that keep it safe. */
+function readTiming(r: EnvReader) {
   // leaseDurationSeconds is an int32 on the Lease; an hour is already far beyond any useful value.
-  const leaseDurationMs = seconds("LEASE_DURATION", 2, true, 3600);
-  const renewDeadlineMs = seconds("RENEW_DEADLINE", 1);
-  const sleepIntervalMs = seconds("SLEEP_INTERVAL", 0.1);
-  const acquireDelayMs = seconds("ACQUIRE_DELAY", 0);
-  const socketWaitTimeoutMs = seconds("SOCKET_WAIT_TIMEOUT", 1);
+  const leaseDurationMs = r.seconds("LEASE_DURATION", 2, true, 3600);
+  const renewDeadlineMs = r.seconds("RENEW_DEADLINE", 1);
+  const sleepIntervalMs = r.seconds("SLEEP_INTERVAL", 0.1);
+  const acquireDelayMs = r.seconds("ACQUIRE_DELAY", 0);
+  const socketWaitTimeoutMs = r.seconds("SOCKET_WAIT_TIMEOUT", 1);
   if (renewDeadlineMs >= leaseDurationMs) {
-    problems.push(
-      `RENEW_DEADLINE=${get("RENEW_DEADLINE")}: must be below LEASE_DURATION=${
-        get("LEASE_DURATION")
+    r.problems.push(
+      `RENEW_DEADLINE=${r.get("RENEW_DEADLINE")}: must be below LEASE_DURATION=${
+        r.get("LEASE_DURATION")
       } (a leader must stop forging before its lease can expire)`,
     );
   } else if (leaseDurationMs + acquireDelayMs - renewDeadlineMs < MIN_STOP_BUDGET_MS) {
-    problems.push(
-      `RENEW_DEADLINE=${get("RENEW_DEADLINE")}: must leave a leader at least ${
+    r.problems.push(
+      `RENEW_DEADLINE=${r.get("RENEW_DEADLINE")}: must leave a leader at least ${
         MIN_STOP_BUDGET_MS / 1000
-      } s to stop forging: LEASE_DURATION (${get("LEASE_DURATION")}) + ACQUIRE_DELAY (${
-        get("ACQUIRE_DELAY")
+      } s to stop forging: LEASE_DURATION (${r.get("LEASE_DURATION")}) + ACQUIRE_DELAY (${
+        r.get("ACQUIRE_DELAY")
       }) - RENEW_DEADLINE must be >= ${MIN_STOP_BUDGET_MS / 1000}`,
     );
   }
   if (sleepIntervalMs >= leaseDurationMs) {
-    fail(
+    r.fail(
       "SLEEP_INTERVAL",
-      get("SLEEP_INTERVAL"),
-      `must be below LEASE_DURATION=${get("LEASE_DURATION")}`,
+      r.get("SLEEP_INTERVAL"),
+      `must be below LEASE_DURATION=${r.get("LEASE_DURATION")}`,
     );
   }
+  return {
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs: Math.min(sleepIntervalMs, renewDeadlineMs / 4),
+    sleepIntervalMs,
+    acquireDelayMs,
+    socketWaitTimeoutMs,
+  };
+}
 
-  const portRaw = get("METRICS_PORT");
+/** The HTTP endpoint, the log, the fence and how to reach the API server. */
+function readService(r: EnvReader, podName: string) {
+  const portRaw = r.get("METRICS_PORT");
   const metricsPort = Number(portRaw);
   if (!/^\d+$/.test(portRaw) || metricsPort < 1 || metricsPort > 65535) {
-    fail("METRICS_PORT", portRaw, "must be a TCP port from 1 to 65535");
+    r.fail("METRICS_PORT", portRaw, "must be a TCP port from 1 to 65535");
   }
-  const logLevel = get("LOG_LEVEL").toLowerCase() as LogLevel;
+  const logLevel = r.get("LOG_LEVEL").toLowerCase() as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
-    fail("LOG_LEVEL", get("LOG_LEVEL"), `must be one of ${LOG_LEVELS.join(", ")}`);
+    r.fail("LOG_LEVEL", r.get("LOG_LEVEL"), `must be one of ${LOG_LEVELS.join(", ")}`);
   }
-  const fence = get("FENCE").toLowerCase();
-  if (fence !== "pod" && fence !== "off") fail("FENCE", get("FENCE"), "must be pod or off");
-  if (fence === "pod" && get("POD_UID") === "" && podNameRaw !== "") {
-    problems.push(
+  const fence = r.get("FENCE").toLowerCase();
+  if (fence !== "pod" && fence !== "off") r.fail("FENCE", r.get("FENCE"), "must be pod or off");
+  if (fence === "pod" && r.get("POD_UID") === "" && podName !== "") {
+    r.problems.push(
       'POD_UID="": is required with FENCE=pod (set it from the downward API metadata.uid; ' +
         "outside Kubernetes there are no Pods to fence: set FENCE=off knowingly)",
     );
   }
-  const kubeconfig = get("KUBECONFIG");
+  const kubeconfig = r.get("KUBECONFIG");
   if (kubeconfig !== "" && !kubeconfig.startsWith("/")) {
-    fail("KUBECONFIG", kubeconfig, "must be an absolute path to one kubeconfig file");
+    r.fail("KUBECONFIG", kubeconfig, "must be an absolute path to one kubeconfig file");
   }
-  const nodeProcessName = get("NODE_PROCESS_NAME");
+  return {
+    metricsHost: r.get("METRICS_HOST"),
+    metricsPort,
+    logLevel,
+    fence: fence as "pod" | "off",
+    kubeconfig: kubeconfig === "" ? undefined : kubeconfig,
+  };
+}
+
+/** The node process, and what the credentials are judged by. */
+function readNode(r: EnvReader) {
+  const nodeProcessName = r.get("NODE_PROCESS_NAME");
   if (nodeProcessName.includes("/") || nodeProcessName.length > 15) {
-    fail(
+    r.fail(
       "NODE_PROCESS_NAME",
       nodeProcessName,
       "must be a process name as in /proc/PID/comm (no '/', at most 15 characters)",
     );
   }
-  const network = get("NETWORK").toLowerCase() as NetworkName;
+  const network = r.get("NETWORK").toLowerCase() as NetworkName;
   if (!NETWORK_NAMES.includes(network)) {
-    fail("NETWORK", get("NETWORK"), `must be one of ${NETWORK_NAMES.join(", ")}`);
+    r.fail("NETWORK", r.get("NETWORK"), `must be one of ${NETWORK_NAMES.join(", ")}`);
   }
-  const shelleyGenesisFile = get("SHELLEY_GENESIS_FILE") === ""
+  const shelleyGenesisFile = r.get("SHELLEY_GENESIS_FILE") === ""
     ? undefined
-    : path("SHELLEY_GENESIS_FILE");
+    : r.path("SHELLEY_GENESIS_FILE");
   let poolId: string | undefined;
-  if (get("POOL_ID") !== "") {
+  if (r.get("POOL_ID") !== "") {
     try {
-      poolId = parsePoolId(get("POOL_ID"));
+      poolId = parsePoolId(r.get("POOL_ID"));
     } catch (err) {
-      fail(
+      r.fail(
         "POOL_ID",
-        get("POOL_ID"),
+        r.get("POOL_ID"),
         `must be a pool id, 56 hex digits or bech32 pool1... (${
           (err as Error).message.replace(/^Cannot read the pool id: /, "")
         })`,
       );
     }
   }
-  const nodeMetricsUrl = get("NODE_METRICS_URL");
+  const nodeMetricsUrl = r.get("NODE_METRICS_URL");
   if (metricsHostPort(nodeMetricsUrl) === undefined) {
-    fail(
+    r.fail(
       "NODE_METRICS_URL",
       nodeMetricsUrl,
       "must be an http:// URL with a host (cardano-node's Prometheus endpoint)",
     );
   }
-  const nodeContainerName = name(
+  const nodeContainerName = r.name(
     "NODE_CONTAINER_NAME",
     DNS_LABEL,
     "a container name (lower-case DNS label, at most 63 characters)",
   );
-  const startAsNonProducing = bool("START_AS_NON_PRODUCING");
-  const disableSocketCheck = bool("DISABLE_SOCKET_CHECK");
-
-  if (problems.length > 0) throw new ConfigError(problems);
   return {
-    namespace,
-    podName: podNameRaw,
-    podUid: get("POD_UID"),
-    nodeSocket,
-    credentials,
-    leaseName,
-    leaseDurationMs,
-    renewDeadlineMs,
-    retryPeriodMs: Math.min(sleepIntervalMs, renewDeadlineMs / 4),
-    sleepIntervalMs,
-    acquireDelayMs,
-    metricsHost: get("METRICS_HOST"),
-    metricsPort,
-    startAsNonProducing,
-    disableSocketCheck,
-    cardanoLeaderName,
     nodeProcessName,
-    nodeContainerName,
-    socketWaitTimeoutMs,
-    logLevel,
-    kubeconfig: kubeconfig === "" ? undefined : kubeconfig,
-    fence: fence as "pod" | "off",
     network,
     shelleyGenesisFile,
     poolId,
     nodeMetricsUrl,
+    nodeContainerName,
+    startAsNonProducing: r.bool("START_AS_NON_PRODUCING"),
+    disableSocketCheck: r.bool("DISABLE_SOCKET_CHECK"),
   };
+}
+
+/**
+ * Parses and validates the configuration from an environment map.
+ *
+ * @throws {ConfigError} naming each variable, its value and the rule it breaks.
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const r = new EnvReader(env);
+  const names = readNames(r);
+  const files = readFiles(r);
+  const timing = readTiming(r);
+  const service = readService(r, names.podName);
+  const node = readNode(r);
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return { ...names, ...files, ...timing, ...service, ...node };
 }
 
 /**
