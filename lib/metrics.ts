@@ -103,6 +103,26 @@ export function createMetrics(opts: {
     forgingEnabled,
     leaderStatus,
     info,
+    ...eventMetrics(registers, opts.lastRenewAt),
+    ...witnessMetrics(registers),
+  };
+}
+
+/** What the loop did: leadership, signals, Lease writes, fence checks, API requests. */
+function eventMetrics(registers: Registry[], lastRenewAt: () => number | undefined): Pick<
+  Metrics,
+  | "leadershipChanges"
+  | "sighups"
+  | "credentialOperations"
+  | "renewFailures"
+  | "secondsSinceRenew"
+  | "demotions"
+  | "signalFailures"
+  | "statusUpdateFailures"
+  | "apiRequests"
+  | "fenceWaits"
+> {
+  return {
     leadershipChanges: new Counter({
       name: "cardano_leadership_changes_total",
       help: "Times this pod became or stopped being the leader",
@@ -130,7 +150,7 @@ export function createMetrics(opts: {
       help: "Seconds since this pod last renewed the Lease successfully (-1 if never)",
       registers,
       collect() {
-        const at = opts.lastRenewAt();
+        const at = lastRenewAt();
         this.set(at === undefined ? -1 : (Date.now() - at) / 1000);
       },
     }),
@@ -165,6 +185,22 @@ export function createMetrics(opts: {
       labelNames: ["outcome"] as const,
       registers,
     }),
+  };
+}
+
+/** What the credentials and the node's own metrics say (KES window, counter, confirmation). */
+function witnessMetrics(registers: Registry[]): Pick<
+  Metrics,
+  | "kesPeriodsRemaining"
+  | "kesExpiry"
+  | "opcertIssueCounter"
+  | "opcertKesStartPeriod"
+  | "kesCurrentPeriod"
+  | "credentialsValid"
+  | "nodeForgingConfirmed"
+  | "nodeNonProducing"
+> {
+  return {
     kesPeriodsRemaining: new Gauge({
       name: "forge_manager_kes_periods_remaining",
       help: "KES periods the operational certificate has left, the current one included",
