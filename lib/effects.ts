@@ -128,7 +128,10 @@ export class EffectRunner {
             p.identity,
             e.clean,
             e.timeoutMs,
-            e.waitMs ?? 0,
+            {
+              ...(e.waitMs !== undefined ? { waitMs: e.waitMs } : {}),
+              ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
+            },
           );
           return this.#post({ kind: "lease_released", record, clean: e.clean });
         } catch (err) {
@@ -217,6 +220,7 @@ export class EffectRunner {
         podUid: p.config.podUid,
         durationSeconds: p.config.leaseDurationMs / 1000,
         timeoutMs,
+        ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
       });
       this.#post({
         kind: "lease_written",
@@ -224,6 +228,7 @@ export class EffectRunner {
         record,
         sentAt,
         ...(e.previous !== undefined ? { previous: e.previous } : {}),
+        ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
       });
     } catch (err) {
       this.#post({

@@ -30,12 +30,28 @@
  *   The follower counts that duration from when it first observed the release, which is after the
  *   releaser measured it, so the wait ends no earlier than the probation would have.
  * - A leader that stops (sidecar killed or frozen) cannot keep this promise: `lib/fence.ts`
- *   covers that before the new leader forges.
+ *   covers that before the new leader forges. A new leader that still has to prove an earlier
+ *   holder's node stopped has not forged; it says so on the Lease (`fencePending`: that holder,
+ *   on every write until the proof, and on its release), so whoever takes the Lease from it
+ *   proves the earlier holder, not only it. A chain of leaders that each stopped before their
+ *   proof (a partitioned kubelet, then a rolling update) passes the same obligation on.
  *
  * @module
  */
 
 import type { ElectionStopReason } from "./stop_reasons.ts";
+
+/**
+ * A holder whose node is still to be proven stopped, carried on the Lease by a holder that took
+ * it over but has not proven that yet (and so has not forged): whoever comes next must prove it.
+ */
+export interface FencePending {
+  /** The identity whose node is not proven stopped. */
+  holder: string;
+  /** Its pod UID and its last write (API server time), as the fence needs them. */
+  podUid?: string;
+  writtenAt?: number;
+}
 
 /** The parts of a coordination.k8s.io/v1 Lease the election reads. */
 export interface LeaseRecord {
@@ -54,6 +70,8 @@ export interface LeaseRecord {
   releaseWaitMs?: number;
   /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
   holderPodUid?: string;
+  /** The holder has not forged: it still had to prove this earlier holder's node stopped. */
+  fencePending?: FencePending;
   /**
    * When the record was last written, by the API server's clock (ms since the epoch, whole
    * seconds; from managedFields). Used by the fence only, never to judge expiry.
@@ -88,6 +106,8 @@ export interface ElectionState {
   readonly term?: { resourceVersion: string; renewSentAt: number; forgeFrom: number };
   /** The last non-empty holder we saw, for the fence when the lease disappears. */
   readonly lastHolder?: string;
+  /** The fence obligation the last record we saw carried (kept while the Lease is absent). */
+  readonly lastPending?: FencePending;
   /** When the last failed write happened; writes are retried no sooner than a backoff later. */
   readonly lastFailureAt?: number;
   /** No acquisition before this time (after stepping aside). */
@@ -105,6 +125,8 @@ export type Decision =
     previousHolder: string;
     /** False when the previous holder handed over cleanly, was us, or is unknown. */
     proofNeeded: boolean;
+    /** The holder to prove stopped came from a fence obligation on the Lease. */
+    pending?: FencePending;
   }
   | { kind: "demote"; reason: ElectionStopReason }
   | { kind: "wait"; until: number; reason: string };
@@ -129,8 +151,14 @@ export function observe(
   const key = observation.kind === "absent" ? "absent" : `rv:${observation.record.resourceVersion}`;
   const changedAt = state.seen !== undefined && state.seen.key === key ? state.seen.changedAt : now;
   const holder = observation.kind === "present" ? observation.record.holder : "";
+  // A present record without an obligation ends the one seen before; absence keeps it.
+  const lastPending = observation.kind === "present"
+    ? observation.record.fencePending
+    : state.lastPending;
+  const { lastPending: _old, ...rest } = state;
   return {
-    ...state,
+    ...rest,
+    ...(lastPending !== undefined ? { lastPending } : {}),
     seen: { observation, key, changedAt },
     lastHolder: holder !== "" ? holder : state.lastHolder,
   };
@@ -237,34 +265,45 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
   }
   const notBeforeRetry = (d: Decision): Decision =>
     now < retryAt ? { kind: "wait", until: retryAt, reason: "backoff" } : d;
+  // A fence obligation on the Lease names the holder to prove stopped, whoever holds it now:
+  // that holder never forged, the one it names may still.
+  const owed = (d: Extract<Decision, { kind: "acquire" }>, pending: FencePending | undefined) =>
+    notBeforeRetry(
+      pending === undefined || pending.holder === "" || pending.holder === state.identity
+        ? d
+        : { ...d, previousHolder: pending.holder, proofNeeded: true, pending },
+    );
 
   if (seen.observation.kind === "absent") {
     // Created at once: the create's probation is the wait (see the header).
     const previousHolder = state.lastHolder ?? "";
-    return notBeforeRetry({
+    return owed({
       kind: "acquire",
       record: undefined,
       previousHolder,
       proofNeeded: previousHolder !== "" && previousHolder !== state.identity,
-    });
+    }, state.lastPending);
   }
 
   const record = seen.observation.record;
   if (record.holder === state.identity) {
     // Our own record whose write response we lost (identities are unique per process).
-    return notBeforeRetry({ kind: "acquire", record, previousHolder: "", proofNeeded: false });
+    return owed(
+      { kind: "acquire", record, previousHolder: "", proofNeeded: false },
+      record.fencePending,
+    );
   }
   if (record.holder === "" && record.releasedBy !== undefined && record.releasedBy !== "") {
     // Its node is stopped (no proof needed), but a release made on probation carries the rest of
     // that probation: the deleted Lease's last holder may forge until it ends.
     const waitUntil = seen.changedAt + (record.releaseWaitMs ?? 0);
     if (now < waitUntil) return { kind: "wait", until: waitUntil, reason: "release_probation" };
-    return notBeforeRetry({
+    return owed({
       kind: "acquire",
       record,
       previousHolder: record.releasedBy,
       proofNeeded: false,
-    });
+    }, record.fencePending);
   }
   const duration = Math.max(record.durationMs, timing.leaseDurationMs);
   const expiresAt = seen.changedAt + duration + timing.acquireDelayMs;
@@ -276,10 +315,10 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     };
   }
   const previousHolder = record.holder !== "" ? record.holder : state.lastHolder ?? "";
-  return notBeforeRetry({
+  return owed({
     kind: "acquire",
     record,
     previousHolder,
     proofNeeded: previousHolder !== "" && previousHolder !== state.identity,
-  });
+  }, record.fencePending);
 }

@@ -29,6 +29,7 @@ import {
   demoted,
   type ElectionState,
   type ElectionTiming,
+  type FencePending,
   initialState,
   isLeading,
   type LeaseRecord,
@@ -170,6 +171,8 @@ export interface PlacedKeys {
 export interface Release {
   record: LeaseRecord;
   timeoutMs: number;
+  /** The fence obligation still open when the term ended: the next holder inherits it. */
+  fencePending?: FencePending;
 }
 
 /** One stop of the node in progress: its id tags the results of its two effects. */
@@ -219,6 +222,13 @@ export interface ForgingState {
   readonly confirmation?: ConfirmationState;
   /** A release waiting for the answer to a lease write that was in flight when it was due. */
   readonly deferredRelease?: Extract<Effect, { kind: "release_lease" }>;
+  /**
+   * While this term's fence has not proven the previous holder's node stopped: that holder, as
+   * every write of the term carries it (so a successor inherits the proof to make).
+   */
+  readonly owed?: FencePending;
+  /** The obligation our last successful write put on the Lease; forging waits until it is gone. */
+  readonly leaseCarries?: FencePending;
 }
 
 /** Events: timer ticks, I/O results, and shutdown. Plain data only. */
@@ -235,6 +245,7 @@ export type ForgingEvent =
     record: LeaseRecord;
     sentAt: number;
     previous?: HolderFacts;
+    fencePending?: FencePending;
   }
   | { kind: "lease_write_failed"; decision: WriteDecision; conflict: boolean; error: string }
   | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
@@ -281,6 +292,8 @@ export type Effect =
      * write may arrive before its response; it must not stand in for the previous holder).
      */
     previous?: HolderFacts;
+    /** The fence obligation this write puts on the Lease (none: it is removed). */
+    fencePending?: FencePending;
   }
   | {
     kind: "release_lease";
@@ -289,6 +302,7 @@ export type Effect =
     timeoutMs: number;
     /** With `clean`: the rest of the releaser's probation (ms), for followers to wait out. */
     waitMs?: number;
+    fencePending?: FencePending;
   }
   | {
     kind: "start_fence";
@@ -618,7 +632,13 @@ function leaseWritten(
     now,
     probation ? { timing: s.cfg } : undefined,
   );
-  let next: ForgingState = { ...s, election, leaseBusy: undefined, observedOnce: true };
+  let next: ForgingState = {
+    ...s,
+    election,
+    leaseBusy: undefined,
+    observedOnce: true,
+    leaseCarries: e.fencePending,
+  };
   fx.push(report({ kind: "renewed" }));
   if (next.deferredRelease !== undefined) {
     // The stop is done and its release waited for this answer: release the newest version.
@@ -669,15 +689,43 @@ function acquired(
   if (!s.cfg.fence || (!decision.proofNeeded && !unknownCreate)) {
     return { ...s, term, phase: { kind: "awaiting_node", term } };
   }
+  const facts = fenceFacts(decision, previous);
   fx.push({
     kind: "start_fence",
     term,
     previousHolder: decision.previousHolder,
-    ...optional("previousPodUid", decision.record?.holderPodUid ?? previous?.podUid),
-    ...optional("previousWrittenAt", decision.record?.writtenAt ?? previous?.writtenAt),
+    ...optional("previousPodUid", facts.podUid),
+    ...optional("previousWrittenAt", facts.writtenAt),
     fromStatus: unknownCreate,
   });
-  return { ...s, term, phase: { kind: "fencing", term } };
+  // Until the proof, every write of this term tells a successor whom it still has to prove.
+  const owed = unknownCreate ? undefined : facts;
+  return { ...s, term, phase: { kind: "fencing", term }, ...optional("owed", owed) };
+}
+
+/** Whom an acquisition must prove stopped: the obligation it inherited, or the last holder. */
+function fenceFacts(
+  decision: Extract<Decision, { kind: "acquire" }>,
+  previous: HolderFacts | undefined,
+): FencePending {
+  if (decision.pending !== undefined) return decision.pending;
+  const podUid = decision.record?.holderPodUid ?? previous?.podUid;
+  const writtenAt = decision.record?.writtenAt ?? previous?.writtenAt;
+  return {
+    holder: decision.previousHolder,
+    ...(podUid !== undefined ? { podUid } : {}),
+    ...(writtenAt !== undefined ? { writtenAt } : {}),
+  };
+}
+
+/**
+ * The obligation a write carries: an acquisition that will have to fence carries it from the
+ * first write; a renew while the term still owes a proof carries it.
+ */
+function owedBy(s: ForgingState, d: WriteDecision): FencePending | undefined {
+  if (d.kind === "renew") return s.owed;
+  if (!s.cfg.fence || !d.proofNeeded) return undefined;
+  return fenceFacts(d, d.record === undefined ? s.lastHolder : undefined);
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
@@ -725,7 +773,9 @@ function afterRelease(s: ForgingState): ForgingState {
 
 function fenceDone(s: ForgingState, term: number, outcome: FenceResult): ForgingState {
   if (s.phase.kind !== "fencing" || s.phase.term !== term || !outcome.proven) return s;
-  return { ...s, phase: { kind: "awaiting_node", term } };
+  // Proven: the next renew takes the obligation off the Lease, and forging waits for it.
+  const { owed: _proven, ...rest } = s;
+  return { ...rest, phase: { kind: "awaiting_node", term } };
 }
 
 // ---- the node -----------------------------------------------------------------------------
@@ -1063,10 +1113,21 @@ function beginStop(
       wasForging,
       ...(probationLeftMs > 0 ? { probationLeftMs } : {}),
       ...(wasLeading && ours !== undefined && after.kind !== "standby"
-        ? { release: { record: ours, timeoutMs: opts.releaseTimeoutMs ?? 3000 } }
+        ? {
+          release: {
+            record: ours,
+            timeoutMs: opts.releaseTimeoutMs ?? 3000,
+            ...optional("fencePending", s.owed ?? s.leaseCarries),
+          },
+        }
         : {}),
     },
   };
+  if (wasLeading) {
+    // The term is over; what it owed travels with its release (above), or stays on the Lease.
+    const { owed: _owed, leaseCarries: _carries, ...rest } = next;
+    next = rest;
+  }
   if (opts.keepKeys) {
     next = { ...next, stop: undefined, stopConfirmed: true };
     return finishStop(next, true, now, fx);
@@ -1118,6 +1179,7 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
       record: release.record,
       clean: confirmed,
       timeoutMs: release.timeoutMs,
+      ...optional("fencePending", release.fencePending),
       ...(confirmed && phase.probationLeftMs !== undefined
         ? { waitMs: phase.probationLeftMs }
         : {}),
@@ -1222,6 +1284,7 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
         ? next.cfg.renewDeadlineMs
         : Math.min(next.cfg.renewDeadlineMs, 5000),
       ...optional("previous", next.lastHolder),
+      ...optional("fencePending", owedBy(next, d)),
     });
     next = { ...next, leaseBusy: { op: "write", since: now } };
   }
@@ -1262,7 +1325,12 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   // Stepping aside ends; promotion begins.
   const p = next.phase;
   if (p.kind === "stepped_aside" && now >= p.until) next = { ...next, phase: { kind: "standby" } };
-  if (p.kind === "awaiting_node" && leadsNow(next, now)) next = promote(next, p.term, now, fx);
+  if (p.kind === "awaiting_node" && leadsNow(next, now)) {
+    // Not while the Lease still says this term owes a proof: a successor would prove the earlier
+    // holder only, not us.
+    if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);
+    else next = renewNow(next, now, fx);
+  }
   return { state: next, effects: fx };
 }
 
@@ -1275,6 +1343,22 @@ function writable(s: ForgingState, d: Decision): boolean {
   const k = s.phase.kind;
   if (k === "stopping" || k === "releasing") return false;
   return d.kind !== "acquire" || s.credentials === undefined || mayForge(s.credentials);
+}
+
+/** Sends a renew at once (without the settled obligation), unless a write is in flight. */
+function renewNow(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const seen = s.election.seen?.observation;
+  const deadline = termDeadline(s.election, s.cfg);
+  if (s.leaseBusy !== undefined || seen?.kind !== "present" || deadline === undefined) return s;
+  const decision: WriteDecision = { kind: "renew", record: seen.record, deadline };
+  fx.push({
+    kind: "write_lease",
+    decision,
+    deadline,
+    maxTimeoutMs: s.cfg.renewDeadlineMs,
+    ...optional("fencePending", s.owed),
+  });
+  return { ...s, leaseBusy: { op: "write", since: now } };
 }
 
 function promote(s: ForgingState, term: number, now: number, fx: Effect[]): ForgingState {

@@ -7,11 +7,13 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import type { LeaseRecord, Observation } from "./election.ts";
+import type { FencePending, LeaseRecord, Observation } from "./election.ts";
 import { requestOptions, statusOf } from "./kube_client.ts";
 
 /** Annotation set by our end-of-term handover: who released, after it stopped forging. */
 export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
+/** Annotation naming the earlier holder whose node the holder has not yet proven stopped. */
+export const FENCE_PENDING_ANNOTATION = "forge-manager.cardano.io/fence-pending";
 /** Annotation on a clean release made on probation: the milliseconds of it left (election.ts). */
 export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
@@ -33,6 +35,16 @@ export interface ClaimArgs {
   podUid: string;
   durationSeconds: number;
   timeoutMs: number;
+  /** Written while our fence has not proven the earlier holder's node stopped; else removed. */
+  fencePending?: FencePending;
+}
+
+/** What else a release carries. */
+export interface ReleaseOptions {
+  /** With `clean`: the rest of the releaser's probation (ms), for followers to wait out. */
+  waitMs?: number;
+  /** The fence obligation still open: it passes to whoever takes the Lease next. */
+  fencePending?: FencePending;
 }
 
 /** The port through which the election reads and writes its Lease. */
@@ -50,10 +62,36 @@ export interface LeaseStore {
     identity: string,
     clean: boolean,
     timeoutMs: number,
-    waitMs?: number,
+    opts?: ReleaseOptions,
   ): Promise<LeaseRecord>;
   /** Calls `onChange` with each observed change until `signal` aborts; reconnects by itself. */
   watch(onChange: (observation: Observation) => void, signal: AbortSignal): void;
+}
+
+function setPending(annotations: Record<string, string>, pending: FencePending | undefined): void {
+  if (pending === undefined) delete annotations[FENCE_PENDING_ANNOTATION];
+  else annotations[FENCE_PENDING_ANNOTATION] = JSON.stringify(pending);
+}
+
+/**
+ * The fence obligation an annotation holds. One that cannot be read (a hand edit) still names
+ * someone to prove stopped: its text as the holder, whose pod the fence then looks for.
+ */
+function parsePending(text: string | undefined): FencePending | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<FencePending>;
+    if (typeof value.holder === "string" && value.holder !== "") {
+      return {
+        holder: value.holder,
+        ...(typeof value.podUid === "string" ? { podUid: value.podUid } : {}),
+        ...(typeof value.writtenAt === "number" ? { writtenAt: value.writtenAt } : {}),
+      };
+    }
+  } catch {
+    // fall through
+  }
+  return { holder: text === "" ? "unreadable" : text.slice(0, 253) };
 }
 
 /** Converts a V1Lease into the election's record. */
@@ -61,6 +99,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
   const spec = lease.spec ?? {};
   const releasedBy = lease.metadata?.annotations?.[RELEASED_BY_ANNOTATION];
   const waitText = lease.metadata?.annotations?.[RELEASE_WAIT_ANNOTATION];
+  const fencePending = parsePending(lease.metadata?.annotations?.[FENCE_PENDING_ANNOTATION]);
   // Anything but a plain count of milliseconds (a hand edit) is read as the longest wait there is.
   const releaseWaitMs = waitText === undefined
     ? undefined
@@ -79,6 +118,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
     ...(releasedBy !== undefined && releaseWaitMs !== undefined ? { releaseWaitMs } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
+    ...(fencePending !== undefined ? { fencePending } : {}),
     ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
   };
 }
@@ -139,6 +179,7 @@ export class KubeLeaseStore implements LeaseStore {
     const annotations = { ...this.#base(args.record)?.metadata?.annotations };
     delete annotations[RELEASED_BY_ANNOTATION];
     delete annotations[RELEASE_WAIT_ANNOTATION];
+    setPending(annotations, args.fencePending);
     if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
     else delete annotations[HOLDER_POD_UID_ANNOTATION];
 
@@ -194,10 +235,12 @@ export class KubeLeaseStore implements LeaseStore {
     identity: string,
     clean: boolean,
     timeoutMs: number,
-    waitMs = 0,
+    opts: ReleaseOptions = {},
   ): Promise<LeaseRecord> {
+    const waitMs = opts.waitMs ?? 0;
     const base = this.#base(record);
     const annotations: Record<string, string> = { ...base?.metadata?.annotations };
+    setPending(annotations, opts.fencePending);
     if (clean) annotations[RELEASED_BY_ANNOTATION] = identity;
     else delete annotations[RELEASED_BY_ANNOTATION];
     if (clean && waitMs > 0) annotations[RELEASE_WAIT_ANNOTATION] = String(Math.ceil(waitMs));

@@ -235,6 +235,40 @@ const CASES: Case[] = [
     decisions: [[5_500, wait(5_000 + WAIT, "held")]],
   },
   {
+    name: "a clean release that carries a fence obligation makes its taker prove that holder",
+    steps: [{
+      observe: present(rec("", "40", {
+        releasedBy: "producer-2_x",
+        fencePending: { holder: OTHER, podUid: "uid-1", writtenAt: 5_000 },
+      })),
+      at: 0,
+    }],
+    decisions: [[0, {
+      kind: "acquire",
+      record: rec("", "40", {
+        releasedBy: "producer-2_x",
+        fencePending: { holder: OTHER, podUid: "uid-1", writtenAt: 5_000 },
+      }),
+      previousHolder: OTHER,
+      proofNeeded: true,
+      pending: { holder: OTHER, podUid: "uid-1", writtenAt: 5_000 },
+    }]],
+  },
+  {
+    name: "an obligation seen before the Lease was deleted is owed by its creator",
+    steps: [
+      { observe: present(rec("producer-2_x", "41", { fencePending: { holder: OTHER } })), at: 0 },
+      { observe: ABSENT, at: 1_000 },
+    ],
+    decisions: [[1_000, {
+      kind: "acquire",
+      record: undefined,
+      previousHolder: OTHER,
+      proofNeeded: true,
+      pending: { holder: OTHER },
+    }]],
+  },
+  {
     name: "a leader renews after retryPeriod using its observed record",
     identity: ME,
     steps: [{ written: rec(ME, "30"), sentAt: 1_000, at: 1_200 }],

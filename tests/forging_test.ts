@@ -548,3 +548,60 @@ Deno.test("a release waits for the answer to a renew that was in flight when the
   assert.equal(m.effect("release_lease").record.resourceVersion, "14", "released an old version");
   assert.equal(m.state.election.term, undefined, "the late renew started a term");
 });
+
+// ---- the fence's obligation travels with the Lease --------------------------------------------
+
+Deno.test("an acquisition that must fence puts the obligation on the Lease, and forging waits until a renew takes it off", () => {
+  const m = standby({ fence: true });
+  m.feed({ kind: "tick" }, 1_000 + 17_002); // held by OTHER, unchanged for LEASE + DELAY
+  const acquire = m.effect("write_lease");
+  assert.equal(acquire.fencePending?.holder, OTHER, "the first write names whom to prove");
+  m.feed({
+    kind: "lease_written",
+    decision: acquire.decision,
+    record: rec(ME, "12", { fencePending: acquire.fencePending! }),
+    sentAt: m.now,
+    fencePending: acquire.fencePending!,
+  });
+  const term = m.effect("start_fence").term;
+  m.feed({ kind: "tick" }, m.now + 2_500); // a renew while fencing still carries it
+  const renew = m.effect("write_lease");
+  assert.equal(renew.fencePending?.holder, OTHER);
+  m.feed({
+    kind: "lease_written",
+    decision: renew.decision,
+    record: rec(ME, "13", { fencePending: renew.fencePending! }),
+    sentAt: m.now,
+    fencePending: renew.fencePending!,
+  });
+  m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
+  assert.ok(!m.did.includes("place_keys:promote"), "forged while the Lease said it owed a proof");
+  const clearing = m.effect("write_lease");
+  assert.equal(clearing.fencePending, undefined, "the renew after the proof still carries it");
+  m.feed({
+    kind: "lease_written",
+    decision: clearing.decision,
+    record: rec(ME, "14"),
+    sentAt: m.now,
+  });
+  assert.deepEqual(m.did.filter((d) => d.startsWith("place")), ["place_keys:promote"]);
+});
+
+Deno.test("a term that ends before its fence proved anything passes the obligation on with its release", () => {
+  const m = standby({ fence: true });
+  m.feed({ kind: "tick" }, 1_000 + 17_002);
+  const acquire = m.effect("write_lease");
+  m.feed({
+    kind: "lease_written",
+    decision: acquire.decision,
+    record: rec(ME, "12", { fencePending: acquire.fencePending! }),
+    sentAt: m.now,
+    fencePending: acquire.fencePending!,
+  });
+  assert.equal(m.phase, "fencing");
+  m.feed({ kind: "shutdown" }, m.now + 100);
+  m.answerStop();
+  const release = m.effect("release_lease");
+  assert.equal(release.clean, true, "its own node is stopped");
+  assert.equal(release.fencePending?.holder, OTHER, "the successor would not prove OTHER");
+});

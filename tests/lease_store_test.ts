@@ -115,6 +115,36 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "a fence obligation is written with a claim, kept by a release that carries it, and removed by a claim without it",
+  opts,
+  async () => {
+    const { leases } = await store("pending");
+    const owed = { holder: "old-0_9", podUid: "uid-old", writtenAt: 1_765_000_000_000 };
+    const mine = await leases.claim({
+      record: undefined,
+      identity: "a-0_1",
+      podUid: "uid-a",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+      fencePending: owed,
+    });
+    assert.deepEqual(mine.fencePending, owed);
+    const read = await leases.read(5000);
+    assert.deepEqual(read.kind === "present" && read.record.fencePending, owed);
+    const released = await leases.release(mine, "a-0_1", true, 5000, { fencePending: owed });
+    assert.deepEqual(released.fencePending, owed, "the successor must still prove old-0_9");
+    const taken = await leases.claim({
+      record: released,
+      identity: "b-0_2",
+      podUid: "uid-b",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    assert.equal(taken.fencePending, undefined, "a proven (or owed-nothing) claim clears it");
+  },
+);
+
 Deno.test("the watch reports a change made by someone else, and a deletion", opts, async () => {
   const { leases, kc } = await store("watched");
   const seen: Observation[] = [];

@@ -14,7 +14,12 @@
 import type { Clock } from "../../lib/clock.ts";
 import type { LeaseRecord, Observation } from "../../lib/election.ts";
 import type { Fence, FenceOutcome } from "../../lib/fence.ts";
-import { type ClaimArgs, LeaseConflict, type LeaseStore } from "../../lib/lease_store.ts";
+import {
+  type ClaimArgs,
+  LeaseConflict,
+  type LeaseStore,
+  type ReleaseOptions,
+} from "../../lib/lease_store.ts";
 import { createLogger, type Logger, type LogLevel } from "../../lib/log.ts";
 import {
   type NodeInfo,
@@ -168,6 +173,7 @@ export class FakeLeaseStore implements LeaseStore {
             durationMs: args.durationSeconds * 1000,
             transitions: 0,
             ...(args.podUid !== "" ? { holderPodUid: args.podUid } : {}),
+            ...(args.fencePending !== undefined ? { fencePending: args.fencePending } : {}),
           });
         }
         this.#precondition(args.record);
@@ -177,6 +183,7 @@ export class FakeLeaseStore implements LeaseStore {
           durationMs: args.durationSeconds * 1000,
           transitions: same ? current!.transitions : current!.transitions + 1,
           ...(args.podUid !== "" ? { holderPodUid: args.podUid } : {}),
+          ...(args.fencePending !== undefined ? { fencePending: args.fencePending } : {}),
         });
       },
     );
@@ -187,8 +194,9 @@ export class FakeLeaseStore implements LeaseStore {
     identity: string,
     clean: boolean,
     timeoutMs: number,
-    waitMs = 0,
+    opts: ReleaseOptions = {},
   ): Promise<LeaseRecord> {
+    const waitMs = opts.waitMs ?? 0;
     return this.#request({ op: "release", timeoutMs, identity, clean }, "release", () => {
       this.#precondition(record);
       const current = this.#record!;
@@ -198,6 +206,7 @@ export class FakeLeaseStore implements LeaseStore {
         transitions: current.transitions,
         ...(clean ? { releasedBy: identity } : {}),
         ...(clean && waitMs > 0 ? { releaseWaitMs: Math.ceil(waitMs) } : {}),
+        ...(opts.fencePending !== undefined ? { fencePending: opts.fencePending } : {}),
         ...(!clean && current.holderPodUid !== undefined
           ? { holderPodUid: current.holderPodUid }
           : {}),
