@@ -14,6 +14,8 @@ import { requestOptions, statusOf } from "./kube_client.ts";
 export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
 /** Annotation on a clean release made on probation: the milliseconds of it left (election.ts). */
 export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms";
+/** Annotation set by a planned handover's release: the only pod that may take it at once. */
+export const HANDOVER_TO_ANNOTATION = "forge-manager.cardano.io/handover-to";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
 export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
 
@@ -43,7 +45,8 @@ export interface LeaseStore {
   /**
    * Writes an empty holder, conditional on the record. With `clean` (the keys were unlinked and
    * the node signalled), the release is marked as ours so a standby may take it at once, or after
-   * `waitMs` (the rest of a probation) from when it sees it.
+   * `waitMs` (the rest of a probation) from when it sees it; with `handoverTo` as well, only
+   * that pod may take it at once (a planned handover).
    */
   release(
     record: LeaseRecord,
@@ -51,6 +54,7 @@ export interface LeaseStore {
     clean: boolean,
     timeoutMs: number,
     waitMs?: number,
+    handoverTo?: string,
   ): Promise<LeaseRecord>;
   /** Calls `onChange` with each observed change until `signal` aborts; reconnects by itself. */
   watch(onChange: (observation: Observation) => void, signal: AbortSignal): void;
@@ -68,6 +72,8 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     ? Number(waitText)
     : 999_999_999;
   const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
+  const handoverTo = lease.metadata?.annotations?.[HANDOVER_TO_ANNOTATION];
+  const released = releasedBy !== undefined && (spec.holderIdentity ?? "") === "";
   const times = (lease.metadata?.managedFields ?? [])
     .map((m) => m.time === undefined ? NaN : new Date(m.time).getTime())
     .filter((t) => Number.isFinite(t));
@@ -78,6 +84,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     resourceVersion: lease.metadata?.resourceVersion ?? "",
     ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
     ...(releasedBy !== undefined && releaseWaitMs !== undefined ? { releaseWaitMs } : {}),
+    ...(released && handoverTo !== undefined && handoverTo !== "" ? { handoverTo } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
     ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
   };
@@ -139,6 +146,7 @@ export class KubeLeaseStore implements LeaseStore {
     const annotations = { ...this.#base(args.record)?.metadata?.annotations };
     delete annotations[RELEASED_BY_ANNOTATION];
     delete annotations[RELEASE_WAIT_ANNOTATION];
+    delete annotations[HANDOVER_TO_ANNOTATION];
     if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
     else delete annotations[HOLDER_POD_UID_ANNOTATION];
 
@@ -195,6 +203,7 @@ export class KubeLeaseStore implements LeaseStore {
     clean: boolean,
     timeoutMs: number,
     waitMs = 0,
+    handoverTo?: string,
   ): Promise<LeaseRecord> {
     const base = this.#base(record);
     const annotations: Record<string, string> = { ...base?.metadata?.annotations };
@@ -202,6 +211,9 @@ export class KubeLeaseStore implements LeaseStore {
     else delete annotations[RELEASED_BY_ANNOTATION];
     if (clean && waitMs > 0) annotations[RELEASE_WAIT_ANNOTATION] = String(Math.ceil(waitMs));
     else delete annotations[RELEASE_WAIT_ANNOTATION];
+    if (clean && handoverTo !== undefined && handoverTo !== "") {
+      annotations[HANDOVER_TO_ANNOTATION] = handoverTo;
+    } else delete annotations[HANDOVER_TO_ANNOTATION];
     if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
     const spec = base?.spec ?? {};
     const body = this.#replacement(base, record, annotations, {
