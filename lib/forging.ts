@@ -1531,6 +1531,9 @@ function handover(s: ForgingState, control: ControlView, now: number, fx: Effect
   const ops = s.ops ?? {};
   const handled = ops.handled ?? [];
   if (h === undefined || handled.includes(h.id) || h.id === control.handledId) return s;
+  // A clean release lets the target forge without proof; mid-fence, the previous holder's node
+  // is not proven stopped yet: act on the request once the fence is done (it is read again).
+  if (s.phase.kind === "fencing") return s;
   let next = withOps(s, { ...ops, handled: [...handled.slice(-15), h.id] });
   if (!holdsTerm(s)) return next;
   const done = (result: HandoverResult): ForgingState => {

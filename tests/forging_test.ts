@@ -757,3 +757,18 @@ Deno.test("a replica publishes its state when it changes and as a heartbeat", ()
   m.feed({ kind: "tick" }, m.now + 5_000);
   assert.ok(m.did.includes("publish_replica"), "no heartbeat");
 });
+
+Deno.test("a handover waits while the fence proves the previous holder stopped, then runs", () => {
+  const m = standby({ operations: true, fence: true });
+  m.feed({ kind: "control_read", control: {} });
+  m.feed({ kind: "tick" }, m.now + 17_002); // held by OTHER, unchanged for LEASE + DELAY
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "fencing");
+  const term = m.effect("start_fence").term;
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  assert.equal(m.phase, "fencing", "handed over before the fence proved anything");
+  m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  assert.ok(m.did.includes("report:handover_started"), JSON.stringify(m.did));
+});
