@@ -37,7 +37,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
   switch (msg.op) {
     case "probe":
-      probe(msg.kubeconfig);
+      probe(msg.kubeconfig, msg.context);
       break;
     case "start":
       start(msg.config, msg.identity).then(
@@ -55,9 +55,9 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
 };
 
 /** Reads a kubeconfig and tells the core which server and files the real worker needs. */
-function probe(path: string): void {
+function probe(path: string, context?: string): void {
   try {
-    const kc = loadKubeConfig(path);
+    const kc = loadKubeConfig(path, context);
     const cluster = kc.getCurrentCluster();
     const user = kc.getCurrentUser();
     const files = [path, cluster?.caFile, user?.certFile, user?.keyFile]
