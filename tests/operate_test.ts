@@ -133,6 +133,41 @@ Deno.test(
     await sleep(2_000);
     assert.deepEqual(await d.c.forgers(), [leader], "a refusal or dry run moved the leader");
 
+    // --watch prints the table again until interrupted.
+    const watch = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-P=forge-manager",
+        "--no-prompt",
+        `--config=${CONFIG}`,
+        MAIN,
+        "status",
+        "--watch",
+        "--kubeconfig",
+        d.operator,
+        "-n",
+        d.c.namespace,
+      ],
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root" },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let seen = "";
+    const reader = watch.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      await waitUntil("two tables from --watch", async () => {
+        const { value, done } = await reader.read();
+        seen += value ?? "";
+        return done || (seen.match(/^Lease /gm) ?? []).length >= 2;
+      }, 20_000);
+      assert.ok((seen.match(/^Lease /gm) ?? []).length >= 2, seen);
+    } finally {
+      watch.kill("SIGKILL");
+      await reader.cancel().catch(() => {});
+      await watch.status;
+    }
+
     // Usage errors are exit 2.
     assert.equal((await d.run("pause")).code, 2);
     assert.equal((await d.run("handover", "--timeout", "soon")).code, 2);
