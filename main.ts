@@ -55,7 +55,10 @@ function spawnWorker(permissions: Deno.PermissionOptionsObject): Worker {
 }
 
 /** Asks a throw-away worker (read of the kubeconfig only, no network) where the API server is. */
-function probeKubeconfig(path: string): Promise<{ server: string; files: string[] }> {
+function probeKubeconfig(
+  path: string,
+  context?: string,
+): Promise<{ server: string; files: string[] }> {
   const worker = spawnWorker({
     read: [path],
     env: true,
@@ -77,7 +80,13 @@ function probeKubeconfig(path: string): Promise<{ server: string; files: string[
       worker.terminate();
       reject(new Error(`Cannot read KUBECONFIG ${path}: ${e.message}`));
     };
-    worker.postMessage({ op: "probe", kubeconfig: path } satisfies ToWorker);
+    worker.postMessage(
+      {
+        op: "probe",
+        kubeconfig: path,
+        ...(context !== undefined ? { context } : {}),
+      } satisfies ToWorker,
+    );
   });
 }
 
@@ -119,9 +128,26 @@ async function runCommand(spec: CommandSpec, args: string[]): Promise<number> {
     console.error(prepared.message);
     return EXIT_USAGE;
   }
+  let grants = prepared.grants;
+  const kube = prepared.kube;
+  if (kube !== undefined) {
+    // A command that talks to the API server: read the kubeconfig and the files it names, and
+    // connect to its server, nothing else (found by a throw-away worker without network).
+    try {
+      const probed = await probeKubeconfig(kube.kubeconfig, kube.context);
+      grants = {
+        read: [...grants.read, ...probed.files],
+        net: [...(grants.net ?? []), probed.server],
+        kubeClient: true,
+      };
+    } catch (err) {
+      console.error(`forge-manager ${spec.name}: ${errorText(err)}`);
+      return EXIT_FAILED;
+    }
+  }
   const worker = new Worker(CLI_WORKER_URL, {
     type: "module",
-    deno: { permissions: commandPermissions(prepared.grants) },
+    deno: { permissions: commandPermissions(grants) },
   });
   const code = await new Promise<number>((resolve) => {
     worker.onmessage = (e: MessageEvent<FromCliWorker>) => {

@@ -18,6 +18,11 @@ async function runnerOf(command: string): Promise<Runner> {
   switch (command) {
     case "check-credentials":
       return (await import("./cli/check_credentials.ts")).run as Runner;
+    case "status":
+    case "handover":
+    case "pause":
+    case "resume":
+      return (await import("./cli/operate.ts")).run as Runner;
     default:
       throw new Error(`Cannot run command ${JSON.stringify(command)}: no such command`);
   }

@@ -14,13 +14,15 @@
 
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { type ControlStore, toControlView } from "./control.ts";
 import type { CredentialStore } from "./credentials.ts";
 import type { Fence } from "./fence.ts";
-import type { Effect, ForgingEvent } from "./forging.ts";
+import type { Effect, ForgingEvent, OpsEffect } from "./forging.ts";
 import { LeaseConflict, type LeaseStore } from "./lease_store.ts";
 import { errorText } from "./log.ts";
 import type { NodeMetricsRead } from "./node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "./node_process.ts";
+import type { OwnPod } from "./own_pod.ts";
 import type { StatusReporter } from "./status.ts";
 import type { Telemetry } from "./telemetry.ts";
 
@@ -38,6 +40,10 @@ export interface EffectPorts {
   telemetry: Telemetry;
   /** Reads the node's Prometheus endpoint (lib/node_metrics.ts). */
   readNodeMetrics: () => Promise<NodeMetricsRead>;
+  /** Operator requests and the published replica state (cfg.operations). */
+  control?: ControlStore | undefined;
+  /** Our own Pod, read while leading with FENCE=pod. */
+  ownPod?: OwnPod | undefined;
 }
 
 const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
@@ -55,6 +61,8 @@ export class EffectRunner {
   #queued = 0;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #fences = new Map<number, AbortController>();
+  /** The last published (phase, reason) and since when (wall, RFC 3339). */
+  #published: { key: string; since: string } | undefined;
 
   constructor(ports: EffectPorts, post: (event: ForgingEvent) => void) {
     this.#p = ports;
@@ -131,6 +139,7 @@ export class EffectRunner {
             {
               ...(e.waitMs !== undefined ? { waitMs: e.waitMs } : {}),
               ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
+              ...(e.handoverTo !== undefined ? { handoverTo: e.handoverTo } : {}),
             },
           );
           return this.#post({ kind: "lease_released", record, clean: e.clean });
@@ -195,6 +204,60 @@ export class EffectRunner {
         }
       case "signal":
         return await this.#signal(e);
+      case "read_control":
+      case "check_pod":
+      case "publish_replica":
+      case "report_handover":
+        return await this.#ops(e);
+    }
+  }
+
+  async #ops(e: Extract<Effect, { kind: OpsEffect["kind"] }>): Promise<void> {
+    const { clock, control, ownPod, config, identity } = this.#p;
+    switch (e.kind) {
+      case "read_control":
+        if (control === undefined) return this.#post({ kind: "control_read", control: {} });
+        try {
+          const read = await control.read(e.timeoutMs);
+          return this.#post({
+            kind: "control_read",
+            control: toControlView(read, clock.monotonic(), clock.wall().getTime()),
+          });
+        } catch (err) {
+          return this.#post({ kind: "control_read_failed", error: errorText(err) });
+        }
+      case "check_pod":
+        if (ownPod === undefined) return this.#post({ kind: "pod_checked" });
+        try {
+          const terminating = await ownPod.terminating(e.timeoutMs);
+          return this.#post({ kind: terminating ? "pod_terminating" : "pod_checked" });
+        } catch (err) {
+          return this.#post({ kind: "pod_check_failed", error: errorText(err) });
+        }
+      case "publish_replica": {
+        if (control === undefined) return;
+        const now = clock.wall().toISOString();
+        const key = `${e.replica.phase}/${e.replica.reason}`;
+        if (this.#published?.key !== key) this.#published = { key, since: now };
+        const entry = { ...e.replica, identity, since: this.#published.since, heartbeat: now };
+        await control.publishReplica(config.podName, entry, 5000).catch((err) =>
+          this.#p.telemetry.apply({
+            kind: "effect_failed",
+            effect: e.kind,
+            error: errorText(err),
+          })
+        );
+        return;
+      }
+      case "report_handover":
+        if (control === undefined) return;
+        await control.reportHandover(
+          { id: e.id, result: e.result, at: clock.wall().toISOString() },
+          5000,
+        ).catch((err) =>
+          this.#p.telemetry.apply({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
+        );
+        return;
     }
   }
 

@@ -16,6 +16,10 @@
  * - A release written by our own end-of-term handover (after the keys were unlinked and the node
  *   signalled) carries `releasedBy` and may be taken at once (after `releaseWaitMs`, the rest of
  *   the releaser's probation, if any: see below); any other empty holder is waited out.
+ *   A planned handover also names its target (`handoverTo`): only the target's pod takes it at
+ *   once; every other replica waits as for an unmarked release (which covers any
+ *   `releaseWaitMs`), so a target that never comes leaves the lease to the others after the usual
+ *   wait (no state nobody can leave).
  * - A CREATE has no such precondition: "absent" is not a version, so a follower cannot tell one
  *   long absence from absent -> created by someone -> deleted again. And a write whose response
  *   was lost may have been a create that committed late. So a term begun by a create, by
@@ -68,6 +72,11 @@ export interface LeaseRecord {
    * left when it released. A follower waits them out from when it first saw the release.
    */
   releaseWaitMs?: number;
+  /**
+   * The pod a planned handover released the lease to (with `releasedBy`): only that pod may take
+   * it at once; every other replica waits it out as an unmarked release.
+   */
+  handoverTo?: string;
   /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
   holderPodUid?: string;
   /** The holder has not forged: it still had to prove this earlier holder's node stopped. */
@@ -293,7 +302,10 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
       record.fencePending,
     );
   }
-  if (record.holder === "" && record.releasedBy !== undefined && record.releasedBy !== "") {
+  const releasedBy = record.holder === "" ? record.releasedBy ?? "" : "";
+  const handedToOther = releasedBy !== "" && record.handoverTo !== undefined &&
+    record.handoverTo !== "" && record.handoverTo !== podOf(state.identity);
+  if (releasedBy !== "" && !handedToOther) {
     // Its node is stopped (no proof needed), but a release made on probation carries the rest of
     // that probation: the deleted Lease's last holder may forge until it ends.
     const waitUntil = seen.changedAt + (record.releaseWaitMs ?? 0);
@@ -301,7 +313,7 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     return owed({
       kind: "acquire",
       record,
-      previousHolder: record.releasedBy,
+      previousHolder: releasedBy,
       proofNeeded: false,
     }, record.fencePending);
   }
@@ -311,8 +323,22 @@ export function decide(state: ElectionState, now: number, timing: ElectionTiming
     return {
       kind: "wait",
       until: expiresAt,
-      reason: record.holder === "" ? "unexplained_release" : "held",
+      reason: handedToOther
+        ? "handed_to_other"
+        : record.holder === ""
+        ? "unexplained_release"
+        : "held",
     };
+  }
+  if (handedToOther) {
+    // The release was clean (the previous leader unlinked and signalled): after the wait, no
+    // proof is needed, as for a clean release taken at once.
+    return notBeforeRetry({
+      kind: "acquire",
+      record,
+      previousHolder: releasedBy,
+      proofNeeded: false,
+    });
   }
   const previousHolder = record.holder !== "" ? record.holder : state.lastHolder ?? "";
   return owed({

@@ -9,6 +9,7 @@
 
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import type { ControlStore } from "./control.ts";
 import type { CredentialStore } from "./credentials.ts";
 import { EffectRunner } from "./effects.ts";
 import type { Fence } from "./fence.ts";
@@ -28,6 +29,7 @@ import type { LeaseStore } from "./lease_store.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { NodeProcess } from "./node_process.ts";
+import type { OwnPod } from "./own_pod.ts";
 import type { StatusReporter } from "./status.ts";
 import { Telemetry } from "./telemetry.ts";
 import type { KesTiming } from "./kes_period.ts";
@@ -50,6 +52,10 @@ export interface ForgeManagerDeps {
   kesTiming?: KesTiming;
   /** Reads the node's metrics to confirm forging (none: not read). */
   readNodeMetrics?: () => Promise<NodeMetricsRead>;
+  /** Operator requests (pause, handover) and the published replica state; undefined: none. */
+  control?: ControlStore | undefined;
+  /** Our own Pod, for the handover at its deletion (FENCE=pod). */
+  ownPod?: OwnPod | undefined;
 }
 
 /** How long shutdown waits for the last release and status writes. */
@@ -96,6 +102,7 @@ export class ForgeManager implements HealthView {
       ...(this.#d.kesTiming !== undefined ? { kesTiming: this.#d.kesTiming } : {}),
       ...(config.poolId !== undefined ? { poolId: config.poolId } : {}),
       nodeMetrics: this.#d.readNodeMetrics !== undefined,
+      operations: this.#d.control !== undefined,
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);

@@ -70,6 +70,11 @@ export interface ForgingConfig extends ElectionTiming {
   poolId?: string;
   /** Read the node's metrics to confirm the forging state asked for. */
   nodeMetrics?: boolean;
+  /**
+   * Operator requests (see "operations" below): read the CardanoLeader spec (pause, handover),
+   * publish this replica's state, and (with `fence`) end the term when our own Pod is deleted.
+   */
+  operations?: boolean;
 }
 
 /** How often the credentials are judged (the KES window moves with time), in ms. */
@@ -98,7 +103,9 @@ export type NodeView =
 export type AfterStop =
   | { kind: "standby"; announce?: boolean }
   | { kind: "step_aside"; provision: boolean }
-  | { kind: "shutdown" };
+  | { kind: "shutdown" }
+  /** Our Pod is being deleted: never compete again in this process. */
+  | { kind: "retire" };
 
 /**
  * The forging states. `term` numbers our terms (one per acquisition) so that a result of an
@@ -142,6 +149,10 @@ export type Phase =
      */
     probationLeftMs?: number;
   }
+  /** Holding the Lease (and renewing it) during an operator's pause; the node does not forge. */
+  | { kind: "paused"; term: number }
+  /** Our Pod is being deleted: the term ended; never competing again in this process. */
+  | { kind: "retired" }
   /** Releasing the Lease at shutdown. */
   | { kind: "releasing" }
   /** Finished (after shutdown), or failed to start. */
@@ -157,6 +168,8 @@ export const PHASES = [
   "promoting",
   "forging",
   "stopping",
+  "paused",
+  "retired",
   "releasing",
   "done",
 ] as const satisfies readonly Phase["kind"][];
@@ -173,6 +186,8 @@ export interface Release {
   timeoutMs: number;
   /** The fence obligation still open when the term ended: the next holder inherits it. */
   fencePending?: FencePending;
+  /** A planned handover: the only pod that may take the release at once. */
+  handoverTo?: string;
 }
 
 /** One stop of the node in progress: its id tags the results of its two effects. */
@@ -229,6 +244,8 @@ export interface ForgingState {
   readonly owed?: FencePending;
   /** The obligation our last successful write put on the Lease; forging waits until it is gone. */
   readonly leaseCarries?: FencePending;
+  /** Operator requests and this replica's published state (with `cfg.operations`). */
+  readonly ops?: OpsState;
 }
 
 /** Events: timer ticks, I/O results, and shutdown. Plain data only. */
@@ -266,7 +283,8 @@ export type ForgingEvent =
     pid?: number;
     outcome: "ok" | "no_node" | SignalFailure;
     error?: string;
-  };
+  }
+  | OpsEvent;
 
 /** How a fence ended, including the runs that needed no pod at all. */
 export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" } | {
@@ -303,6 +321,7 @@ export type Effect =
     /** With `clean`: the rest of the releaser's probation (ms), for followers to wait out. */
     waitMs?: number;
     fencePending?: FencePending;
+    handoverTo?: string;
   }
   | {
     kind: "start_fence";
@@ -321,7 +340,8 @@ export type Effect =
   | { kind: "place_keys"; purpose: PlacePurpose }
   | { kind: "remove_keys"; stop: number }
   | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
-  | { kind: "report"; transition: Transition };
+  | { kind: "report"; transition: Transition }
+  | OpsEffect;
 
 /** What telemetry (`telemetry.ts`) turns into logs, metrics, status and Events. */
 export type Transition =
@@ -382,7 +402,8 @@ export type Transition =
     asked: boolean;
     confirmation: ForgingConfirmation;
     changed: boolean;
-  };
+  }
+  | OpsTransition;
 
 /** The result of one step. */
 export interface Step {
@@ -400,6 +421,7 @@ const LEADING_PHASES: ReadonlySet<Phase["kind"]> = new Set([
   "awaiting_node",
   "promoting",
   "forging",
+  "paused",
 ]);
 
 /** The initial state, and the effects that start it (boot keys, the socket wait). */
@@ -481,12 +503,15 @@ export function nextWake(state: ForgingState, now: number): number | undefined {
     times.push(state.nextCredentialCheckAt);
   }
   if (state.cfg.nodeMetrics && !state.metricsBusy) times.push(state.nextMetricsAt);
+  times.push(...opsWakes(state));
   return times.length === 0 ? undefined : Math.min(...times);
 }
 
 // ---- events -------------------------------------------------------------------------------
 
 function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): ForgingState {
+  if (isOpsEvent(e)) return applyOps(s, e, now, fx);
+  s = beforeEvent(s, e, fx);
   switch (e.kind) {
     case "tick":
       return s;
@@ -1183,6 +1208,7 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
       ...(confirmed && phase.probationLeftMs !== undefined
         ? { waitMs: phase.probationLeftMs }
         : {}),
+      ...optional("handoverTo", release.handoverTo),
     };
     // A renew sent before the stop may still commit: release after its answer, on the newest
     // version, or the release would conflict with our own write.
@@ -1208,6 +1234,8 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
       return { ...s, phase: { kind: "stepped_aside", until: s.election.notBefore ?? now } };
     case "shutdown":
       return { ...s, phase: release !== undefined ? { kind: "releasing" } : { kind: "done" } };
+    case "retire":
+      return { ...s, phase: { kind: "retired" } };
   }
 }
 
@@ -1217,6 +1245,7 @@ function shutdown(s: ForgingState, now: number, fx: Effect[]): ForgingState {
     case "starting":
     case "standby":
     case "stepped_aside":
+    case "retired":
       if (s.election.term === undefined) return { ...s, phase: { kind: "done" } };
       break;
     case "stopping":
@@ -1321,11 +1350,13 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     fx.push({ kind: "read_node_metrics" });
     next = { ...next, metricsBusy: true };
   }
+  // Operator requests (pause, handover, our Pod's deletion) and this replica's published state.
+  next = settleOps(next, now, fx);
 
   // Stepping aside ends; promotion begins.
   const p = next.phase;
   if (p.kind === "stepped_aside" && now >= p.until) next = { ...next, phase: { kind: "standby" } };
-  if (p.kind === "awaiting_node" && leadsNow(next, now)) {
+  if (p.kind === "awaiting_node" && leadsNow(next, now) && mayPromote(next, now)) {
     // Not while the Lease still says this term owes a proof: a successor would prove the earlier
     // holder only, not us.
     if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);
@@ -1341,7 +1372,7 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
  */
 function writable(s: ForgingState, d: Decision): boolean {
   const k = s.phase.kind;
-  if (k === "stopping" || k === "releasing") return false;
+  if (k === "stopping" || k === "releasing" || k === "retired") return false;
   return d.kind !== "acquire" || s.credentials === undefined || mayForge(s.credentials);
 }
 
@@ -1383,4 +1414,357 @@ function promote(s: ForgingState, term: number, now: number, fx: Effect[]): Forg
     );
   }
   return stepAside(s, "the node process is not running or not ready", now, fx, { provision: true });
+}
+
+// ---- operations: pause, handover, our Pod's deletion, the published state ----------------
+//
+// With `cfg.operations`, every replica reads the CardanoLeader's spec every SLEEP_INTERVAL
+// (`read_control`; a failed read keeps the last known value) and publishes its own state
+// (`publish_replica`). The rules:
+// - a pause (spec.pause, active until `until` passes) holds a leader in `paused`: keys unlinked,
+//   node signalled, the Lease still renewed; a replica that acquires during a pause does not
+//   promote; no term promotes before the spec was read once (a pause survives restarts);
+// - a handover (spec.handover, a new id) ends a leader's term as a shutdown does, releasing
+//   clean and naming the target (only that pod takes the release at once, see election.ts),
+//   then steps aside; ids are remembered, and status.handover.id counts as handled;
+// - our own Pod's deletion (read while leading, FENCE=pod) ends the term at once, releasing
+//   clean to any standby, and the process never competes again (`retired`).
+
+/** A pause as read from `spec.pause`; `endsAt` is monotonic, converted from `until` at the read. */
+export interface PauseRequest {
+  reason: string;
+  by: string;
+  endsAt?: number;
+}
+
+/** A handover as read from `spec.handover`; `ageMs` since its `at`, by the wall clock at the read. */
+export interface HandoverRequest {
+  id: string;
+  /** The target pod; "" for any standby. */
+  to: string;
+  by: string;
+  ageMs: number;
+}
+
+/** The CardanoLeader as the step sees it: the requests, and the last handover a leader handled. */
+export interface ControlView {
+  pause?: PauseRequest;
+  handover?: HandoverRequest;
+  /** status.handover.id: handled by a leader already (perhaps by an earlier process). */
+  handledId?: string;
+}
+
+/** How a handover request ended, as written to `status.handover.result`. */
+export type HandoverResult =
+  | "released"
+  | "released_unclean"
+  | "release_failed"
+  | "already_leader"
+  | "stale";
+
+/** A handover request older than this when a leader first sees it is not acted on. */
+export const HANDOVER_MAX_AGE_MS = 60_000;
+
+/** What a replica publishes in `status.replicas.<pod>` (the runner adds identity and times). */
+export interface ReplicaView {
+  phase: Phase["kind"];
+  leader: boolean;
+  forging: boolean;
+  nodeFound: boolean;
+  fence: "off" | "idle" | "proving";
+  reason: string;
+}
+
+/** The operations' part of the state. */
+export interface OpsState {
+  /** The last CardanoLeader read (kept when a read fails); undefined before the first answer. */
+  readonly control?: ControlView;
+  readonly controlBusy?: boolean;
+  readonly nextControlReadAt?: number;
+  /** Handover ids seen (acted on, or seen while not leading). */
+  readonly handled?: readonly string[];
+  readonly pendingHandover?: { id: string; to: string };
+  readonly podCheckBusy?: boolean;
+  readonly nextPodCheckAt?: number;
+  readonly podTerminating?: boolean;
+  /** Whether the active pause was reported (pause_started) and not yet its end. */
+  readonly pauseSeen?: boolean;
+  readonly published?: string;
+  readonly nextPublishAt?: number;
+  readonly lastReason?: string;
+}
+
+/** The operations' events. */
+export type OpsEvent =
+  | { kind: "control_read"; control: ControlView }
+  | { kind: "control_read_failed"; error: string }
+  | { kind: "pod_checked" }
+  | { kind: "pod_terminating" }
+  | { kind: "pod_check_failed"; error: string };
+
+/** The operations' effects. */
+export type OpsEffect =
+  | { kind: "read_control"; timeoutMs: number }
+  | { kind: "check_pod"; timeoutMs: number }
+  | { kind: "publish_replica"; replica: ReplicaView }
+  | { kind: "report_handover"; id: string; result: HandoverResult };
+
+/** The operations' transitions (telemetry.ts). */
+export type OpsTransition =
+  | { kind: "control_read_failed"; error: string }
+  | { kind: "pause_started"; reason: string; by: string }
+  | { kind: "pause_ended" }
+  | { kind: "paused_leader"; reason: string; by: string; wasForging: boolean }
+  | { kind: "resumed_leader" }
+  | { kind: "handover_started"; id: string; to: string; by: string }
+  | { kind: "handover_done"; id: string; to: string; result: HandoverResult }
+  | { kind: "pod_terminating"; leading: boolean }
+  | { kind: "pod_check_failed"; error: string };
+
+const OPS_EVENTS: ReadonlySet<ForgingEvent["kind"]> = new Set([
+  "control_read",
+  "control_read_failed",
+  "pod_checked",
+  "pod_terminating",
+  "pod_check_failed",
+]);
+
+function isOpsEvent(e: ForgingEvent): e is OpsEvent {
+  return OPS_EVENTS.has(e.kind);
+}
+
+/** Whether a pause is in force at `now` (monotonic). */
+export function pauseActive(control: ControlView | undefined, now: number): boolean {
+  const pause = control?.pause;
+  return pause !== undefined && (pause.endsAt === undefined || now < pause.endsAt);
+}
+
+/** Whether this state holds the Lease in a phase of a term. */
+function holdsTerm(s: ForgingState): boolean {
+  return s.election.term !== undefined && LEADING_PHASES.has(s.phase.kind);
+}
+
+/** Whether a term may promote now: the spec was read once and no pause is in force. */
+function mayPromote(s: ForgingState, now: number): boolean {
+  if (!s.cfg.operations) return true;
+  return s.ops?.control !== undefined && !pauseActive(s.ops.control, now);
+}
+
+function withOps(s: ForgingState, ops: OpsState): ForgingState {
+  return { ...s, ops };
+}
+
+function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]): ForgingState {
+  const ops = s.ops ?? {};
+  const due = now + s.cfg.sleepIntervalMs;
+  switch (e.kind) {
+    case "control_read":
+      return handover(
+        withOps(s, { ...ops, control: e.control, controlBusy: false, nextControlReadAt: due }),
+        e.control,
+        now,
+        fx,
+      );
+    case "control_read_failed":
+      fx.push(report({ kind: "control_read_failed", error: e.error }));
+      // The last known requests stay in force; with none known, there are none.
+      return withOps(s, {
+        ...ops,
+        control: ops.control ?? {},
+        controlBusy: false,
+        nextControlReadAt: due,
+      });
+    case "pod_checked":
+      return withOps(s, {
+        ...ops,
+        podCheckBusy: false,
+        nextPodCheckAt: now + nodeCheckInterval(s.cfg),
+      });
+    case "pod_check_failed":
+      fx.push(report({ kind: "pod_check_failed", error: e.error }));
+      return withOps(s, {
+        ...ops,
+        podCheckBusy: false,
+        nextPodCheckAt: now + nodeCheckInterval(s.cfg),
+      });
+    case "pod_terminating":
+      return podTerminating(withOps(s, { ...ops, podCheckBusy: false }), now, fx);
+  }
+}
+
+/** Results that belong to a handover in progress (its release), before the usual handling. */
+function beforeEvent(s: ForgingState, e: ForgingEvent, fx: Effect[]): ForgingState {
+  const pending = s.ops?.pendingHandover;
+  if (pending === undefined) return s;
+  if (e.kind !== "lease_released" && e.kind !== "lease_release_failed") return s;
+  const result: HandoverResult = e.kind === "lease_release_failed"
+    ? "release_failed"
+    : e.clean
+    ? "released"
+    : "released_unclean";
+  fx.push(report({ kind: "handover_done", id: pending.id, to: pending.to, result }));
+  fx.push({ kind: "report_handover", id: pending.id, result });
+  const { pendingHandover: _done, ...ops } = s.ops!;
+  return withOps(s, ops);
+}
+
+function handover(s: ForgingState, control: ControlView, now: number, fx: Effect[]): ForgingState {
+  const h = control.handover;
+  const ops = s.ops ?? {};
+  const handled = ops.handled ?? [];
+  if (h === undefined || handled.includes(h.id) || h.id === control.handledId) return s;
+  // A clean release lets the target forge without proof; mid-fence, the previous holder's node
+  // is not proven stopped yet: act on the request once the fence is done (it is read again).
+  if (s.phase.kind === "fencing") return s;
+  let next = withOps(s, { ...ops, handled: [...handled.slice(-15), h.id] });
+  if (!holdsTerm(s)) return next;
+  const done = (result: HandoverResult): ForgingState => {
+    fx.push(report({ kind: "handover_done", id: h.id, to: h.to, result }));
+    fx.push({ kind: "report_handover", id: h.id, result });
+    return next;
+  };
+  if (h.ageMs > HANDOVER_MAX_AGE_MS) return done("stale");
+  if (h.to === s.cfg.podName) return done("already_leader");
+  fx.push(report({ kind: "handover_started", id: h.id, to: h.to, by: h.by }));
+  next = beginStop(next, "handover", { kind: "step_aside", provision: false }, now, fx, {
+    holdOffMs: 2 * s.cfg.leaseDurationMs,
+  });
+  const phase = next.phase;
+  if (phase.kind !== "stopping" || phase.release === undefined) return done("release_failed");
+  return {
+    ...next,
+    phase: {
+      ...phase,
+      release: { ...phase.release, ...optional("handoverTo", h.to || undefined) },
+    },
+    ops: { ...next.ops, pendingHandover: { id: h.id, to: h.to } },
+  };
+}
+
+function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const leading = holdsTerm(s);
+  fx.push(report({ kind: "pod_terminating", leading }));
+  const next = withOps(s, { ...s.ops, podTerminating: true });
+  const phase = next.phase;
+  if (leading) {
+    const deadline = termDeadline(next.election, next.cfg);
+    const left = (deadline ?? 0) - now;
+    return beginStop(next, "pod_terminating", { kind: "retire" }, now, fx, {
+      releaseTimeoutMs: Math.max(500, Math.min(3000, left > 0 ? left : 3000)),
+    });
+  }
+  if (phase.kind === "stopping" && phase.after.kind !== "shutdown") {
+    return { ...next, phase: { ...phase, after: { kind: "retire" } } };
+  }
+  if (phase.kind === "standby" || phase.kind === "stepped_aside") {
+    return { ...next, phase: { kind: "retired" } };
+  }
+  return next;
+}
+
+/** The time-driven part of the operations, run by `settle`. */
+function settleOps(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  if (!s.cfg.operations) return s;
+  let ops: OpsState = s.ops ?? {};
+  if (!ops.controlBusy && now >= (ops.nextControlReadAt ?? now)) {
+    fx.push({ kind: "read_control", timeoutMs: readTimeout(s.cfg) });
+    ops = { ...ops, controlBusy: true };
+  }
+  if (podCheckDue(s, ops, now)) {
+    fx.push({ kind: "check_pod", timeoutMs: readTimeout(s.cfg) });
+    ops = { ...ops, podCheckBusy: true };
+  }
+  let next = withOps(s, ops);
+  next = pause(next, now, fx);
+  return publish(next, now, fx);
+}
+
+function podCheckDue(s: ForgingState, ops: OpsState, now: number): boolean {
+  return s.cfg.fence && holdsTerm(s) && !ops.podTerminating && !ops.podCheckBusy &&
+    now >= (ops.nextPodCheckAt ?? now);
+}
+
+function pause(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const ops = s.ops ?? {};
+  const active = pauseActive(ops.control, now);
+  let next = s;
+  if (active !== (ops.pauseSeen ?? false)) {
+    const p = ops.control?.pause;
+    fx.push(report(
+      active && p !== undefined
+        ? { kind: "pause_started", reason: p.reason, by: p.by }
+        : { kind: "pause_ended" },
+    ));
+    next = withOps(next, { ...ops, pauseSeen: active });
+  }
+  const phase = next.phase;
+  if (
+    active && (phase.kind === "awaiting_node" || phase.kind === "promoting" ||
+      phase.kind === "forging")
+  ) {
+    const p = ops.control!.pause!;
+    const wasForging = phase.kind !== "awaiting_node";
+    fx.push(report({ kind: "paused_leader", reason: p.reason, by: p.by, wasForging }));
+    next = { ...next, phase: { kind: "paused", term: phase.term } };
+    // Keys placed (or being placed) and perhaps signalled: unlink, then SIGHUP, on the lane.
+    if (wasForging) next = stopNode(next, "paused", fx);
+    return next;
+  }
+  if (!active && phase.kind === "paused") {
+    fx.push(report({ kind: "resumed_leader" }));
+    return { ...next, phase: { kind: "awaiting_node", term: phase.term } };
+  }
+  return next;
+}
+
+/** This replica's state as `status` shows it. */
+export function replicaView(s: ForgingState, now: number): ReplicaView {
+  const phase = s.phase;
+  const reason = phase.kind === "stopping"
+    ? phase.reason
+    : phase.kind === "paused"
+    ? "paused"
+    : phase.kind === "retired"
+    ? "pod_terminating"
+    : s.ops?.lastReason ?? "";
+  return {
+    phase: phase.kind,
+    leader: leadsNow(s, now),
+    forging: isForging(s),
+    nodeFound: s.node.kind === "present",
+    fence: !s.cfg.fence ? "off" : phase.kind === "fencing" ? "proving" : "idle",
+    reason,
+  };
+}
+
+function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const view = replicaView(s, now);
+  const key = JSON.stringify(view);
+  const ops = s.ops ?? {};
+  if (key === ops.published && now < (ops.nextPublishAt ?? now)) {
+    return view.reason === ops.lastReason ? s : withOps(s, { ...ops, lastReason: view.reason });
+  }
+  fx.push({ kind: "publish_replica", replica: view });
+  return withOps(s, {
+    ...ops,
+    published: key,
+    nextPublishAt: now + s.cfg.sleepIntervalMs,
+    lastReason: view.reason,
+  });
+}
+
+/** The operations' wake-up times (only those `settleOps` would act on). */
+function opsWakes(s: ForgingState): number[] {
+  if (!s.cfg.operations) return [];
+  const ops = s.ops ?? {};
+  const times: number[] = [];
+  if (!ops.controlBusy && ops.nextControlReadAt !== undefined) times.push(ops.nextControlReadAt);
+  if (ops.nextPublishAt !== undefined) times.push(ops.nextPublishAt);
+  if (
+    s.cfg.fence && holdsTerm(s) && !ops.podTerminating && !ops.podCheckBusy &&
+    ops.nextPodCheckAt !== undefined
+  ) times.push(ops.nextPodCheckAt);
+  const endsAt = ops.control?.pause?.endsAt;
+  if (endsAt !== undefined && ops.pauseSeen) times.push(endsAt);
+  return times;
 }

@@ -14,10 +14,20 @@ import * as k8s from "@kubernetes/client-node";
  * @throws {Error} when no usable configuration is found (client-node would otherwise silently
  *   fall back to http://localhost:8080).
  */
-export function loadKubeConfig(kubeconfig: string | undefined): k8s.KubeConfig {
+export function loadKubeConfig(kubeconfig: string | undefined, context?: string): k8s.KubeConfig {
   const kc = new ForgeKubeConfig();
   if (kubeconfig !== undefined) {
     kc.loadFromFile(kubeconfig);
+    if (context !== undefined) {
+      if (kc.getContextObject(context) === null) {
+        throw new Error(
+          `Cannot configure the Kubernetes client: ${kubeconfig} has no context ${
+            JSON.stringify(context)
+          }`,
+        );
+      }
+      kc.setCurrentContext(context);
+    }
   } else {
     kc.loadFromCluster();
   }

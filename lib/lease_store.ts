@@ -16,6 +16,8 @@ export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
 export const FENCE_PENDING_ANNOTATION = "forge-manager.cardano.io/fence-pending";
 /** Annotation on a clean release made on probation: the milliseconds of it left (election.ts). */
 export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms";
+/** Annotation set by a planned handover's release: the only pod that may take it at once. */
+export const HANDOVER_TO_ANNOTATION = "forge-manager.cardano.io/handover-to";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
 export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
 
@@ -45,6 +47,8 @@ export interface ReleaseOptions {
   waitMs?: number;
   /** The fence obligation still open: it passes to whoever takes the Lease next. */
   fencePending?: FencePending;
+  /** With `clean`: a planned handover, the only pod that may take the release at once. */
+  handoverTo?: string;
 }
 
 /** The port through which the election reads and writes its Lease. */
@@ -55,7 +59,8 @@ export interface LeaseStore {
   /**
    * Writes an empty holder, conditional on the record. With `clean` (the keys were unlinked and
    * the node signalled), the release is marked as ours so a standby may take it at once, or after
-   * `waitMs` (the rest of a probation) from when it sees it.
+   * `waitMs` (the rest of a probation) from when it sees it; with `handoverTo` as well, only
+   * that pod may take it at once (a planned handover).
    */
   release(
     record: LeaseRecord,
@@ -107,6 +112,8 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     ? Number(waitText)
     : 999_999_999;
   const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
+  const handoverTo = lease.metadata?.annotations?.[HANDOVER_TO_ANNOTATION];
+  const released = releasedBy !== undefined && (spec.holderIdentity ?? "") === "";
   const times = (lease.metadata?.managedFields ?? [])
     .map((m) => m.time === undefined ? NaN : new Date(m.time).getTime())
     .filter((t) => Number.isFinite(t));
@@ -117,6 +124,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     resourceVersion: lease.metadata?.resourceVersion ?? "",
     ...(releasedBy !== undefined && (spec.holderIdentity ?? "") === "" ? { releasedBy } : {}),
     ...(releasedBy !== undefined && releaseWaitMs !== undefined ? { releaseWaitMs } : {}),
+    ...(released && handoverTo !== undefined && handoverTo !== "" ? { handoverTo } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
     ...(fencePending !== undefined ? { fencePending } : {}),
     ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
@@ -180,6 +188,7 @@ export class KubeLeaseStore implements LeaseStore {
     delete annotations[RELEASED_BY_ANNOTATION];
     delete annotations[RELEASE_WAIT_ANNOTATION];
     setPending(annotations, args.fencePending);
+    delete annotations[HANDOVER_TO_ANNOTATION];
     if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
     else delete annotations[HOLDER_POD_UID_ANNOTATION];
 
@@ -238,6 +247,7 @@ export class KubeLeaseStore implements LeaseStore {
     opts: ReleaseOptions = {},
   ): Promise<LeaseRecord> {
     const waitMs = opts.waitMs ?? 0;
+    const handoverTo = opts.handoverTo;
     const base = this.#base(record);
     const annotations: Record<string, string> = { ...base?.metadata?.annotations };
     setPending(annotations, opts.fencePending);
@@ -245,6 +255,9 @@ export class KubeLeaseStore implements LeaseStore {
     else delete annotations[RELEASED_BY_ANNOTATION];
     if (clean && waitMs > 0) annotations[RELEASE_WAIT_ANNOTATION] = String(Math.ceil(waitMs));
     else delete annotations[RELEASE_WAIT_ANNOTATION];
+    if (clean && handoverTo !== undefined && handoverTo !== "") {
+      annotations[HANDOVER_TO_ANNOTATION] = handoverTo;
+    } else delete annotations[HANDOVER_TO_ANNOTATION];
     if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
     const spec = base?.spec ?? {};
     const body = this.#replacement(base, record, annotations, {

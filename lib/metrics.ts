@@ -31,6 +31,9 @@ export interface Metrics {
   readonly apiRequests: Counter<"operation">;
   readonly fenceWaits: Counter<"outcome">;
   readonly nodeNonProducing: Gauge;
+  readonly paused: Gauge;
+  readonly controlReadFailures: Counter;
+  readonly handovers: Counter<"result">;
   readonly kesPeriodsRemaining: Gauge<"hot_key">;
   readonly kesExpiry: Gauge<"hot_key">;
   readonly opcertIssueCounter: Gauge<"hot_key">;
@@ -105,6 +108,33 @@ export function createMetrics(opts: {
     info,
     ...eventMetrics(registers, opts.lastRenewAt),
     ...witnessMetrics(registers),
+    ...operationsMetrics(registers),
+  };
+}
+
+/** Operator requests: the pause, reads of the CardanoLeader spec, handovers. */
+function operationsMetrics(
+  registers: Registry[],
+): Pick<Metrics, "paused" | "controlReadFailures" | "handovers"> {
+  return {
+    paused: new Gauge({
+      name: "forge_manager_paused",
+      help: "Whether an operator's pause (CardanoLeader spec.pause) is in force as this replica " +
+        "last read it (0 or 1)",
+      registers,
+    }),
+    controlReadFailures: new Counter({
+      name: "forge_manager_control_read_failures_total",
+      help: "Reads of the CardanoLeader spec that failed (the last known requests stay in force)",
+      registers,
+    }),
+    handovers: new Counter({
+      name: "forge_manager_handovers_total",
+      help: "Planned handovers this replica handled as leader, by result (released, " +
+        "released_unclean, release_failed, already_leader, stale)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
   };
 }
 

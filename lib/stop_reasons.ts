@@ -27,7 +27,13 @@ export type StopReason =
   /** The node runs without the non-producing flag on a replica that does not lead. */
   | "unsafe_node"
   /** The certificate is expired, not yet valid, wrongly signed, or of another pool. */
-  | "bad_credentials";
+  | "bad_credentials"
+  /** An operator paused forging (spec.pause): the leader keeps the Lease, its node stops. */
+  | "paused"
+  /** An operator handed the term over (spec.handover): stop, release to the target. */
+  | "handover"
+  /** The leader's own Pod is being deleted: stop and release at once, never compete again. */
+  | "pod_terminating";
 
 /** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
 export type SignalReason = StopReason | "promote" | "rotate";
@@ -96,5 +102,20 @@ export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
     metric: "unsafe_node",
     status: "UnsafeNode",
     text: "the node runs without the non-producing flag on a replica that does not lead",
+  },
+  paused: {
+    metric: "paused",
+    status: "Paused",
+    text: "an operator paused forging",
+  },
+  handover: {
+    metric: "handover",
+    status: "Demoted_handover",
+    text: "an operator handed the term over",
+  },
+  pod_terminating: {
+    metric: "pod_terminating",
+    status: "Demoted_pod_terminating",
+    text: "this replica's Pod is being deleted",
   },
 };

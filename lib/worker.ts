@@ -10,6 +10,7 @@
 
 import { systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { KubeControlStore } from "./control.ts";
 import { FileCredentialStore } from "./credentials.ts";
 import { PodFence } from "./fence.ts";
 import { ForgeManager } from "./forge_manager.ts";
@@ -22,6 +23,7 @@ import { createMetrics } from "./metrics.ts";
 import { readNodeMetrics } from "./node_metrics.ts";
 import { RpcNodeProcess } from "./node_process.ts";
 import { checkNodeContainer } from "./pod_check.ts";
+import { KubeOwnPod } from "./own_pod.ts";
 import { socketAccepts } from "./socket_check.ts";
 import { KubeStatusReporter } from "./status.ts";
 import { VERSION } from "./version.ts";
@@ -35,7 +37,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
   switch (msg.op) {
     case "probe":
-      probe(msg.kubeconfig);
+      probe(msg.kubeconfig, msg.context);
       break;
     case "start":
       start(msg.config, msg.identity).then(
@@ -53,9 +55,9 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
 };
 
 /** Reads a kubeconfig and tells the core which server and files the real worker needs. */
-function probe(path: string): void {
+function probe(path: string, context?: string): void {
   try {
-    const kc = loadKubeConfig(path);
+    const kc = loadKubeConfig(path, context);
     const cluster = kc.getCurrentCluster();
     const user = kc.getCurrentUser();
     const files = [path, cluster?.caFile, user?.certFile, user?.keyFile]
@@ -142,6 +144,21 @@ async function start(config: Config, identity: string): Promise<void> {
         nodeContainer: config.nodeContainerName,
         ownNodeStopped: () => holder.manager?.stopConfirmed ?? false,
         onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
+        count,
+      })
+      : undefined,
+    control: new KubeControlStore({
+      kc,
+      namespace: config.namespace,
+      name: config.cardanoLeaderName,
+      count,
+    }),
+    ownPod: config.fence === "pod"
+      ? new KubeOwnPod({
+        kc,
+        namespace: config.namespace,
+        name: config.podName,
+        uid: config.podUid,
         count,
       })
       : undefined,

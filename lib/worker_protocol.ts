@@ -10,7 +10,7 @@ import type { CoreReply, CoreRequest } from "./node_process.ts";
 
 /** Core to worker. */
 export type ToWorker =
-  | { op: "probe"; kubeconfig: string }
+  | { op: "probe"; kubeconfig: string; context?: string }
   | { op: "start"; config: Config; identity: string }
   | { op: "reply"; reply: CoreReply }
   | { op: "shutdown" };

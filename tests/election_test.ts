@@ -204,6 +204,55 @@ const CASES: Case[] = [
     decisions: [[3_000, wait(3_000 + WAIT, "unexplained_release")]],
   },
   {
+    name: "a handover release naming this pod is taken at once and needs no proof",
+    steps: [
+      { observe: present(rec(OTHER, "10")), at: 0 },
+      { observe: present(rec("", "11", { releasedBy: OTHER, handoverTo: "pod-a" })), at: 3_000 },
+    ],
+    decisions: [[3_000, {
+      kind: "acquire",
+      record: rec("", "11", { releasedBy: OTHER, handoverTo: "pod-a" }),
+      previousHolder: OTHER,
+      proofNeeded: false,
+    }]],
+  },
+  {
+    name: "a handover release naming another pod is waited out like an unmarked release, " +
+      "then taken without proof (it was clean)",
+    steps: [
+      { observe: present(rec(OTHER, "10")), at: 0 },
+      { observe: present(rec("", "11", { releasedBy: OTHER, handoverTo: "pod-c" })), at: 3_000 },
+    ],
+    decisions: [
+      [3_000, wait(3_000 + WAIT, "handed_to_other")],
+      [3_000 + WAIT - 1, wait(3_000 + WAIT, "handed_to_other")],
+      [3_000 + WAIT, {
+        kind: "acquire",
+        record: rec("", "11", { releasedBy: OTHER, handoverTo: "pod-c" }),
+        previousHolder: OTHER,
+        proofNeeded: false,
+      }],
+    ],
+    leading: [[3_000 + WAIT, false]],
+  },
+  {
+    name: "a handover target is matched by pod name, not by a pod whose name merely starts with it",
+    identity: "pod-a-1_0000000c",
+    steps: [
+      { observe: present(rec("", "11", { releasedBy: OTHER, handoverTo: "pod-a" })), at: 3_000 },
+    ],
+    decisions: [[3_000, wait(3_000 + WAIT, "handed_to_other")]],
+  },
+  {
+    name: "a handover target in a hold-off waits for it like any other acquisition",
+    steps: [
+      { written: rec(ME, "30"), sentAt: 1_000, at: 1_100 },
+      { demotedAt: 2_000, holdOffMs: 30_000 },
+      { observe: present(rec("", "31", { releasedBy: OTHER, handoverTo: "pod-a" })), at: 3_000 },
+    ],
+    decisions: [[3_000, wait(32_000, "stepped_aside")]],
+  },
+  {
     name: "an absent lease is created at once (the create is on probation instead), with proof " +
       "needed for the last holder",
     steps: [

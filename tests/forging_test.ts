@@ -605,3 +605,228 @@ Deno.test("a term that ends before its fence proved anything passes the obligati
   assert.equal(release.clean, true, "its own node is stopped");
   assert.equal(release.fencePending?.holder, OTHER, "the successor would not prove OTHER");
 });
+
+// ---- operations: pause, handover, our Pod's deletion -------------------------------------
+
+const OPS_NOISE = new Set(["read_control", "publish_replica", "check_node", "check_sources"]);
+/** The effects of the last step without the periodic reads and publications. */
+function acts(m: Machine): string[] {
+  return m.did.filter((d) => !OPS_NOISE.has(d) && d !== "report:node_flag");
+}
+const HANDOVER = { id: "h-1", to: "producer-2", by: "alice", ageMs: 1_000 };
+const PAUSE = { reason: "node upgrade", by: "alice" };
+
+/** A standby with operations on, that has read an empty spec once. */
+function opsStandby(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = standby({ operations: true, ...cfg });
+  m.feed({ kind: "control_read", control: {} });
+  return m;
+}
+
+/** A forger with operations on (took a clean handover after reading an empty spec). */
+function opsForger(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = opsStandby(cfg);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.ok(m.did.includes("place_keys:promote"), JSON.stringify(m.did));
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
+  assert.equal(m.phase, "forging");
+  return m;
+}
+
+Deno.test("a handover ends the term like a shutdown, releases clean to the target, then steps aside", () => {
+  const m = opsForger();
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } }, m.now + 1);
+  assert.deepEqual(acts(m), [
+    "report:handover_started",
+    "report:stopped_leading",
+    "report:demoted",
+    "remove_keys",
+    "signal:handover",
+  ]);
+  assert.equal(m.phase, "stopping");
+  m.answerStop();
+  const release = m.effect("release_lease");
+  assert.equal(release.clean, true);
+  assert.equal(release.handoverTo, "producer-2");
+  assert.equal(m.phase, "stepped_aside");
+  m.feed({ kind: "lease_released", record: rec("", "13", { releasedBy: ME }), clean: true });
+  assert.deepEqual(acts(m), ["report:handover_done", "report_handover", "report:released"]);
+  assert.equal(m.effect("report_handover").result, "released");
+  // The same request read again is not handled twice.
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } }, m.now + 60_000);
+  assert.ok(!m.did.includes("report:handover_started"), "handled twice");
+});
+
+Deno.test("a handover whose stop is unconfirmed releases unclean, so nobody takes it at once", () => {
+  const m = opsForger();
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } }, m.now + 1);
+  m.answerStop("refused");
+  assert.equal(m.effect("release_lease").clean, false);
+  m.feed({ kind: "lease_released", record: rec("", "13"), clean: false });
+  assert.equal(m.effect("report_handover").result, "released_unclean");
+});
+
+Deno.test("a handover is not acted on when handled already, stale, or aimed at the leader itself", () => {
+  const cases: [Partial<typeof HANDOVER>, string | undefined, string][] = [
+    [{}, "h-1", "none"],
+    [{ ageMs: 61_000 }, undefined, "stale"],
+    [{ to: "producer-0" }, undefined, "already_leader"],
+  ];
+  for (const [change, handledId, result] of cases) {
+    const m = opsForger();
+    m.feed({
+      kind: "control_read",
+      control: { handover: { ...HANDOVER, ...change }, ...(handledId ? { handledId } : {}) },
+    }, m.now + 1);
+    assert.equal(m.phase, "forging", result);
+    const reported = m.effects.find((e) => e.kind === "report_handover");
+    assert.equal(reported === undefined ? "none" : reported.result, result);
+  }
+});
+
+Deno.test("a handover seen while standing by is remembered, and not acted on after becoming leader", () => {
+  const m = standby({ operations: true });
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
+  m.feed({ kind: "tick" }, m.now + 5_000);
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  assert.equal(m.phase, "forging");
+});
+
+Deno.test("no term promotes before the spec was read once (a pause survives restarts)", () => {
+  const m = standby({ operations: true });
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "awaiting_node");
+  assert.ok(!m.did.includes("place_keys:promote"), "promoted before reading the spec");
+  m.feed({ kind: "control_read", control: {} });
+  assert.ok(m.did.includes("place_keys:promote"));
+});
+
+Deno.test("a pause stops the leader's node, keeps renewing the Lease, and ends at its until", () => {
+  const m = opsForger();
+  const until = m.now + 60_000;
+  m.feed({ kind: "control_read", control: { pause: { ...PAUSE, endsAt: until } } }, m.now + 1);
+  assert.deepEqual(acts(m), [
+    "report:pause_started",
+    "report:paused_leader",
+    "remove_keys",
+    "signal:paused",
+  ]);
+  assert.equal(m.phase, "paused");
+  m.answerStop();
+  assert.ok(!m.did.some((d) => d.startsWith("release")), "released during a pause");
+  assert.equal(m.state.stopConfirmed, true);
+  m.feed({ kind: "tick" }, m.now + 2_000);
+  const renew = m.effect("write_lease");
+  assert.equal(renew.decision.kind, "renew");
+  m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "13"), sentAt: m.now });
+  assert.equal(m.phase, "paused");
+  // Keep renewing up to the pause's end, then it promotes again.
+  while (m.now + 2_000 < until) {
+    m.feed({ kind: "tick" }, m.now + 2_000);
+    const w = m.effects.find((e) => e.kind === "write_lease");
+    if (w !== undefined) {
+      m.feed({
+        kind: "lease_written",
+        decision: w.decision,
+        record: rec(ME, String(m.now)),
+        sentAt: m.now,
+      });
+    }
+    assert.equal(m.phase, "paused");
+  }
+  assert.ok(nextWake(m.state, m.now)! <= until, "no wake-up at the pause's end");
+  m.feed({ kind: "tick" }, until);
+  assert.deepEqual(acts(m).filter((d) => !d.startsWith("write")), [
+    "report:pause_ended",
+    "report:resumed_leader",
+    "place_keys:promote",
+  ]);
+});
+
+Deno.test("a replica that acquires during a pause does not promote, and a failed read keeps the pause", () => {
+  const m = opsStandby();
+  m.feed({ kind: "control_read", control: { pause: PAUSE } });
+  assert.deepEqual(acts(m), ["report:pause_started"]);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "paused");
+  assert.ok(!m.did.includes("place_keys:promote"));
+  assert.ok(!m.did.includes("remove_keys"), "stopped a node it never started");
+  m.feed({ kind: "control_read_failed", error: "timeout" }, m.now + 1_000);
+  assert.equal(m.phase, "paused");
+  m.feed({ kind: "control_read", control: {} }, m.now + 1_000);
+  assert.ok(m.did.includes("place_keys:promote"), "resume did not promote");
+});
+
+Deno.test("a leader whose Pod is being deleted releases clean at once and never competes again", () => {
+  const m = opsForger({ fence: true });
+  assert.equal(m.state.ops?.podCheckBusy, true, "the Pod is not read from the term's start");
+  m.feed({ kind: "pod_checked" });
+  m.feed({ kind: "tick" }, m.now + 2_000);
+  assert.ok(m.did.includes("check_pod"), JSON.stringify(m.did));
+  const renew = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "13"), sentAt: m.now });
+  m.feed({ kind: "pod_terminating" });
+  assert.deepEqual(acts(m).filter((d) => !d.startsWith("write")), [
+    "report:pod_terminating",
+    "report:stopped_leading",
+    "report:demoted",
+    "remove_keys",
+    "signal:pod_terminating",
+  ]);
+  m.answerStop();
+  const release = m.effect("release_lease");
+  assert.equal(release.clean, true);
+  assert.equal(release.handoverTo, undefined, "a deletion's release named a target");
+  assert.equal(m.phase, "retired");
+  // A clean release by someone else later is not taken.
+  m.feed({ kind: "lease_read", observation: present(rec("", "20", { releasedBy: OTHER })) });
+  m.feed({ kind: "tick" }, m.now + 60_000);
+  assert.ok(!m.did.some((d) => d.startsWith("write")), "a retired replica competed");
+  m.feed({ kind: "shutdown" });
+  assert.equal(m.phase, "done");
+});
+
+Deno.test("a replica publishes its state when it changes and as a heartbeat", () => {
+  const m = opsForger();
+  const published = m.effects.filter((e) => e.kind === "publish_replica");
+  assert.equal(published.length, 1);
+  assert.deepEqual(published[0]!.kind === "publish_replica" && published[0]!.replica, {
+    phase: "forging",
+    leader: true,
+    forging: true,
+    nodeFound: true,
+    fence: "off",
+    reason: "startup",
+  });
+  m.feed({ kind: "tick" }, m.now + 100);
+  assert.ok(!m.did.includes("publish_replica"), "published an unchanged state early");
+  m.feed({ kind: "tick" }, m.now + 5_000);
+  assert.ok(m.did.includes("publish_replica"), "no heartbeat");
+});
+
+Deno.test("a handover waits while the fence proves the previous holder stopped, then runs", () => {
+  const m = standby({ operations: true, fence: true });
+  m.feed({ kind: "control_read", control: {} });
+  m.feed({ kind: "tick" }, m.now + 17_002); // held by OTHER, unchanged for LEASE + DELAY
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.equal(m.phase, "fencing");
+  const term = m.effect("start_fence").term;
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  assert.equal(m.phase, "fencing", "handed over before the fence proved anything");
+  m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
+  m.feed({ kind: "control_read", control: { handover: HANDOVER } });
+  assert.ok(m.did.includes("report:handover_started"), JSON.stringify(m.did));
+});

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import type { Observation } from "../lib/election.ts";
 import { loadKubeConfig } from "../lib/kube_client.ts";
-import { HOLDER_POD_UID_ANNOTATION, KubeLeaseStore, LeaseConflict } from "../lib/lease_store.ts";
+import {
+  HANDOVER_TO_ANNOTATION,
+  HOLDER_POD_UID_ANNOTATION,
+  KubeLeaseStore,
+  LeaseConflict,
+} from "../lib/lease_store.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import { sleep, waitUntil } from "./support/wait.ts";
 
@@ -173,3 +178,36 @@ Deno.test("the watch reports a change made by someone else, and a deletion", opt
   assert.ok(seen.some((o) => o.kind === "present" && o.record.holder === "c-0_3"));
   assert.ok(seen.some((o) => o.kind === "absent"));
 });
+
+Deno.test(
+  "a handover release names its target; the next holder and an unclean release clear it",
+  opts,
+  async () => {
+    const { leases, kc } = await store("handover");
+    const mine = await leases.claim({
+      record: undefined,
+      identity: "a-0_1",
+      podUid: "uid-a",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    const handed = await leases.release(mine, "a-0_1", true, 5000, { handoverTo: "b-0" });
+    assert.equal(handed.releasedBy, "a-0_1");
+    assert.equal(handed.handoverTo, "b-0");
+    const raw = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({
+      name: "handover",
+      namespace: NS,
+    });
+    assert.equal(raw.metadata?.annotations?.[HANDOVER_TO_ANNOTATION], "b-0");
+    const taken = await leases.claim({
+      record: handed,
+      identity: "b-0_2",
+      podUid: "uid-b",
+      durationSeconds: 15,
+      timeoutMs: 5000,
+    });
+    assert.equal(taken.handoverTo, undefined, "a new holder clears the target");
+    const unclean = await leases.release(taken, "b-0_2", false, 5000, { handoverTo: "c-0" });
+    assert.equal(unclean.handoverTo, undefined, "an unclean release named a target");
+  },
+);

@@ -22,13 +22,24 @@ export interface CommandGrants {
   read: readonly string[];
   /** `host:port` pairs it may connect to. */
   net?: readonly string[];
+  /**
+   * The command uses the Kubernetes client (client-node), which reads the environment and the
+   * user id when it loads: env and `sys: ["uid"]` are granted, nothing more.
+   */
+  kubeClient?: boolean;
 }
 
 /** What parsing a command line gives the core. */
 export type Prepared<O> =
   | { kind: "help"; text: string }
   | { kind: "usage"; message: string }
-  | { kind: "run"; options: O; grants: CommandGrants };
+  | {
+    kind: "run";
+    options: O;
+    grants: CommandGrants;
+    /** The command talks to the API server through this kubeconfig (and context). */
+    kube?: { kubeconfig: string; context?: string };
+  };
 
 /** A command as the core sees it. */
 export interface CommandSpec<O = unknown> {
@@ -72,8 +83,8 @@ export function commandPermissions(grants: CommandGrants): Deno.PermissionOption
     read: unique(grants.read),
     net: net.length === 0 ? false : net,
     write: false,
-    env: false,
-    sys: false,
+    env: grants.kubeClient === true,
+    sys: grants.kubeClient === true ? ["uid"] : false,
     run: false,
     ffi: false,
     import: false,

@@ -1,0 +1,250 @@
+/**
+ * What `forge-manager status` shows, and the checks `handover` makes before it changes anything:
+ * pure functions of what was read (the Lease, the CardanoLeader, the replicas' Pods) and the
+ * wall-clock time of the read. Our own code only, no npm imports.
+ *
+ * @module
+ */
+
+import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../control.ts";
+
+/** A replica entry older than this is not counted as a running forge-manager. */
+export const FRESH_MS = 30_000;
+
+/** What the command read, as plain data. */
+export interface StatusInputs {
+  namespace: string;
+  leaseName: string;
+  /** The Lease, or undefined when it does not exist. */
+  lease?: {
+    holder: string;
+    acquireTime?: string;
+    renewTime?: string;
+    transitions: number;
+    releasedBy?: string;
+    handoverTo?: string;
+  };
+  spec: CardanoLeaderSpec;
+  replicas: Record<string, ReplicaEntry>;
+  lastHandover?: HandoverStatus;
+  /** Each pod's Ready condition (undefined: no such Pod). */
+  pods: Record<string, { ready: boolean } | undefined>;
+}
+
+/** One replica's row. */
+export interface ReplicaRow extends ReplicaEntry {
+  pod: string;
+  /** The Pod's Ready condition; undefined when the Pod does not exist. */
+  ready: boolean | undefined;
+  /** Whether the entry's heartbeat is recent (the sidecar runs). */
+  fresh: boolean;
+  heartbeatAgeMs: number;
+  sinceAgeMs: number;
+}
+
+/** The whole picture. */
+export interface StatusModel {
+  namespace: string;
+  lease: {
+    name: string;
+    exists: boolean;
+    holder: string;
+    holderPod: string;
+    termAgeMs?: number;
+    renewAgeMs?: number;
+    transitions: number;
+    releasedBy?: string;
+    handoverTo?: string;
+  };
+  pause?: {
+    reason: string;
+    by: string;
+    at: string;
+    until?: string;
+    active: boolean;
+  };
+  handoverRequest?: CardanoLeaderSpec["handover"];
+  lastHandover?: HandoverStatus;
+  replicas: ReplicaRow[];
+}
+
+function podOf(identity: string): string {
+  const at = identity.lastIndexOf("_");
+  return at < 0 ? identity : identity.slice(0, at);
+}
+
+function age(now: number, time: string | undefined): number | undefined {
+  const t = time === undefined ? NaN : Date.parse(time);
+  return Number.isFinite(t) ? Math.max(0, now - t) : undefined;
+}
+
+/** Whether a pause is in force at wall time `now`. */
+export function pauseInForce(spec: CardanoLeaderSpec, now: number): boolean {
+  const p = spec.pause;
+  if (p === undefined) return false;
+  const until = p.until === undefined ? NaN : Date.parse(p.until);
+  return !Number.isFinite(until) || now < until;
+}
+
+/** Builds the picture from what was read at wall time `now`. Pure. */
+export function statusModel(inputs: StatusInputs, now: number): StatusModel {
+  const lease = inputs.lease;
+  const holder = lease?.holder ?? "";
+  const replicas = Object.entries(inputs.replicas).map(([pod, entry]): ReplicaRow => {
+    const heartbeatAgeMs = age(now, entry.heartbeat) ?? Infinity;
+    return {
+      ...entry,
+      pod,
+      ready: inputs.pods[pod]?.ready,
+      fresh: heartbeatAgeMs < FRESH_MS,
+      heartbeatAgeMs,
+      sinceAgeMs: age(now, entry.since) ?? Infinity,
+    };
+  }).sort((a, b) => a.pod.localeCompare(b.pod));
+  const p = inputs.spec.pause;
+  const termAgeMs = holder === "" ? undefined : age(now, lease?.acquireTime);
+  const renewAgeMs = age(now, lease?.renewTime);
+  return {
+    namespace: inputs.namespace,
+    lease: {
+      name: inputs.leaseName,
+      exists: lease !== undefined,
+      holder,
+      holderPod: holder === "" ? "" : podOf(holder),
+      ...(termAgeMs !== undefined ? { termAgeMs } : {}),
+      ...(renewAgeMs !== undefined ? { renewAgeMs } : {}),
+      transitions: lease?.transitions ?? 0,
+      ...(lease?.releasedBy !== undefined ? { releasedBy: lease.releasedBy } : {}),
+      ...(lease?.handoverTo !== undefined ? { handoverTo: lease.handoverTo } : {}),
+    },
+    ...(p !== undefined ? { pause: { ...p, active: pauseInForce(inputs.spec, now) } } : {}),
+    ...(inputs.spec.handover !== undefined ? { handoverRequest: inputs.spec.handover } : {}),
+    ...(inputs.lastHandover !== undefined ? { lastHandover: inputs.lastHandover } : {}),
+    replicas,
+  };
+}
+
+/** What a handover would do, or why it is refused. */
+export type HandoverPlan =
+  | { ok: true; from: string; to: string }
+  | { ok: false; reason: string };
+
+/** The checks before a handover; `to` undefined picks a ready standby. Pure. */
+export function planHandover(model: StatusModel, to: string | undefined): HandoverPlan {
+  const from = model.lease.holderPod;
+  if (from === "") {
+    return { ok: false, reason: `there is no leader: Lease ${model.lease.name} has no holder` };
+  }
+  if (model.pause?.active) {
+    return {
+      ok: false,
+      reason: `the deployment is paused by ${model.pause.by} (${model.pause.reason}): resume first`,
+    };
+  }
+  const problem = (row: ReplicaRow | undefined, pod: string): string | undefined => {
+    if (row === undefined || !row.fresh) {
+      return `${pod} is not running forge-manager (no replica entry updated in the last ${
+        FRESH_MS / 1000
+      } s)`;
+    }
+    if (row.ready !== true) {
+      return row.ready === undefined ? `${pod} has no Pod` : `${pod} is not ready`;
+    }
+    if (row.phase === "stepped_aside") return `${pod} is stepping aside after its own term`;
+    if (row.phase === "retired") return `${pod} is being deleted`;
+    if (row.phase !== "standby") return `${pod} is not standing by (phase ${row.phase})`;
+    return undefined;
+  };
+  if (to !== undefined) {
+    if (to === from) return { ok: false, reason: `${to} is the leader already` };
+    const why = problem(model.replicas.find((r) => r.pod === to), to);
+    return why === undefined ? { ok: true, from, to } : { ok: false, reason: why };
+  }
+  const candidates = model.replicas.filter((r) => r.pod !== from);
+  const ready = candidates.find((r) => problem(r, r.pod) === undefined);
+  if (ready !== undefined) return { ok: true, from, to: ready.pod };
+  const reasons = candidates.map((r) => problem(r, r.pod)).join("; ");
+  return { ok: false, reason: `no standby is ready${reasons === "" ? "" : `: ${reasons}`}` };
+}
+
+/** `1.2s`, `3m04s`, `2h05m`, `3d04h`. */
+export function formatAge(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return "-";
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const pad = (n: number) => String(n).padStart(2, "0");
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86_400)}d${pad(Math.floor(s / 3600) % 24)}h`;
+}
+
+const yesNo = (b: boolean | undefined, none = "-") => b === undefined ? none : b ? "yes" : "no";
+
+/** The table. */
+export function renderStatus(model: StatusModel, now: number): string {
+  const l = model.lease;
+  const lines: string[] = [];
+  if (!l.exists) lines.push(`Lease ${model.namespace}/${l.name}: does not exist`);
+  else if (l.holder === "") {
+    lines.push(
+      `Lease ${model.namespace}/${l.name}: no holder (released ${
+        l.releasedBy !== undefined ? `cleanly by ${l.releasedBy}` : "uncleanly"
+      }${l.handoverTo !== undefined ? `, handed to ${l.handoverTo}` : ""}, ${
+        formatAge(l.renewAgeMs)
+      } ago), ${l.transitions} transitions`,
+    );
+  } else {
+    lines.push(
+      `Lease ${model.namespace}/${l.name}: held by ${l.holderPod} (${l.holder}), term ${
+        formatAge(l.termAgeMs)
+      }, renewed ${formatAge(l.renewAgeMs)} ago, ${l.transitions} transitions`,
+    );
+  }
+  const p = model.pause;
+  if (p === undefined) lines.push("Pause: none");
+  else {
+    const until = p.until === undefined
+      ? "until resumed"
+      : `until ${p.until} (${
+        p.active ? `in ${formatAge(Date.parse(p.until) - now)}` : "passed: not in force"
+      })`;
+    lines.push(`Pause: by ${p.by} at ${p.at}, ${until}: ${p.reason}`);
+  }
+  const header = [
+    "POD",
+    "READY",
+    "LEADER",
+    "FORGING",
+    "NODE",
+    "FENCE",
+    "PHASE",
+    "SINCE",
+    "REASON",
+    "HEARTBEAT",
+  ];
+  const rows = model.replicas.map((r) => [
+    r.pod,
+    r.ready === undefined ? "gone" : yesNo(r.ready),
+    yesNo(r.fresh ? r.leader : undefined),
+    yesNo(r.fresh ? r.forging : undefined),
+    r.fresh ? (r.nodeFound ? "found" : "absent") : "-",
+    r.fence,
+    r.phase,
+    formatAge(r.sinceAgeMs),
+    r.reason || "-",
+    r.fresh ? `${formatAge(r.heartbeatAgeMs)} ago` : `stale (${formatAge(r.heartbeatAgeMs)})`,
+  ]);
+  if (rows.length === 0) lines.push("No replica has published its state yet.");
+  else {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    const line = (cells: string[]) =>
+      cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+    lines.push(line(header), ...rows.map(line));
+  }
+  const h = model.lastHandover;
+  if (h !== undefined) {
+    lines.push(`Last handover: ${h.id} ${h.result} at ${h.at}`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,62 @@
+/**
+ * This replica's own Pod, read through the fence's Pod access (FENCE=pod): whether it is being
+ * deleted (a `deletionTimestamp`), so a leader ends its term while its node is still shutting
+ * down instead of after the node has exited (a native sidecar gets SIGTERM last).
+ *
+ * Needs RBAC: get on pods (the `forge-manager-fence` Role).
+ *
+ * @module
+ */
+
+import * as k8s from "@kubernetes/client-node";
+import { requestOptions, statusOf } from "./kube_client.ts";
+
+/** The port. */
+export interface OwnPod {
+  /**
+   * Whether the Pod is being deleted: it has a `deletionTimestamp`, or the Pod of that name has
+   * another UID (ours was deleted and recreated). No Pod of that name counts as not deleted.
+   */
+  terminating(timeoutMs: number): Promise<boolean>;
+}
+
+/** OwnPod on a real API server. */
+export class KubeOwnPod implements OwnPod {
+  readonly #core: k8s.CoreV1Api;
+  readonly #namespace: string;
+  readonly #name: string;
+  readonly #uid: string;
+  readonly #count: (op: string) => void;
+
+  constructor(opts: {
+    kc: k8s.KubeConfig;
+    namespace: string;
+    name: string;
+    /** POD_UID: a Pod of the same name with another UID is not ours. */
+    uid: string;
+    count?: (op: string) => void;
+  }) {
+    this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
+    this.#namespace = opts.namespace;
+    this.#name = opts.name;
+    this.#uid = opts.uid;
+    this.#count = opts.count ?? (() => {});
+  }
+
+  async terminating(timeoutMs: number): Promise<boolean> {
+    this.#count("own_pod_get");
+    try {
+      const pod = await this.#core.readNamespacedPod(
+        { name: this.#name, namespace: this.#namespace },
+        requestOptions(timeoutMs),
+      );
+      if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return true;
+      return pod.metadata?.deletionTimestamp !== undefined;
+    } catch (err) {
+      // No object of that name: not a sign of deletion we can act on (a pod run outside the API,
+      // or a wrong POD_NAME); retiring on it would leave a state nobody can leave.
+      if (statusOf(err) === 404) return false;
+      throw new Error(`Cannot read Pod ${this.#namespace}/${this.#name}`, { cause: err });
+    }
+  }
+}

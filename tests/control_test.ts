@@ -1,0 +1,100 @@
+/**
+ * lib/control.ts: the step's view of the CardanoLeader's requests (pure), and the store against
+ * the real API server with the shipped CRD: reads, replica entries and the handover result.
+ */
+
+import assert from "node:assert/strict";
+import * as k8s from "@kubernetes/client-node";
+import { KubeControlStore, toControlView } from "../lib/control.ts";
+import { loadKubeConfig } from "../lib/kube_client.ts";
+import { CARDANO_LEADER } from "../lib/status.ts";
+import { sharedControlPlane } from "./support/control_plane.ts";
+import { installForgeManager } from "./support/replicas.ts";
+
+const WALL = Date.parse("2026-01-01T00:00:00Z");
+
+Deno.test("a pause's until becomes a monotonic end, and a request's at an age", () => {
+  const view = toControlView(
+    {
+      spec: {
+        pause: {
+          reason: "upgrade",
+          by: "alice",
+          at: "2026-01-01T00:00:00Z",
+          until: "2026-01-01T00:10:00Z",
+        },
+        handover: { id: "h1", to: "p-1", by: "bob", at: "2025-12-31T23:59:30Z" },
+      },
+      handled: { id: "h0", result: "released", at: "2025-12-31T23:00:00Z" },
+    },
+    5_000,
+    WALL,
+  );
+  assert.deepEqual(view, {
+    pause: { reason: "upgrade", by: "alice", endsAt: 5_000 + 600_000 },
+    handover: { id: "h1", to: "p-1", by: "bob", ageMs: 30_000 },
+    handledId: "h0",
+  });
+});
+
+Deno.test("a pause without until has no end; an unreadable at makes a request stale", () => {
+  const view = toControlView(
+    {
+      spec: {
+        pause: { reason: "x", by: "a", at: "2026-01-01T00:00:00Z" },
+        handover: { id: "h1", to: "", by: "b", at: "garbage" },
+      },
+    },
+    0,
+    WALL,
+  );
+  assert.deepEqual(view.pause, { reason: "x", by: "a" });
+  assert.equal(view.handover?.ageMs, Infinity);
+  assert.deepEqual(toControlView({ spec: {} }, 0, WALL), {});
+});
+
+Deno.test(
+  "the store reads the spec, publishes a replica entry and a handover result the CRD accepts",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const cp = await sharedControlPlane();
+    const namespace = "control-store-test";
+    const kubeconfig = await installForgeManager(cp, namespace);
+    const store = new KubeControlStore({
+      kc: loadKubeConfig(kubeconfig),
+      namespace,
+      name: "cardano-leader",
+    });
+    const admin = cp.admin().makeApiClient(k8s.CustomObjectsApi);
+    const ref = { ...CARDANO_LEADER, namespace, name: "cardano-leader" };
+    const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
+    const pause = { reason: "upgrade", by: "alice", at: new Date(WALL).toISOString() };
+    await admin.replaceNamespacedCustomObject({ ...ref, body: { ...obj, spec: { pause } } });
+    assert.deepEqual((await store.read(5000)).spec, { pause });
+
+    const entry = {
+      identity: "p-0_abc",
+      phase: "forging" as const,
+      leader: true,
+      forging: true,
+      nodeFound: true,
+      fence: "idle" as const,
+      reason: "startup",
+      since: new Date(WALL).toISOString(),
+      heartbeat: new Date(WALL + 1000).toISOString(),
+    };
+    await store.publishReplica("p-0", entry, 5000);
+    await store.publishReplica("p-1", { ...entry, identity: "p-1_def", leader: false }, 5000);
+    await store.reportHandover({ id: "h1", result: "released", at: entry.since }, 5000);
+    const status = (await admin.getNamespacedCustomObjectStatus(ref) as {
+      status: { replicas: Record<string, unknown>; handover: unknown };
+    }).status;
+    assert.deepEqual(Object.keys(status.replicas).sort(), ["p-0", "p-1"]);
+    assert.deepEqual(status.replicas["p-0"], entry);
+    assert.deepEqual((await store.read(5000)).handled, {
+      id: "h1",
+      result: "released",
+      at: entry.since,
+    });
+  },
+);
