@@ -1462,6 +1462,9 @@ export type HandoverResult =
   | "already_leader"
   | "stale";
 
+/** How often an unchanged replica state is published again (ms). */
+export const REPLICA_HEARTBEAT_MS = 10_000;
+
 /** A handover request older than this when a leader first sees it is not acted on. */
 export const HANDOVER_MAX_AGE_MS = 60_000;
 
@@ -1748,7 +1751,9 @@ function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   return withOps(s, {
     ...ops,
     published: key,
-    nextPublishAt: now + s.cfg.sleepIntervalMs,
+    // A change is published at once; an unchanged state only as a heartbeat, well within the
+    // 30 s after which `forge-manager status` calls an entry stale.
+    nextPublishAt: now + Math.max(s.cfg.sleepIntervalMs, REPLICA_HEARTBEAT_MS),
     lastReason: view.reason,
   });
 }

@@ -810,9 +810,9 @@ Deno.test("a replica publishes its state when it changes and as a heartbeat", ()
     fence: "off",
     reason: "startup",
   });
-  m.feed({ kind: "tick" }, m.now + 100);
-  assert.ok(!m.did.includes("publish_replica"), "published an unchanged state early");
   m.feed({ kind: "tick" }, m.now + 5_000);
+  assert.ok(!m.did.includes("publish_replica"), "published an unchanged state early");
+  m.feed({ kind: "tick" }, m.now + 5_001); // REPLICA_HEARTBEAT_MS (10 s) after the last one
   assert.ok(m.did.includes("publish_replica"), "no heartbeat");
 });
 
