@@ -130,22 +130,7 @@ export class EffectRunner {
       case "write_lease":
         return await this.#write(e);
       case "release_lease":
-        try {
-          const record = await p.leases.release(
-            e.record,
-            p.identity,
-            e.clean,
-            e.timeoutMs,
-            {
-              ...(e.waitMs !== undefined ? { waitMs: e.waitMs } : {}),
-              ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
-              ...(e.handoverTo !== undefined ? { handoverTo: e.handoverTo } : {}),
-            },
-          );
-          return this.#post({ kind: "lease_released", record, clean: e.clean });
-        } catch (err) {
-          return this.#post({ kind: "lease_release_failed", error: errorText(err) });
-        }
+        return await this.#release(e);
       case "start_fence":
         return await this.#fence(e);
       case "cancel_fence":
@@ -156,20 +141,7 @@ export class EffectRunner {
       case "check_sources":
         return await this.#checkSources();
       case "check_credentials":
-        try {
-          const facts = await p.credentials.check();
-          return this.#post({
-            kind: "credentials_checked",
-            facts,
-            wallMs: p.clock.wall().getTime(),
-          });
-        } catch (err) {
-          return this.#post({
-            kind: "credentials_checked",
-            error: errorText(err),
-            wallMs: p.clock.wall().getTime(),
-          });
-        }
+        return await this.#checkCredentials();
       case "read_node_metrics": {
         const read = await p.readNodeMetrics();
         return this.#post(
@@ -179,29 +151,8 @@ export class EffectRunner {
         );
       }
       case "place_keys":
-        try {
-          const placed = await p.credentials.place();
-          const wallMs = p.clock.wall().getTime();
-          return this.#post({ kind: "keys_placed", purpose: e.purpose, placed, wallMs });
-        } catch (err) {
-          return this.#post({
-            kind: "keys_place_failed",
-            purpose: e.purpose,
-            error: errorText(err),
-          });
-        }
       case "remove_keys":
-        try {
-          await p.credentials.remove();
-          return this.#post({ kind: "keys_removed", stop: e.stop, ok: true });
-        } catch (err) {
-          return this.#post({
-            kind: "keys_removed",
-            stop: e.stop,
-            ok: false,
-            error: errorText(err),
-          });
-        }
+        return await this.#keys(e);
       case "signal":
         return await this.#signal(e);
       case "read_control":
@@ -209,6 +160,55 @@ export class EffectRunner {
       case "publish_replica":
       case "report_handover":
         return await this.#ops(e);
+    }
+  }
+
+  async #release(e: Extract<Effect, { kind: "release_lease" }>): Promise<void> {
+    const p = this.#p;
+    try {
+      const record = await p.leases.release(e.record, p.identity, e.clean, e.timeoutMs, {
+        ...(e.waitMs !== undefined ? { waitMs: e.waitMs } : {}),
+        ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
+        ...(e.handoverTo !== undefined ? { handoverTo: e.handoverTo } : {}),
+      });
+      this.#post({ kind: "lease_released", record, clean: e.clean });
+    } catch (err) {
+      this.#post({ kind: "lease_release_failed", error: errorText(err) });
+    }
+  }
+
+  async #checkCredentials(): Promise<void> {
+    const { credentials, clock } = this.#p;
+    try {
+      const facts = await credentials.check();
+      this.#post({ kind: "credentials_checked", facts, wallMs: clock.wall().getTime() });
+    } catch (err) {
+      this.#post({
+        kind: "credentials_checked",
+        error: errorText(err),
+        wallMs: clock.wall().getTime(),
+      });
+    }
+  }
+
+  /** Places or removes the keys; every outcome is an event. */
+  async #keys(e: Extract<Effect, { kind: "place_keys" | "remove_keys" }>): Promise<void> {
+    const { credentials, clock } = this.#p;
+    if (e.kind === "place_keys") {
+      try {
+        const placed = await credentials.place();
+        const wallMs = clock.wall().getTime();
+        this.#post({ kind: "keys_placed", purpose: e.purpose, placed, wallMs });
+      } catch (err) {
+        this.#post({ kind: "keys_place_failed", purpose: e.purpose, error: errorText(err) });
+      }
+      return;
+    }
+    try {
+      await credentials.remove();
+      this.#post({ kind: "keys_removed", stop: e.stop, ok: true });
+    } catch (err) {
+      this.#post({ kind: "keys_removed", stop: e.stop, ok: false, error: errorText(err) });
     }
   }
 

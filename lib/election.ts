@@ -242,30 +242,49 @@ export function termDeadline(state: ElectionState, timing: ElectionTiming): numb
 
 /** Decides the next action. Pure: the same inputs always give the same decision. */
 export function decide(state: ElectionState, now: number, timing: ElectionTiming): Decision {
-  const seen = state.seen;
   const backoff = Math.min(1000, timing.retryPeriodMs);
   const retryAt = state.lastFailureAt === undefined ? -Infinity : state.lastFailureAt + backoff;
+  return state.term !== undefined
+    ? decideLeading(state, state.term, now, timing, retryAt)
+    : decideFollowing(state, now, timing, retryAt);
+}
 
-  if (state.term !== undefined) {
-    const deadline = state.term.renewSentAt + timing.renewDeadlineMs;
-    if (now >= deadline) return { kind: "demote", reason: "renew_deadline" };
-    if (seen === undefined || seen.observation.kind === "absent") {
-      return { kind: "demote", reason: "lease_deleted" };
-    }
-    const record = seen.observation.record;
-    if (record.holder !== state.identity) {
-      return { kind: "demote", reason: record.holder === "" ? "lease_released" : "lease_taken" };
-    }
-    const due = Math.max(state.term.renewSentAt + timing.retryPeriodMs, retryAt);
-    if (now >= due) return { kind: "renew", record, deadline };
-    const probationEnds = state.term.forgeFrom > now ? state.term.forgeFrom : Infinity;
-    return {
-      kind: "wait",
-      until: Math.min(due, deadline, probationEnds),
-      reason: probationEnds < Infinity ? "probation" : "renew_later",
-    };
+/** A leader: demote at the deadline or when the Lease is no longer ours, else renew when due. */
+function decideLeading(
+  state: ElectionState,
+  term: NonNullable<ElectionState["term"]>,
+  now: number,
+  timing: ElectionTiming,
+  retryAt: number,
+): Decision {
+  const seen = state.seen;
+  const deadline = term.renewSentAt + timing.renewDeadlineMs;
+  if (now >= deadline) return { kind: "demote", reason: "renew_deadline" };
+  if (seen === undefined || seen.observation.kind === "absent") {
+    return { kind: "demote", reason: "lease_deleted" };
   }
+  const record = seen.observation.record;
+  if (record.holder !== state.identity) {
+    return { kind: "demote", reason: record.holder === "" ? "lease_released" : "lease_taken" };
+  }
+  const due = Math.max(term.renewSentAt + timing.retryPeriodMs, retryAt);
+  if (now >= due) return { kind: "renew", record, deadline };
+  const probationEnds = term.forgeFrom > now ? term.forgeFrom : Infinity;
+  return {
+    kind: "wait",
+    until: Math.min(due, deadline, probationEnds),
+    reason: probationEnds < Infinity ? "probation" : "renew_later",
+  };
+}
 
+/** A follower: wait out what it saw (and any hold-off), then acquire as the record allows. */
+function decideFollowing(
+  state: ElectionState,
+  now: number,
+  timing: ElectionTiming,
+  retryAt: number,
+): Decision {
+  const seen = state.seen;
   if (state.notBefore !== undefined && now < state.notBefore) {
     return { kind: "wait", until: state.notBefore, reason: "stepped_aside" };
   }

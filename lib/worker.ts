@@ -68,6 +68,73 @@ function probe(path: string, context?: string): void {
   }
 }
 
+/** The Kubernetes side of the sidecar: Lease, status, fence, operator requests, own Pod. */
+function kubeAdapters(
+  config: Config,
+  kc: ReturnType<typeof loadKubeConfig>,
+  log: ReturnType<typeof createLogger>,
+  count: (operation: string) => void,
+  stopConfirmed: () => boolean,
+) {
+  const where = { kc, namespace: config.namespace, count };
+  return {
+    leases: new KubeLeaseStore({
+      ...where,
+      name: config.leaseName,
+      watched: (phase, record) =>
+        log.debug("lease watch event", {
+          phase,
+          holder: record?.holder,
+          releasedBy: record?.releasedBy,
+          resourceVersion: record?.resourceVersion,
+        }),
+    }),
+    status: new KubeStatusReporter({
+      ...where,
+      name: config.cardanoLeaderName,
+      pod: config.podName,
+    }),
+    fence: config.fence === "pod"
+      ? new PodFence({
+        ...where,
+        ownPod: config.podName,
+        ownPodUid: config.podUid,
+        nodeContainer: config.nodeContainerName,
+        ownNodeStopped: stopConfirmed,
+        onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
+      })
+      : undefined,
+    control: new KubeControlStore({ ...where, name: config.cardanoLeaderName }),
+    ownPod: config.fence === "pod"
+      ? new KubeOwnPod({ ...where, name: config.podName, uid: config.podUid })
+      : undefined,
+  };
+}
+
+/** With the pod fence: the configured node container must exist in this pod's spec. */
+async function checkContainer(
+  config: Config,
+  kc: ReturnType<typeof loadKubeConfig>,
+  log: ReturnType<typeof createLogger>,
+  count: (operation: string) => void,
+): Promise<void> {
+  if (config.fence !== "pod") return;
+  // Refuses to start (ConfigError) when this pod has no container of that name.
+  const check = await checkNodeContainer({
+    kc,
+    namespace: config.namespace,
+    pod: config.podName,
+    container: config.nodeContainerName,
+    count,
+  });
+  if (!check.checked) {
+    log.warn("cannot check NODE_CONTAINER_NAME against this pod's spec; going on", {
+      container: config.nodeContainerName,
+      why: check.why,
+    });
+  }
+}
+
 async function start(config: Config, identity: string): Promise<void> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
   const kc = loadKubeConfig(config.kubeconfig);
@@ -85,22 +152,7 @@ async function start(config: Config, identity: string): Promise<void> {
   // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
   // fails the start, naming it).
   const kesTiming = await loadKesTiming(config);
-  if (config.fence === "pod") {
-    // Refuses to start (ConfigError) when this pod has no container of that name.
-    const check = await checkNodeContainer({
-      kc,
-      namespace: config.namespace,
-      pod: config.podName,
-      container: config.nodeContainerName,
-      count,
-    });
-    if (!check.checked) {
-      log.warn("cannot check NODE_CONTAINER_NAME against this pod's spec; going on", {
-        container: config.nodeContainerName,
-        why: check.why,
-      });
-    }
-  }
+  await checkContainer(config, kc, log, count);
   const manager = new ForgeManager({
     config,
     identity,
@@ -109,59 +161,13 @@ async function start(config: Config, identity: string): Promise<void> {
     readNodeMetrics: () => readNodeMetrics(config.nodeMetricsUrl),
     log,
     metrics,
-    leases: new KubeLeaseStore({
-      kc,
-      namespace: config.namespace,
-      name: config.leaseName,
-      count,
-      watched: (phase, record) =>
-        log.debug("lease watch event", {
-          phase,
-          holder: record?.holder,
-          releasedBy: record?.releasedBy,
-          resourceVersion: record?.resourceVersion,
-        }),
-    }),
     credentials: new FileCredentialStore(
       config.credentials,
       (operation, file) => metrics.credentialOperations.inc({ operation, file }),
     ),
     node: rpc,
     socketAccepts: (path) => socketAccepts(path),
-    status: new KubeStatusReporter({
-      kc,
-      namespace: config.namespace,
-      name: config.cardanoLeaderName,
-      pod: config.podName,
-      count,
-    }),
-    fence: config.fence === "pod"
-      ? new PodFence({
-        kc,
-        namespace: config.namespace,
-        ownPod: config.podName,
-        ownPodUid: config.podUid,
-        nodeContainer: config.nodeContainerName,
-        ownNodeStopped: () => holder.manager?.stopConfirmed ?? false,
-        onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
-        count,
-      })
-      : undefined,
-    control: new KubeControlStore({
-      kc,
-      namespace: config.namespace,
-      name: config.cardanoLeaderName,
-      count,
-    }),
-    ownPod: config.fence === "pod"
-      ? new KubeOwnPod({
-        kc,
-        namespace: config.namespace,
-        name: config.podName,
-        uid: config.podUid,
-        count,
-      })
-      : undefined,
+    ...kubeAdapters(config, kc, log, count, () => holder.manager?.stopConfirmed ?? false),
   });
   holder.manager = manager;
   const server = Deno.serve({

@@ -978,6 +978,16 @@ export class FakeNodes implements AsyncDisposable {
       lines.push(`mkdir -p ${target}`, `mount --bind ${shellQuote(m.source)} ${target}`);
       if (m.readOnly) lines.push(`mount -o remount,bind,ro ${target}`);
     }
+    // This checkout and the Deno binary the forge-manager container runs, at their own paths,
+    // wherever they are: under /tmp or /run the container's own folders would hide them.
+    for (const [path, kind] of [[REPO, "dir"], [Deno.execPath(), "file"]] as const) {
+      if (!hidden.has(path.split("/")[1]!)) continue;
+      const target = `"$R"${shellQuote(path)}`;
+      if (kind === "dir") lines.push(`mkdir -p ${target}`);
+      else lines.push(`mkdir -p "$(dirname ${target})"`, `touch ${target}`);
+      lines.push(`mount --bind ${shellQuote(path)} ${target}`);
+      lines.push(`mount -o remount,bind,ro ${target}`);
+    }
     // The Deno binary on PATH, as the denoland/deno image has it.
     lines.push(`mkdir -p "$R/deno-image/bin"`, `touch "$R/deno-image/bin/deno"`);
     lines.push(`mount --bind ${shellQuote(Deno.execPath())} "$R/deno-image/bin/deno"`);
