@@ -982,6 +982,7 @@ export class FakeNodes implements AsyncDisposable {
     // wherever they are: under /tmp or /run the container's own folders would hide them.
     for (const [path, kind] of [[REPO, "dir"], [Deno.execPath(), "file"]] as const) {
       if (!hidden.has(path.split("/")[1]!)) continue;
+      if (kind === "file" && path.startsWith(`${REPO}/`)) continue; // inside the checkout's bind
       const target = `"$R"${shellQuote(path)}`;
       if (kind === "dir") lines.push(`mkdir -p ${target}`);
       else lines.push(`mkdir -p "$(dirname ${target})"`, `touch ${target}`);
