@@ -61,6 +61,7 @@ export class EffectRunner {
   #queued = 0;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #fences = new Map<number, AbortController>();
+  #publishing: Promise<unknown> = Promise.resolve();
   /** The last published (phase, reason) and since when (wall, RFC 3339). */
   #published: { key: string; since: string } | undefined;
 
@@ -240,14 +241,19 @@ export class EffectRunner {
         const key = `${e.replica.phase}/${e.replica.reason}`;
         if (this.#published?.key !== key) this.#published = { key, since: now };
         const entry = { ...e.replica, identity, since: this.#published.since, heartbeat: now };
-        await control.publishReplica(config.podName, entry, 5000).catch((err) =>
-          this.#p.telemetry.apply({
-            kind: "effect_failed",
-            effect: e.kind,
-            error: errorText(err),
-          })
+        // One at a time, in order: two patches in flight may be applied out of order, and the
+        // older state would stand until the next heartbeat.
+        const write = this.#publishing.then(() =>
+          control.publishReplica(config.podName, entry, 5000).catch((err) =>
+            this.#p.telemetry.apply({
+              kind: "effect_failed",
+              effect: e.kind,
+              error: errorText(err),
+            })
+          )
         );
-        return;
+        this.#publishing = write;
+        return await write;
       }
       case "report_handover":
         if (control === undefined) return;

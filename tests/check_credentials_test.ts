@@ -18,22 +18,11 @@ import {
   makePoolCredentials,
   writeCredentialSet,
 } from "./support/keys.ts";
+import { runMain } from "./support/run_main.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const PROBE = new URL("./support/permission_probe_worker.ts", import.meta.url);
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=forge-manager", "--no-prompt", `--config=${CONFIG}`, MAIN, ...args],
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+const run = runMain;
 
 /** The current mainnet KES period by the clock. */
 const NOW_PERIOD = kesPeriodAt(NETWORK_KES_TIMING.mainnet, Date.now());

@@ -74,17 +74,17 @@ faultClusterTest("fault suite 4, 5c: partitions and a slow API server", {
   );
 
   await t.step(
-    "5c: API responses delayed 750 ms (renews land at 75% of the deadline)",
+    "5c: API responses delayed 500 ms (renews land at half the deadline)",
     async () => {
       const leader = await c.waitSingleForger(10_000);
       const failures = await c.metric(leader, "forge_manager_lease_renew_failures_total");
       const faultAt = nowMs();
-      for (const p of c.proxies()) p.setResponseDelay(750);
+      for (const p of c.proxies()) p.setResponseDelay(500);
       const seen = await c.forgersDuring(10_000);
       for (const p of c.proxies()) p.setResponseDelay(0);
       const after = await c.metric(leader, "forge_manager_lease_renew_failures_total");
       const f = await c.record(
-        "5c API answers 750 ms late for 10 s",
+        "5c API answers 500 ms late for 10 s",
         faultAt,
         leader,
         `forgers seen: ${seen.join(", ")}; renew failures ${(after ?? 0) - (failures ?? 0)}`,

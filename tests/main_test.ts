@@ -5,21 +5,12 @@
 
 import assert from "node:assert/strict";
 import { VERSION } from "../lib/version.ts";
+import { runMain } from "./support/run_main.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=forge-manager", "--no-prompt", `--config=${CONFIG}`, MAIN, ...args],
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+const run = runMain;
 
 Deno.test("--version prints the version, which is deno.json's", async () => {
   const { code, stdout } = await run(["--version"]);

@@ -13,37 +13,13 @@ import { FAULT_TEST_OPTIONS } from "./support/fault_suite.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import { sleep, waitUntil } from "./support/wait.ts";
 import { totalOverlapMs } from "./support/forging_log.ts";
+import { type Ran, runMain } from "./support/run_main.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function fm(kubeconfig: string, namespace: string, args: string[]): Promise<Ran> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=forge-manager",
-      "--no-prompt",
-      `--config=${CONFIG}`,
-      MAIN,
-      ...args,
-      "--kubeconfig",
-      kubeconfig,
-      "-n",
-      namespace,
-    ],
-    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/root" },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+function fm(kubeconfig: string, namespace: string, args: string[]): Promise<Ran> {
+  return runMain([...args, "--kubeconfig", kubeconfig, "-n", namespace]);
 }
 
 /** A cluster of three replicas with one forger, and an operator's kubeconfig. */
