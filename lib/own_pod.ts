@@ -14,8 +14,8 @@ import { requestOptions, statusOf } from "./kube_client.ts";
 /** The port. */
 export interface OwnPod {
   /**
-   * Whether the Pod is being deleted: it has a `deletionTimestamp`, or the Pod of that name has
-   * another UID (ours was deleted and recreated). No Pod of that name counts as not deleted.
+   * Whether our Pod (our name and, when POD_UID is set, our UID) is being deleted: it has a
+   * `deletionTimestamp`. No Pod of that name, or one with another UID, counts as not deleted.
    */
   terminating(timeoutMs: number): Promise<boolean>;
 }
@@ -50,7 +50,10 @@ export class KubeOwnPod implements OwnPod {
         { name: this.#name, namespace: this.#namespace },
         requestOptions(timeoutMs),
       );
-      if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return true;
+      // A Pod of our name with another UID is not ours: a process outside the Pod model using
+      // the name (the fence's rules cover it), or ours already replaced, which a kubelet does
+      // only after our containers ended. Neither tells us to hand over.
+      if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return false;
       return pod.metadata?.deletionTimestamp !== undefined;
     } catch (err) {
       // No object of that name: not a sign of deletion we can act on (a pod run outside the API,
