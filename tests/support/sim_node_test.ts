@@ -389,7 +389,7 @@ Deno.test("serves the known-wrong variants, and the cross-check still tells", as
 
   // A gauge stuck at its start value after SIGHUP (#5751): forging, but it reads 0.
   await using stale = await metricsNode({ forgingGauge: "stale", metricsNaming: "new" });
-  await stale.sighup(stale.node);
+  assert.equal((await stale.sighup(stale.node)).outcome.event, "enable");
   const stuck = await sampleMetrics(stale.port);
   assert.equal(stuck[1]!.forgingEnabled, 0);
   assert.ok(stuck[1]!.aboutToLead! > stuck[0]!.aboutToLead!, "read from the _counter spelling");
