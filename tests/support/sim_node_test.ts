@@ -365,7 +365,7 @@ Deno.test("serves the forging series, which a truthful node moves as it forges",
   assert.equal(forging[1]!.currentKESPeriod, 10);
   assert.equal(forging[1]!.opcertStartKESPeriod, 0);
   assert.equal(forging[1]!.remainingKESPeriods, 52);
-  assert.ok(forging[1]!.aboutToLead! > forging[0]!.aboutToLead!, "a check every slot");
+  assert.ok(forging[1]!.aboutToLead! > (forging[0]!.aboutToLead ?? 0), "a check every slot");
   assert.ok(forging[1]!.forged! > 0, "leads and forges every 4th slot");
   assert.equal(confirmForging(true, forging).state, "confirmed");
 
@@ -392,7 +392,10 @@ Deno.test("serves the known-wrong variants, and the cross-check still tells", as
   assert.equal((await stale.sighup(stale.node)).outcome.event, "enable");
   const stuck = await sampleMetrics(stale.port);
   assert.equal(stuck[1]!.forgingEnabled, 0);
-  assert.ok(stuck[1]!.aboutToLead! > stuck[0]!.aboutToLead!, "read from the _counter spelling");
+  assert.ok(
+    stuck[1]!.aboutToLead! > (stuck[0]!.aboutToLead ?? 0),
+    "read from the _counter spelling",
+  );
   const forging = confirmForging(true, stuck);
   assert.equal(forging.state, "confirmed", forging.why);
   assert.match(forging.why, /stale gauge/);
