@@ -29,7 +29,10 @@ export interface StatusReporter {
   report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void>;
   /** Records a Kubernetes Event about the CardanoLeader. */
   event(type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
-  /** The pod the status names as leader ("" for none). */
+  /**
+   * The pod the status names as leader, or else the newest other replica whose own entry says it
+   * leads or forges ("" for none).
+   */
   lastLeader(): Promise<string>;
 }
 
@@ -38,6 +41,8 @@ interface CurrentStatus {
   forgingEnabled?: boolean;
   lastTransitionTime?: string;
   conditions?: { type: string; status: string; lastTransitionTime?: string }[];
+  /** Each replica's own entry (lib/control.ts), written without a precondition. */
+  replicas?: Record<string, { leader?: boolean; forging?: boolean; heartbeat?: string }>;
 }
 
 /** Status reporting on a real API server. */
@@ -68,7 +73,11 @@ export class KubeStatusReporter implements StatusReporter {
   }
 
   async report(update: StatusUpdate, onlyIfLeaderIs?: string): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Every replica also merge-patches its own `status.replicas` entry (lib/control.ts): those
+    // writes move the resourceVersion without touching what this write is about, so a conflict
+    // is read again and retried, up to ten times. The fence reads `leaderPod` back when a Lease
+    // was deleted under a dead sidecar: losing this write is not harmless.
+    for (let attempt = 0; attempt < 10; attempt++) {
       this.#count("status_get");
       const current = await this.#objects.getNamespacedCustomObjectStatus(
         { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
@@ -121,7 +130,14 @@ export class KubeStatusReporter implements StatusReporter {
       { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
       requestOptions(this.#timeoutMs),
     ) as { status?: CurrentStatus };
-    return current.status?.leaderPod ?? "";
+    const status = current.status ?? {};
+    if ((status.leaderPod ?? "") !== "") return status.leaderPod!;
+    // The leader's own report may have lost its races (it is conditional); each replica's own
+    // entry is not. The newest other replica that says it leads or forges is the one to fence.
+    const claims = Object.entries(status.replicas ?? {})
+      .filter(([pod, e]) => pod !== this.#pod && (e.forging === true || e.leader === true))
+      .sort(([, a], [, b]) => String(b.heartbeat ?? "").localeCompare(String(a.heartbeat ?? "")));
+    return claims[0]?.[0] ?? "";
   }
 
   async event(type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
