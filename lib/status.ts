@@ -92,7 +92,12 @@ export class KubeStatusReporter implements StatusReporter {
       const forging = update.forgingEnabled ? "True" : "False";
       const previous = status.conditions?.find((c) => c.type === "Forging");
       const body = {
-        metadata: { resourceVersion: current.metadata?.resourceVersion },
+        // Only a demoted leader's clearing write is conditional (it may clear its own claim
+        // only); a leader naming itself must land before it is killed, not lose races against
+        // the replicas' own entries (fault G2 relies on it to find whom to fence).
+        ...(onlyIfLeaderIs !== undefined
+          ? { metadata: { resourceVersion: current.metadata?.resourceVersion } }
+          : {}),
         status: {
           leaderPod: update.leaderPod,
           forgingEnabled: update.forgingEnabled,
