@@ -27,7 +27,7 @@
 
 import * as k8s from "@kubernetes/client-node";
 import { podOf } from "./election.ts";
-import { abortableSleep } from "./lease_store.ts";
+import { sleep, systemClock } from "./clock.ts";
 import { requestOptions, statusOf } from "./kube_client.ts";
 
 /** Every way the fence can prove the previous holder's node stopped. */
@@ -344,7 +344,7 @@ export class PodFence implements Fence {
         } finally {
           signal.removeEventListener("abort", aborted);
         }
-        if (!signal.aborted) await abortableSleep(this.#pollMs, signal);
+        if (!signal.aborted) await sleep(systemClock, this.#pollMs, signal);
       }
     };
     void run();

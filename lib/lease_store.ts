@@ -7,6 +7,7 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
+import { sleep, systemClock } from "./clock.ts";
 import type { FencePending, LeaseRecord, Observation } from "./election.ts";
 import { requestOptions, statusOf } from "./kube_client.ts";
 
@@ -302,7 +303,7 @@ export class KubeLeaseStore implements LeaseStore {
         } catch {
           // The watch is only an accelerator: the loop also polls. Retry after a pause.
         }
-        if (!signal.aborted) await abortableSleep(1000, signal);
+        if (!signal.aborted) await sleep(systemClock, 1000, signal);
       }
     };
     void start();
@@ -355,18 +356,4 @@ export class KubeLeaseStore implements LeaseStore {
       throw new Error(`Cannot ${op} Lease ${this.#namespace}/${this.#name}`, { cause: err });
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, Math.max(0, ms));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

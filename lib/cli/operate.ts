@@ -27,6 +27,7 @@ import {
   type StatusInputs,
   statusModel,
 } from "./status_view.ts";
+import { sleep, systemClock } from "../clock.ts";
 
 /** A refusal or failure the command reports as its reason (exit 1). */
 class Refused extends Error {}
@@ -221,8 +222,6 @@ function describe(err: unknown): string {
   return code !== undefined ? `HTTP ${code}` : errorText(err);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function status(
   o: Extract<OperateOptions, { command: "status" }>,
   d: Deployment,
@@ -234,7 +233,7 @@ async function status(
     const model = statusModel(inputs, now);
     io.out(o.output === "json" ? JSON.stringify(model) : renderStatus(model, now));
     if (!o.watch) return EXIT_OK;
-    await sleep(2000);
+    await sleep(systemClock, 2000);
     if (o.output === "text") io.out("");
   }
 }
@@ -303,7 +302,7 @@ async function handover(
       );
       return EXIT_FAILED;
     }
-    await sleep(200);
+    await sleep(systemClock, 200);
   }
 }
 
@@ -356,7 +355,7 @@ async function pause(
       );
       return EXIT_FAILED;
     }
-    await sleep(200);
+    await sleep(systemClock, 200);
   }
 }
 

@@ -75,7 +75,7 @@ import * as k8s from "@kubernetes/client-node";
 import type { ControlPlane } from "./control_plane.ts";
 import { appendKilled, nowMs } from "./forging_log.ts";
 import { containerId, describe, isStatus, watchPods } from "./kubelet.ts";
-import { freePort } from "./pod.ts";
+import { children, freePort } from "./pod.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { sleep } from "./wait.ts";
 
@@ -178,20 +178,6 @@ export interface FakeNode {
   stopReporting(): void;
   /** The node is back: heartbeats resume and a pending deletion is carried out. */
   resumeReporting(): void;
-}
-
-/** Returns the host PIDs of the children of `pid`. */
-function children(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
-      if (text !== "") out.push(...text.split(/\s+/).map(Number));
-    }
-  } catch {
-    // gone
-  }
-  return out;
 }
 
 function signal(pid: number | undefined, sig: Deno.Signal): void {

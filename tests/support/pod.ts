@@ -90,7 +90,8 @@ export interface Pod extends AsyncDisposable {
   readonly exited: Promise<Deno.CommandStatus>;
 }
 
-function children(pid: number): number[] {
+/** Returns the host PIDs of the children of `pid` (none once it is gone). */
+export function children(pid: number): number[] {
   const out: number[] = [];
   try {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
