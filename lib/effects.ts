@@ -17,6 +17,7 @@ import type { Config } from "./config.ts";
 import { type ControlStore, toControlView } from "./control.ts";
 import type { CredentialStore } from "./credentials.ts";
 import type { Fence } from "./fence.ts";
+import type { Observation } from "./election.ts";
 import type { Effect, ForgingEvent, OpsEffect } from "./forging.ts";
 import { LeaseConflict, type LeaseStore } from "./lease_store.ts";
 import { errorText } from "./log.ts";
@@ -124,7 +125,10 @@ export class EffectRunner {
         });
       case "read_lease":
         try {
-          return this.#post({ kind: "lease_read", observation: await p.leases.read(e.timeoutMs) });
+          return this.#post({
+            kind: "lease_read",
+            observation: await this.#readLease(e.timeoutMs),
+          });
         } catch (err) {
           return this.#post({ kind: "lease_read_failed", error: errorText(err) });
         }
@@ -314,26 +318,15 @@ export class EffectRunner {
     if (fence === undefined) return;
     const abort = new AbortController();
     this.#fences.set(e.term, abort);
-    let previous = e.previousHolder;
+    const previous = e.previousHolder;
     try {
-      let uid = e.previousPodUid;
-      let writtenAt = e.previousWrittenAt;
-      if (e.fromStatus) {
-        const last = await this.#lastForgerFromStatus();
-        if (last === undefined) {
-          return this.#post({
-            kind: "fence_done",
-            term: e.term,
-            previous: "",
-            outcome: { proven: true, how: "no_previous" },
-          });
-        }
-        previous = `${last}_status`;
-        uid = undefined;
-        writtenAt = undefined;
-      }
       telemetry.apply({ kind: "fence_started", previous });
-      const outcome = await fence.prove(previous, uid, abort.signal, writtenAt);
+      const outcome = await fence.prove(
+        previous,
+        e.previousPodUid,
+        abort.signal,
+        e.previousWrittenAt,
+      );
       this.#post({ kind: "fence_done", term: e.term, previous, outcome });
     } catch (err) {
       this.#post({
@@ -348,19 +341,27 @@ export class EffectRunner {
   }
 
   /**
-   * The pod the CardanoLeader status names as leader, if any. Unreadable status (no CRD, no
-   * object) counts as none, reported: the status is best effort and never blocks on its own.
+   * One read of the Lease. An absent Lease comes with the pod the CardanoLeader status names as
+   * leader (the fence's only lead after a hand deletion, see election.ts). A status that cannot be
+   * read fails the read, so the create waits for the next one (a missing CRD or object names
+   * nobody: `StatusReporter.lastLeader`); without a fence nobody is asked.
    */
-  async #lastForgerFromStatus(): Promise<string | undefined> {
-    const status = this.#p.status;
-    if (status === undefined) return undefined;
-    try {
-      const pod = await status.lastLeader();
-      return pod === "" ? undefined : pod;
-    } catch (err) {
-      this.#p.telemetry.apply({ kind: "status_read_failed", error: errorText(err) });
-      return undefined;
+  async #readLease(timeoutMs: number): Promise<Observation> {
+    const { leases, status, fence } = this.#p;
+    const observation = await leases.read(timeoutMs);
+    if (observation.kind !== "absent" || status === undefined || fence === undefined) {
+      return observation;
     }
+    let pod: string;
+    try {
+      pod = await status.lastLeader();
+    } catch (err) {
+      throw new Error(
+        `the Lease is absent, and the CardanoLeader status (whom to fence before creating it) ` +
+          `cannot be read: ${errorText(err)}`,
+      );
+    }
+    return pod === "" ? observation : { kind: "absent", lastLeader: pod };
   }
 
   async #checkNode(readyKey: string | undefined): Promise<void> {

@@ -39,6 +39,10 @@
  *   on every write until the proof, and on its release), so whoever takes the Lease from it
  *   proves the earlier holder, not only it. A chain of leaders that each stopped before their
  *   proof (a partitioned kubelet, then a rolling update) passes the same obligation on.
+ * - A Lease deleted under a dead sidecar leaves a replica that never saw its holder nothing to
+ *   fence but the pod the CardanoLeader status names. That name is read with the absence, before
+ *   the create is decided, so the create itself carries the obligation (`fencePending`), and no
+ *   write of ours (naming ourselves in the status) can race it away.
  *
  * @module
  */
@@ -91,7 +95,15 @@ export interface LeaseRecord {
 /** What one read of the Lease returned. */
 export type Observation =
   | { kind: "present"; record: LeaseRecord }
-  | { kind: "absent" };
+  | {
+    kind: "absent";
+    /**
+     * The pod the CardanoLeader status names as the last leader (never our own), read right after
+     * the absence was seen: the only trace of a holder whose Lease was deleted under its dead
+     * sidecar. Used only when this process saw no holder itself.
+     */
+    lastLeader?: string;
+  };
 
 /** Timing parameters, in milliseconds (see `Config`). */
 export interface ElectionTiming {
@@ -160,10 +172,11 @@ export function observe(
   const key = observation.kind === "absent" ? "absent" : `rv:${observation.record.resourceVersion}`;
   const changedAt = state.seen !== undefined && state.seen.key === key ? state.seen.changedAt : now;
   const holder = observation.kind === "present" ? observation.record.holder : "";
-  // A present record without an obligation ends the one seen before; absence keeps it.
+  // A present record without an obligation ends the one seen before; absence keeps it, or, when
+  // we never saw a holder, takes the pod the CardanoLeader status names (its node may forge).
   const lastPending = observation.kind === "present"
     ? observation.record.fencePending
-    : state.lastPending;
+    : state.lastPending ?? fromStatus(state, observation.lastLeader);
   const { lastPending: _old, ...rest } = state;
   return {
     ...rest,
@@ -172,6 +185,16 @@ export function observe(
     lastHolder: holder !== "" ? holder : state.lastHolder,
   };
 }
+
+/** The obligation to fence the pod the status names, if we know of no holder ourselves. */
+function fromStatus(state: ElectionState, pod: string | undefined): FencePending | undefined {
+  if (state.lastHolder !== undefined || pod === undefined || pod === "") return undefined;
+  if (pod === podOf(state.identity)) return undefined;
+  return { holder: `${pod}${STATUS_SUFFIX}` };
+}
+
+/** Suffix of the identity given to a holder known only from the CardanoLeader status. */
+export const STATUS_SUFFIX = "_status";
 
 /**
  * Records a successful acquire or renew, SENT at `sentAt`, whose response came at `now`.

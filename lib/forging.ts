@@ -329,8 +329,6 @@ export type Effect =
     previousHolder: string;
     previousPodUid?: string;
     previousWrittenAt?: number;
-    /** No holder known: fence the pod the CardanoLeader status names, if any. */
-    fromStatus: boolean;
   }
   | { kind: "cancel_fence"; term: number }
   | { kind: "check_node"; readyKey?: string }
@@ -371,7 +369,6 @@ export type Transition =
   | { kind: "released"; clean: boolean }
   | { kind: "release_failed"; error: string }
   | { kind: "fence_started"; previous: string }
-  | { kind: "status_read_failed"; error: string }
   | { kind: "fence_done"; outcome: FenceResult; previous: string }
   | { kind: "forging_enabled"; placed: PlacedKeys; pid?: number }
   | { kind: "forging_disabled"; reason: StopReason; confirmed: boolean }
@@ -522,6 +519,9 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
     case "lease_watched":
       // A leader learns of its own writes from their responses; a watch may lag behind them.
       if (s.phase.kind === "starting" || s.election.term !== undefined) return s;
+      // An absence is acted on only from a read, which also asks the CardanoLeader status whom
+      // to fence (election.ts): read at once.
+      if (e.observation.kind === "absent") return { ...s, nextPollAt: now };
       return observed(s, e.observation, now);
     case "lease_read":
       return {
@@ -707,11 +707,16 @@ function acquired(
       ? { probationSeconds: (s.cfg.leaseDurationMs + s.cfg.acquireDelayMs) / 1000 }
       : {}),
   }));
-  // A create with no holder we know of: the Lease may have been deleted by hand under a leader
-  // whose sidecar is gone and whose node still forges. The CardanoLeader status outlives the
-  // Lease: the pod it names is fenced like a previous holder.
-  const unknownCreate = decision.record === undefined && decision.previousHolder === "";
-  if (!s.cfg.fence || (!decision.proofNeeded && !unknownCreate)) {
+  if (!s.cfg.fence || !decision.proofNeeded) {
+    // A create with no holder known, not even from the CardanoLeader status (read with the
+    // absence, see election.ts): nobody to fence.
+    if (s.cfg.fence && decision.record === undefined && decision.previousHolder === "") {
+      fx.push(report({
+        kind: "fence_done",
+        previous: "",
+        outcome: { proven: true, how: "no_previous" },
+      }));
+    }
     return { ...s, term, phase: { kind: "awaiting_node", term } };
   }
   const facts = fenceFacts(decision, previous);
@@ -721,11 +726,9 @@ function acquired(
     previousHolder: decision.previousHolder,
     ...optional("previousPodUid", facts.podUid),
     ...optional("previousWrittenAt", facts.writtenAt),
-    fromStatus: unknownCreate,
   });
   // Until the proof, every write of this term tells a successor whom it still has to prove.
-  const owed = unknownCreate ? undefined : facts;
-  return { ...s, term, phase: { kind: "fencing", term }, ...optional("owed", owed) };
+  return { ...s, term, phase: { kind: "fencing", term }, owed: facts };
 }
 
 /** Whom an acquisition must prove stopped: the obligation it inherited, or the last holder. */

@@ -30,8 +30,8 @@ export interface StatusReporter {
   /** Records a Kubernetes Event about the CardanoLeader. */
   event(type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
   /**
-   * The pod the status names as leader, or else the newest other replica whose own entry says it
-   * leads or forges ("" for none).
+   * The pod the status names as leader (if not this one), or else the newest other replica whose
+   * own entry says it leads or forges; "" for none, and when the CRD or the object is missing.
    */
   lastLeader(): Promise<string>;
 }
@@ -131,14 +131,22 @@ export class KubeStatusReporter implements StatusReporter {
 
   async lastLeader(): Promise<string> {
     this.#count("status_get");
-    const current = await this.#objects.getNamespacedCustomObjectStatus(
-      { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
-      requestOptions(this.#timeoutMs),
-    ) as { status?: CurrentStatus };
+    let current: { status?: CurrentStatus };
+    try {
+      current = await this.#objects.getNamespacedCustomObjectStatus(
+        { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
+        requestOptions(this.#timeoutMs),
+      ) as { status?: CurrentStatus };
+    } catch (err) {
+      if (statusOf(err) === 404) return ""; // no CRD or no object: nobody was ever named
+      throw err;
+    }
     const status = current.status ?? {};
-    if ((status.leaderPod ?? "") !== "") return status.leaderPod!;
-    // The leader's own report may have lost its races (it is conditional); each replica's own
-    // entry is not. The newest other replica that says it leads or forges is the one to fence.
+    const named = status.leaderPod ?? "";
+    if (named !== "" && named !== this.#pod) return named;
+    // The leader's report may have been lost (best effort) or be our own; each replica's own
+    // entry is written too. The newest other replica that says it leads or forges is the one to
+    // fence.
     const claims = Object.entries(status.replicas ?? {})
       .filter(([pod, e]) => pod !== this.#pod && (e.forging === true || e.leader === true))
       .sort(([, a], [, b]) => String(b.heartbeat ?? "").localeCompare(String(a.heartbeat ?? "")));

@@ -63,7 +63,6 @@ const LEASE: Pick<
   | "release_failed"
   | "fence_started"
   | "fence_done"
-  | "status_read_failed"
 > = {
   boot_keys_placed: (t, c) =>
     c.log.info("provisioned credentials for node startup", { changed: t.changed }),
@@ -125,10 +124,6 @@ const LEASE: Pick<
       c.metrics.fenceWaits.inc({ outcome: "unproven" });
       c.log.warn("fence: no proof; not forging", { why: outcome.why });
     }
-  },
-  status_read_failed: (t, c) => {
-    c.metrics.statusUpdateFailures.inc();
-    c.log.warn("cannot read the CardanoLeader status to find the last forger", { err: t.error });
   },
 };
 

@@ -731,6 +731,23 @@ Deno.test("a create with no known previous holder fences the pod the CardanoLead
   await h.until("forging", () => h.manager.forging, 2000);
 });
 
+Deno.test("an absent Lease is not created while the CardanoLeader status cannot be read", async () => {
+  // The status is the only trace of a holder whose Lease was deleted under its dead sidecar: a
+  // create without reading it could forge beside that holder's node.
+  const clock = new VirtualClock();
+  await using h = await harness({ lease: "absent", fence: true, clock });
+  h.status.reportMode = "fail";
+  h.start();
+  await h.run(12_000);
+  assert.equal(h.store.callsOf("create").length, 0, "created without asking whom to fence");
+  assert.ok(h.logged("cannot read the lease").some((l) => String(l.err).includes("CardanoLeader")));
+  h.status.leaderPod = "producer-9";
+  h.status.reportMode = "ok";
+  await h.until("the create", () => h.store.callsOf("create").some((c) => c.outcome === "ok"));
+  await h.until("the fence asked", () => h.fence!.calls.length > 0);
+  assert.equal(h.fence!.calls[0]!.previousHolder, "producer-9_status");
+});
+
 Deno.test("a create with no known previous holder and an empty status needs no fence", async () => {
   const clock = new VirtualClock();
   await using h = await harness({ lease: "absent", fence: true, clock });

@@ -107,8 +107,11 @@ function describe(e: Effect): string {
   }
 }
 
-/** A standby with its node found and stopped, having read a Lease held by OTHER. */
-function standby(cfg: Partial<ForgingConfig> = {}): Machine {
+/** A standby with its node found and stopped, having read a Lease held by OTHER (or `first`). */
+function standby(
+  cfg: Partial<ForgingConfig> = {},
+  first: Observation = present(rec(OTHER, "10")),
+): Machine {
   const m = new Machine(cfg);
   if (m.did.includes("place_keys:boot")) {
     m.feed({ kind: "keys_placed", purpose: "boot", placed: FACTS });
@@ -119,7 +122,7 @@ function standby(cfg: Partial<ForgingConfig> = {}): Machine {
   assert.deepEqual(m.did.slice(0, 3), ["report:node_flag", "remove_keys", "signal:startup"]);
   m.answerStop();
   assert.equal(m.phase, "standby");
-  m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10")) }, m.now + 1);
+  m.feed({ kind: "lease_read", observation: first }, m.now + 1);
   return m;
 }
 
@@ -408,6 +411,8 @@ Deno.test("the fence gets the previous holder's pod UID as known when the create
   m.answerStop();
   m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10", { holderPodUid: "uid-1" })) });
   m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
+  m.effect("read_lease"); // an absence is acted on from a read (which asks the status too)
+  m.feed({ kind: "lease_read", observation: { kind: "absent" } });
   const create = m.effect("write_lease"); // at once: the create is on probation instead
   assert.equal(create.decision.kind, "acquire");
   const mine = rec(ME, "11", { holderPodUid: "uid-me" });
@@ -517,7 +522,7 @@ Deno.test("a term still on probation passes the rest of it on with its clean rel
   // Its own node stopped, but the probation guards against a holder of a deleted Lease that may
   // still forge: the next replica must wait out the rest of it (no fence needed for this pod).
   const m = standby();
-  m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
+  m.feed({ kind: "lease_read", observation: { kind: "absent" } }, m.now + 1);
   const create = m.effect("write_lease");
   m.feed({
     kind: "lease_written",
@@ -604,6 +609,56 @@ Deno.test("a term that ends before its fence proved anything passes the obligati
   const release = m.effect("release_lease");
   assert.equal(release.clean, true, "its own node is stopped");
   assert.equal(release.fencePending?.holder, OTHER, "the successor would not prove OTHER");
+});
+
+Deno.test("a Lease absent with no holder ever seen: its create already owes the proof of the pod the status names", () => {
+  // The Lease was deleted under a dead sidecar: only the CardanoLeader status remembers it. The
+  // obligation is on the create itself, so a successor inherits it if we stop before the proof.
+  const m = standby({ fence: true }, { kind: "absent", lastLeader: "producer-9" });
+  const create = m.effect("write_lease");
+  assert.equal(create.decision.kind, "acquire");
+  assert.equal(create.fencePending?.holder, "producer-9_status");
+  m.feed({
+    kind: "lease_written",
+    decision: create.decision,
+    record: rec(ME, "11", { fencePending: create.fencePending! }),
+    sentAt: m.now,
+    fencePending: create.fencePending!,
+  });
+  const fence = m.effect("start_fence");
+  assert.equal(fence.previousHolder, "producer-9_status");
+  assert.equal(fence.previousPodUid, undefined);
+  m.feed({ kind: "shutdown" }, m.now + 100);
+  m.answerStop();
+  assert.equal(m.effect("release_lease").fencePending?.holder, "producer-9_status");
+});
+
+Deno.test("a Lease absent after a holder was seen fences that holder, not the pod the status names", () => {
+  const m = standby({ fence: true });
+  m.feed({ kind: "lease_read", observation: { kind: "absent", lastLeader: "producer-9" } });
+  const create = m.effect("write_lease");
+  assert.equal(create.fencePending?.holder, OTHER);
+});
+
+Deno.test("a Lease absent with no holder seen and a status naming nobody is created without a fence", () => {
+  const m = standby({ fence: true }, { kind: "absent" });
+  const create = m.effect("write_lease");
+  assert.equal(create.fencePending, undefined);
+  m.feed({
+    kind: "lease_written",
+    decision: create.decision,
+    record: rec(ME, "11"),
+    sentAt: m.now,
+  });
+  assert.ok(!m.did.includes("start_fence"));
+  assert.equal(m.phase, "awaiting_node");
+});
+
+Deno.test("an absence seen on the watch is acted on only after a read", () => {
+  const m = standby({ fence: true });
+  m.feed({ kind: "lease_watched", observation: { kind: "absent" } }, m.now + 1);
+  assert.deepEqual(m.did.filter((d) => d.startsWith("write")), [], "created from the watch");
+  assert.ok(m.did.includes("read_lease"));
 });
 
 // ---- operations: pause, handover, our Pod's deletion -------------------------------------

@@ -1,13 +1,13 @@
 /**
  * lib/status.ts against the real API server, with the shipped CRD: status through the status
  * subresource, lastTransitionTime only on real transitions, a pod clearing only its own claim,
- * and Events.
+ * the last leader the fence reads back, and Events.
  */
 
 import assert from "node:assert/strict";
-import { CoreV1Api, CustomObjectsApi, loadAllYaml } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, loadAllYaml, PatchStrategy } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { loadKubeConfig } from "../lib/kube_client.ts";
+import { loadKubeConfig, requestOptions } from "../lib/kube_client.ts";
 import { CARDANO_LEADER, KubeStatusReporter } from "../lib/status.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import { sleep } from "./support/wait.ts";
@@ -137,3 +137,52 @@ Deno.test("transitions are recorded as Events on the CardanoLeader", opts, async
   assert.equal(event?.involvedObject.kind, "CardanoLeader");
   assert.equal(event?.source?.host, "pod-e");
 });
+
+Deno.test(
+  "the last leader for the fence: the pod the status names, else the newest other claimant, never this pod",
+  opts,
+  async () => {
+    const { kc, reporter } = await setup("last-leader");
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const patch = (status: Record<string, unknown>) =>
+      objects.patchNamespacedCustomObjectStatus(
+        { ...CARDANO_LEADER, namespace: NS, name: "last-leader", body: { status } },
+        requestOptions(5000, PatchStrategy.MergePatch),
+      );
+    assert.equal(await reporter("pod-c").lastLeader(), "", "nothing written yet");
+    // Each replica's own entry, as lib/control.ts writes it.
+    const entry = (pod: string, leader: boolean, forging: boolean, heartbeat: string) => ({
+      identity: `${pod}_x`,
+      phase: forging ? "forging" : leader ? "fencing" : "standby",
+      leader,
+      forging,
+      nodeFound: true,
+      fence: "idle",
+      reason: "x",
+      since: heartbeat,
+      heartbeat,
+    });
+    await patch({
+      replicas: {
+        "pod-a": entry("pod-a", true, true, "2026-12-02T00:00:10Z"),
+        "pod-b": entry("pod-b", false, false, "2026-12-02T00:00:20Z"),
+        "pod-d": entry("pod-d", true, false, "2026-12-02T00:00:05Z"),
+      },
+    });
+    assert.equal(await reporter("pod-c").lastLeader(), "pod-a", "the newest claimant");
+    assert.equal(await reporter("pod-a").lastLeader(), "pod-d", "never this pod's own entry");
+    await patch({ leaderPod: "pod-b" });
+    assert.equal(await reporter("pod-c").lastLeader(), "pod-b", "the status names it");
+    // Our own name in the status (our write naming us landed first) is no lead: the entries are.
+    await patch({ leaderPod: "pod-c" });
+    assert.equal(await reporter("pod-c").lastLeader(), "pod-a");
+    const missing = new KubeStatusReporter({
+      kc,
+      namespace: NS,
+      name: "does-not-exist",
+      pod: "pod-c",
+      timeoutMs: 3000,
+    });
+    assert.equal(await missing.lastLeader(), "", "a missing CardanoLeader names nobody");
+  },
+);
