@@ -5,6 +5,8 @@
  * @module
  */
 
+import { equalBytes } from "./bytes.ts";
+
 /**
  * Writes `data` to `path` through a uniquely named temp file in the same folder:
  * create (mode `mode`), write, fsync, close, rename over `path`. The temp file is removed on
@@ -36,7 +38,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o6
 export async function hasContent(path: string, data: Uint8Array): Promise<boolean> {
   try {
     const current = await Deno.readFile(path);
-    return current.length === data.length && current.every((byte, i) => byte === data[i]);
+    return equalBytes(current, data);
   } catch {
     return false;
   }

@@ -11,6 +11,7 @@
 import { type CredentialFacts, validateCredentialSet } from "./cardano_keys.ts";
 import type { CredentialName, CredentialPaths } from "./config.ts";
 import { hasContent, removeIfPresent, writeFileAtomic } from "./atomic_write.ts";
+import { equalBytes } from "./bytes.ts";
 
 /** What happened to one file, counted in `cardano_credential_operations_total`. */
 export type CredentialOperation = "write" | "unchanged" | "remove" | "error";
@@ -36,6 +37,13 @@ export interface CredentialStore {
 export class FileCredentialStore implements CredentialStore {
   readonly #paths: Record<CredentialName, CredentialPaths>;
   readonly #hook: OperationHook;
+  /**
+   * The bytes and facts of the last set that validated. Validation reads no clock, so the same
+   * bytes give the same facts: a promotion whose sources did not change since (the usual case;
+   * the sources are checked at start and while forging) skips the CBOR and signature work, which
+   * runs cold on a standby that has been idle for hours.
+   */
+  #validated: { data: Record<CredentialName, Uint8Array>; facts: CredentialFacts } | undefined;
 
   constructor(paths: Record<CredentialName, CredentialPaths>, hook: OperationHook = () => {}) {
     this.#paths = paths;
@@ -51,6 +59,10 @@ export class FileCredentialStore implements CredentialStore {
         throw new Error(`Cannot read source ${this.#paths[name].source}`, { cause: err });
       }
     }
+    const known = this.#validated;
+    if (known !== undefined && NAMES.every((name) => equalBytes(known.data[name], data[name]))) {
+      return { data, facts: known.facts };
+    }
     const decoder = new TextDecoder("utf-8", { fatal: false });
     const facts = validateCredentialSet(
       {
@@ -64,6 +76,7 @@ export class FileCredentialStore implements CredentialStore {
         opcert: this.#paths.opcert.source,
       },
     );
+    this.#validated = { data, facts };
     return { data, facts };
   }
 
