@@ -83,6 +83,18 @@ export class EffectRunner {
     }).finally(() => this.#queued--);
   }
 
+  /**
+   * Resolves when the lane is done and stays idle across a turn of the event loop: the step that
+   * a lane effect's answer feeds queues the next at once (a placement's SIGHUP follows it), so a
+   * promotion or a stop is waited out whole. Never rejects.
+   */
+  async afterKeys(): Promise<void> {
+    do {
+      await this.#lane;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    } while (this.#queued > 0);
+  }
+
   /** Whether nothing is queued on the lane (started requests may still be pending). */
   idle(): boolean {
     return this.#queued === 0;

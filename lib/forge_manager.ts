@@ -82,6 +82,7 @@ export class ForgeManager implements HealthView {
       log: deps.log,
       metrics: deps.metrics,
       status: deps.status,
+      afterKeys: () => this.#runner.afterKeys(),
     });
     const readNodeMetrics = deps.readNodeMetrics ??
       (() => Promise.resolve({ ok: false as const, error: "node metrics are not read" }));

@@ -480,6 +480,21 @@ export function startupDone(state: ForgingState): boolean {
  * When the loop must wake up next without an event (monotonic), or undefined for never:
  * the renew deadline always counts, whatever is in flight.
  */
+/**
+ * Whether keys are moving (being placed for a promotion, unlinked and signalled for a stop, or
+ * the Lease being released after one): no background API request (a Lease read, the operator
+ * requests, our Pod, the published state) starts meanwhile. One worker thread serves both, and
+ * client-node spends a few ms of CPU on each request: measured, a concurrent request or two made
+ * the unlink or the placement of a planned handover 30-100 ms slower. Each of these phases ends
+ * with its effects' answers or timeouts, so the pause is bounded.
+ */
+export function keysMoving(s: ForgingState): boolean {
+  const phase = s.phase;
+  return phase.kind === "promoting" || phase.kind === "releasing" ||
+    (phase.kind === "stopping" && s.stop !== undefined) ||
+    (phase.kind === "forging" && phase.rotation !== undefined);
+}
+
 export function nextWake(state: ForgingState, now: number): number | undefined {
   const times: number[] = [];
   const phase = state.phase;
@@ -492,7 +507,7 @@ export function nextWake(state: ForgingState, now: number): number | undefined {
   if (state.leaseBusy === undefined) {
     const d = decide(state.election, now, state.cfg);
     if (d.kind === "wait") times.push(d.until);
-    if (state.election.term === undefined) times.push(state.nextPollAt);
+    if (state.election.term === undefined && !keysMoving(state)) times.push(state.nextPollAt);
   }
   if (!state.nodeCheckBusy) times.push(state.nextNodeCheckAt);
   if (phase.kind === "stepped_aside") times.push(phase.until);
@@ -1320,7 +1335,10 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     });
     next = { ...next, leaseBusy: { op: "write", since: now } };
   }
-  if (next.election.term === undefined && next.leaseBusy === undefined && now >= next.nextPollAt) {
+  if (
+    next.election.term === undefined && next.leaseBusy === undefined &&
+    now >= next.nextPollAt && !keysMoving(next)
+  ) {
     fx.push({ kind: "read_lease", timeoutMs: readTimeout(next.cfg) });
     next = { ...next, leaseBusy: { op: "read", since: now } };
   }
@@ -1353,8 +1371,8 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     fx.push({ kind: "read_node_metrics" });
     next = { ...next, metricsBusy: true };
   }
-  // Operator requests (pause, handover, our Pod's deletion) and this replica's published state.
-  next = settleOps(next, now, fx);
+  // An operator's pause begins or ends.
+  if (next.cfg.operations) next = pause(next, now, fx);
 
   // Stepping aside ends; promotion begins.
   const p = next.phase;
@@ -1365,6 +1383,9 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);
     else next = renewNow(next, now, fx);
   }
+  // Requests for the operations (the CardanoLeader's spec, our Pod) and this replica's published
+  // state: after the promotion, so that none of them starts beside its placement.
+  next = settleRequests(next, now, fx);
   return { state: next, effects: fx };
 }
 
@@ -1669,8 +1690,9 @@ function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingStat
 }
 
 /** The time-driven part of the operations, run by `settle`. */
-function settleOps(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+function settleRequests(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   if (!s.cfg.operations) return s;
+  if (keysMoving(s)) return rememberReason(s, now); // requests wait until the keys have moved
   let ops: OpsState = s.ops ?? {};
   if (!ops.controlBusy && now >= (ops.nextControlReadAt ?? now)) {
     fx.push({ kind: "read_control", timeoutMs: readTimeout(s.cfg) });
@@ -1680,9 +1702,7 @@ function settleOps(s: ForgingState, now: number, fx: Effect[]): ForgingState {
     fx.push({ kind: "check_pod", timeoutMs: readTimeout(s.cfg) });
     ops = { ...ops, podCheckBusy: true };
   }
-  let next = withOps(s, ops);
-  next = pause(next, now, fx);
-  return publish(next, now, fx);
+  return publish(withOps(s, ops), now, fx);
 }
 
 function podCheckDue(s: ForgingState, ops: OpsState, now: number): boolean {
@@ -1743,13 +1763,18 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
   };
 }
 
+/** Keeps the reason of the last stop, which the published state shows after it. */
+function rememberReason(s: ForgingState, now: number): ForgingState {
+  const reason = replicaView(s, now).reason;
+  const ops = s.ops ?? {};
+  return reason === ops.lastReason ? s : withOps(s, { ...ops, lastReason: reason });
+}
+
 function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   const view = replicaView(s, now);
   const key = JSON.stringify(view);
   const ops = s.ops ?? {};
-  if (key === ops.published && now < (ops.nextPublishAt ?? now)) {
-    return view.reason === ops.lastReason ? s : withOps(s, { ...ops, lastReason: view.reason });
-  }
+  if (key === ops.published && now < (ops.nextPublishAt ?? now)) return rememberReason(s, now);
   fx.push({ kind: "publish_replica", replica: view });
   return withOps(s, {
     ...ops,
@@ -1761,9 +1786,10 @@ function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   });
 }
 
-/** The operations' wake-up times (only those `settleOps` would act on). */
+/** The operations' wake-up times (only those `pause` and `settleRequests` would act on). */
 function opsWakes(s: ForgingState): number[] {
   if (!s.cfg.operations) return [];
+  if (keysMoving(s)) return pauseWakes(s); // the phase's end wakes the loop anyway
   const ops = s.ops ?? {};
   const times: number[] = [];
   if (!ops.controlBusy && ops.nextControlReadAt !== undefined) times.push(ops.nextControlReadAt);
@@ -1772,7 +1798,11 @@ function opsWakes(s: ForgingState): number[] {
     s.cfg.fence && holdsTerm(s) && !ops.podTerminating && !ops.podCheckBusy &&
     ops.nextPodCheckAt !== undefined
   ) times.push(ops.nextPodCheckAt);
+  return [...times, ...pauseWakes(s)];
+}
+
+function pauseWakes(s: ForgingState): number[] {
+  const ops = s.ops ?? {};
   const endsAt = ops.control?.pause?.endsAt;
-  if (endsAt !== undefined && ops.pauseSeen) times.push(endsAt);
-  return times;
+  return endsAt !== undefined && ops.pauseSeen ? [endsAt] : [];
 }

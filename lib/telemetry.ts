@@ -30,6 +30,12 @@ export interface TelemetryDeps {
   log: Logger;
   metrics: Metrics;
   status: StatusReporter | undefined;
+  /**
+   * Resolves once the keys and node effects queued so far are done (the runner's lane): status
+   * writes and Events start after them, so their requests' CPU does not delay an unlink or a
+   * placement on the worker's one thread. Never waits on a status write in return.
+   */
+  afterKeys?: () => Promise<void>;
 }
 
 /** What a handler may use. */
@@ -403,7 +409,8 @@ export class Telemetry {
   #status(update: StatusUpdate, onlyIfLeaderIs?: string): void {
     const status = this.#d.status;
     if (status === undefined) return;
-    this.#statusChain = this.#statusChain.then(() =>
+    const afterKeys = this.#afterKeys();
+    this.#statusChain = this.#statusChain.then(() => afterKeys).then(() =>
       status.report(update, onlyIfLeaderIs).catch((err) => {
         this.#d.metrics.statusUpdateFailures.inc();
         this.#log.warn(
@@ -416,8 +423,14 @@ export class Telemetry {
   }
 
   #event(type: "Normal" | "Warning", reason: string, message: string): void {
-    void this.#d.status?.event(type, reason, message).catch(() =>
+    const status = this.#d.status;
+    if (status === undefined) return;
+    void this.#afterKeys().then(() => status.event(type, reason, message)).catch(() =>
       this.#d.metrics.statusUpdateFailures.inc()
     );
+  }
+
+  #afterKeys(): Promise<void> {
+    return (this.#d.afterKeys?.() ?? Promise.resolve()).catch(() => {});
   }
 }

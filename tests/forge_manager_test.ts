@@ -831,6 +831,38 @@ Deno.test("the CardanoLeader status is reported on acquire, forging and demotion
   );
 });
 
+Deno.test("status writes and Events start only after the keys have moved, at promotion and at shutdown", async () => {
+  // One worker thread serves both: a request's CPU beside an unlink or a placement delays it.
+  await using h = await harness();
+  h.start();
+  await h.until("standing by with the lease read", () => h.manager.ready());
+  let from = h.journal.entries.length;
+  h.handOver();
+  await h.until("forging", () => h.manager.forging);
+  await h.run(300);
+  const moved = (from: number, keys: string) =>
+    h.journal.entries.slice(from).map((e) => e.what)
+      .filter((w) => [keys, "hangup", "status_report", "status_event"].includes(w));
+  const promotion = moved(from, "credential_write");
+  assert.deepEqual(promotion.slice(0, 3), [
+    "credential_write",
+    "credential_write",
+    "credential_write",
+  ]);
+  assert.ok(promotion.includes("status_report"), JSON.stringify(promotion));
+
+  from = h.journal.entries.length;
+  await h.stop();
+  const stop = moved(from, "credential_remove");
+  assert.deepEqual(stop.slice(0, 4), [
+    "credential_remove",
+    "credential_remove",
+    "credential_remove",
+    "hangup",
+  ]);
+  assert.ok(stop.includes("status_report"), JSON.stringify(stop));
+});
+
 Deno.test("a status write that hangs or fails never blocks forging", async () => {
   await using h = await harness();
   h.status.reportMode = "hang";

@@ -154,10 +154,10 @@ Deno.test("a standby starts by unlinking the keys, then signalling its node, and
   m.feed({ kind: "socket_probed", accepts: true }, 1_650);
   assert.deepEqual(m.did, ["check_node"]);
   m.feed({ kind: "node_checked", node: NODE, accepts: true });
-  // The Lease is read meanwhile; it is not written while the node is being stopped.
-  assert.deepEqual(m.did, ["report:node_flag", "remove_keys", "signal:startup", "read_lease"]);
+  // The Lease is read once the keys are gone (no request starts while keys move).
+  assert.deepEqual(m.did, ["report:node_flag", "remove_keys", "signal:startup"]);
   m.answerStop();
-  assert.deepEqual(m.did, ["report:signal_sent", "report:standing_by"]);
+  assert.deepEqual(m.did, ["report:signal_sent", "report:standing_by", "read_lease"]);
   assert.equal(m.phase, "standby");
   assert.equal(m.state.stopConfirmed, true);
 });
@@ -853,6 +853,38 @@ Deno.test("a leader whose Pod is being deleted releases clean at once and never 
   assert.equal(m.phase, "done");
 });
 
+Deno.test("no background request starts while keys move: a promotion's placement, a shutdown's unlink and release", () => {
+  const requests = (m: Machine) =>
+    m.did.filter((d) => ["read_control", "publish_replica", "check_pod", "read_lease"].includes(d));
+  const m = opsStandby({ fence: true });
+  m.feed({ kind: "tick" }, m.now + 5_000);
+  m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10")) });
+  m.feed({ kind: "control_read", control: {} });
+  // The next reads are due when the clean release is seen.
+  const release = present(rec("", "11", { releasedBy: OTHER }));
+  m.feed({ kind: "lease_watched", observation: release }, m.now + 5_000);
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.ok(m.did.includes("place_keys:promote"));
+  assert.deepEqual(requests(m), [], "a request beside the placement");
+  assert.equal(nextWake(m.state, m.now)! > m.now, true, "woke at once for a deferred request");
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  assert.deepEqual(requests(m), []);
+  m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
+  assert.equal(m.phase, "forging");
+  assert.ok(requests(m).includes("publish_replica"), "the new state is published once forging");
+
+  m.feed({ kind: "shutdown" }, m.now + 6_000);
+  assert.deepEqual(m.did.filter((d) => d === "remove_keys" || d.startsWith("signal")), [
+    "remove_keys",
+    "signal:shutdown",
+  ]);
+  assert.deepEqual(requests(m), [], "a request beside the unlink");
+  m.answerStop();
+  assert.ok(m.did.includes("release:clean"));
+  assert.deepEqual(requests(m), [], "a request beside the release");
+});
+
 Deno.test("a replica publishes its state when it changes and as a heartbeat", () => {
   const m = opsForger();
   const published = m.effects.filter((e) => e.kind === "publish_replica");
@@ -867,7 +899,10 @@ Deno.test("a replica publishes its state when it changes and as a heartbeat", ()
   });
   m.feed({ kind: "tick" }, m.now + 5_000);
   assert.ok(!m.did.includes("publish_replica"), "published an unchanged state early");
+  const renew = m.effect("write_lease"); // answered, so the term goes on
+  m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "13"), sentAt: m.now });
   m.feed({ kind: "tick" }, m.now + 5_001); // REPLICA_HEARTBEAT_MS (10 s) after the last one
+  assert.equal(m.phase, "forging");
   assert.ok(m.did.includes("publish_replica"), "no heartbeat");
 });
 
