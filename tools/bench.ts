@@ -33,7 +33,7 @@ import { sleep } from "../tests/support/wait.ts";
 import { benchCluster } from "./bench_cluster.ts";
 import { readForgingRecords } from "../tests/support/forging_log.ts";
 import { type HandoverTimeline, handoverTimeline } from "./handover_timeline.ts";
-import { apiRequests as apiRequestsAt, loadAverage, procStat } from "./proc_figures.ts";
+import { apiRequestsByOperation, loadAverage, procStat, rateBreakdown } from "./proc_figures.ts";
 
 /** Issue 12's targets. */
 const TARGETS = {
@@ -80,10 +80,20 @@ function stats(xs: number[]) {
   return { n: s.length, median: at(0.5), p95: at(0.95), max: s[s.length - 1] ?? NaN };
 }
 
-const apiRequests = (pod: Pod) => apiRequestsAt(pod.metricsPort);
+const apiRequests = (pod: Pod) => apiRequestsByOperation(pod.metricsPort);
+const sum = (ops: Record<string, number>) => Object.values(ops).reduce((a, b) => a + b, 0);
 
 const cp = await startControlPlane();
 const root = await Deno.makeTempDir({ prefix: "forge-manager-bench-" });
+// The keys' folder on tmpfs, as the shipped StatefulSet has it (emptyDir, medium: Memory): an
+// fsync there costs nothing, on a disk it is most of a placement. Deno refuses paths under /dev
+// (/dev/shm) without all permissions, so a tmpfs of our own is mounted (needs root).
+const shm = await mountTmpfs(`${root}/tmpfs`);
+console.log(
+  shm !== undefined
+    ? "keys' folders on tmpfs, as shipped"
+    : "keys' folders on disk (cannot mount a tmpfs: not root?); placements cost fsyncs",
+);
 const namespace = "cardano-bench";
 const credentials = makeCredentialSet();
 const everyPod: Pod[] = [];
@@ -92,9 +102,11 @@ try {
   const kubeconfig = await installForgeManager(cp, namespace);
   const newPod = async (slot: number) => {
     const name = `bench-${slot}`;
+    const folder = `${name}-${generation++}`;
     const pod = await startPod({
       name,
-      dir: `${root}/${name}-${generation++}`,
+      dir: `${root}/${folder}`,
+      ...(shm !== undefined ? { ipc: `${shm}/${folder}` } : {}),
       credentials,
       // debug: "sent SIGHUP" and "lease watch event" carry the timeline's steps.
       env: { NAMESPACE: namespace, KUBECONFIG: kubeconfig, LOG_LEVEL: "debug", ...timing },
@@ -175,12 +187,14 @@ try {
   const steady = await Promise.all(live.map(async (p, i) => {
     const now = procStat(p.pids().sidecar!);
     const role = p === leader ? "leader" : "standby";
+    const requests = await apiRequests(p);
     return {
       pod: p.name,
       role,
       rssMiB: now.rssBytes / 2 ** 20,
       cpuPercent: (100 * (now.cpuSeconds - before[i]!.stat.cpuSeconds)) / seconds,
-      apiRequestsPerSecond: ((await apiRequests(p)) - before[i]!.requests) / seconds,
+      apiRequestsPerSecond: (sum(requests) - sum(before[i]!.requests)) / seconds,
+      apiRequestsByOperation: rateBreakdown(before[i]!.requests, requests, seconds),
     };
   }));
   const overlapMs = totalOverlapMs(await intervalsOf(everyPod));
@@ -266,9 +280,25 @@ try {
       }   ${missed.length === 0 ? "ok" : `MISSED: ${missed.join(", ")}`}`,
     );
   }
+  console.log("API requests per second by operation:");
+  for (const s of steady) console.log(`  ${s.pod.padEnd(10)} ${s.apiRequestsByOperation}`);
   console.log(`\nfigures written to ${out}`);
 } finally {
   await Promise.all(everyPod.map((p) => p.kill()));
   await cp.stop();
-  await Deno.remove(root, { recursive: true }).catch(() => {});
+  if (shm !== undefined) await new Deno.Command("umount", { args: [shm] }).output().catch(() => {});
+  // BENCH_KEEP=1 keeps the pods' folders (sidecar logs, forging records) for a closer look.
+  if (Deno.env.get("BENCH_KEEP") === "1") console.log(`pods kept in ${root}`);
+  else await Deno.remove(root, { recursive: true }).catch(() => {});
+}
+
+/** Mounts a small tmpfs at `dir` (created); undefined when that is not allowed. */
+async function mountTmpfs(dir: string): Promise<string | undefined> {
+  await Deno.mkdir(dir, { recursive: true });
+  const out = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  return out?.success ? dir : undefined;
 }

@@ -40,14 +40,33 @@ export function loadAverage(): number {
   return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
 }
 
+/** forge_manager_api_requests_total by operation. */
+export async function apiRequestsByOperation(metricsPort: number): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  const out: Record<string, number> = {};
+  for (const line of (await res.text()).split("\n")) {
+    if (!line.startsWith("forge_manager_api_requests_total{")) continue;
+    const operation = /operation="([^"]*)"/.exec(line)?.[1] ?? "?";
+    out[operation] = (out[operation] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return out;
+}
+
 /** The sum of forge_manager_api_requests_total over all operations. */
 export async function apiRequests(metricsPort: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-  let total = 0;
-  for (const line of (await res.text()).split("\n")) {
-    if (line.startsWith("forge_manager_api_requests_total{")) {
-      total += Number(line.slice(line.lastIndexOf(" ") + 1));
-    }
-  }
-  return total;
+  return Object.values(await apiRequestsByOperation(metricsPort)).reduce((a, b) => a + b, 0);
+}
+
+/** Per-second rates of each operation between two readings, largest first, as `op 0.40`. */
+export function rateBreakdown(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  seconds: number,
+): string {
+  return Object.entries(after)
+    .map(([op, n]) => [op, (n - (before[op] ?? 0)) / seconds] as const)
+    .filter(([, rate]) => rate > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([op, rate]) => `${op} ${rate.toFixed(2)}`)
+    .join(", ");
 }

@@ -38,6 +38,11 @@ export interface PodOptions {
   serviceAccount?: { token: string; ca: string; namespace: string };
   /** The sidecar's V8 flags (default: those of deno.json's `start` task, as shipped). */
   v8Flags?: string;
+  /**
+   * The folder for the placed keys and the node socket (created; default `<dir>/ipc`). The
+   * shipped StatefulSet mounts it as tmpfs (an emptyDir with `medium: Memory`).
+   */
+  ipc?: string;
 }
 
 /** The `--v8-flags` value of deno.json's `start` task ("" when it has none). */
@@ -133,7 +138,7 @@ export function freePort(): number {
 /** Starts a pod and waits until its node is up. */
 export async function startPod(opts: PodOptions): Promise<Pod> {
   const secrets = `${opts.dir}/secrets`;
-  const ipc = `${opts.dir}/ipc`;
+  const ipc = opts.ipc ?? `${opts.dir}/ipc`;
   await Deno.mkdir(secrets, { recursive: true });
   await Deno.mkdir(ipc, { recursive: true });
   const paths = await writeCredentialSet(secrets, opts.credentials ?? makeCredentialSet());
