@@ -6,14 +6,15 @@
  * read keeps the last known requests (in lib/forging.ts) and no write is ever awaited by a
  * forging decision.
  *
- * Needs RBAC: get on `cardanoleaders` and get/patch on `cardanoleaders/status`, for the one name.
+ * Needs RBAC: get and watch on `cardanoleaders` and get/patch on `cardanoleaders/status`, for the
+ * one name.
  *
  * @module
  */
 
 import * as k8s from "@kubernetes/client-node";
 import type { ControlView, HandoverResult, ReplicaView } from "./forging.ts";
-import { requestOptions, statusOf } from "./kube_client.ts";
+import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 import { CARDANO_LEADER } from "./status.ts";
 
 /** `spec.pause` as stored. Times are RFC 3339. */
@@ -65,6 +66,11 @@ export interface ControlRead {
 export interface ControlStore {
   /** The spec and status.handover; an absent object reads as no requests. */
   read(timeoutMs: number): Promise<ControlRead>;
+  /**
+   * Calls `onRead` with each change of the object (an absent object reads as no requests) until
+   * `signal` aborts. An accelerator: the caller still reads, less often.
+   */
+  watch(onRead: (read: ControlRead) => void, signal: AbortSignal): void;
   /** Merge-patches `status.replicas.<pod>`. */
   publishReplica(pod: string, entry: ReplicaEntry, timeoutMs: number): Promise<void>;
   /** Merge-patches `status.handover`. */
@@ -100,8 +106,22 @@ export function toControlView(read: ControlRead, monoNow: number, wallNow: numbe
   return view;
 }
 
+/** The CardanoLeader as stored, as far as the sidecar reads it. */
+interface StoredCardanoLeader {
+  spec?: CardanoLeaderSpec;
+  status?: { handover?: HandoverStatus };
+}
+
+function toControlRead(obj: StoredCardanoLeader): ControlRead {
+  return {
+    spec: obj.spec ?? {},
+    ...(obj.status?.handover !== undefined ? { handled: obj.status.handover } : {}),
+  };
+}
+
 /** The ControlStore on a real API server. */
 export class KubeControlStore implements ControlStore {
+  readonly #kc: k8s.KubeConfig;
   readonly #objects: k8s.CustomObjectsApi;
   readonly #namespace: string;
   readonly #name: string;
@@ -113,6 +133,7 @@ export class KubeControlStore implements ControlStore {
     name: string;
     count?: (op: string) => void;
   }) {
+    this.#kc = opts.kc;
     this.#objects = opts.kc.makeApiClient(k8s.CustomObjectsApi);
     this.#namespace = opts.namespace;
     this.#name = opts.name;
@@ -125,17 +146,26 @@ export class KubeControlStore implements ControlStore {
       const obj = await this.#objects.getNamespacedCustomObject(
         { ...CARDANO_LEADER, namespace: this.#namespace, name: this.#name },
         requestOptions(timeoutMs),
-      ) as { spec?: CardanoLeaderSpec; status?: { handover?: HandoverStatus } };
-      return {
-        spec: obj.spec ?? {},
-        ...(obj.status?.handover !== undefined ? { handled: obj.status.handover } : {}),
-      };
+      ) as StoredCardanoLeader;
+      return toControlRead(obj);
     } catch (err) {
       if (statusOf(err) === 404) return { spec: {} };
       throw new Error(`Cannot read CardanoLeader ${this.#namespace}/${this.#name}`, {
         cause: err,
       });
     }
+  }
+
+  watch(onRead: (read: ControlRead) => void, signal: AbortSignal): void {
+    const { group, version, plural } = CARDANO_LEADER;
+    watchOne<StoredCardanoLeader>({
+      kc: this.#kc,
+      path: `/apis/${group}/${version}/namespaces/${this.#namespace}/${plural}`,
+      name: this.#name,
+      onEvent: (_phase, obj) => onRead(obj === undefined ? { spec: {} } : toControlRead(obj)),
+      signal,
+      count: () => this.#count("control_watch"),
+    });
   }
 
   async publishReplica(pod: string, entry: ReplicaEntry, timeoutMs: number): Promise<void> {

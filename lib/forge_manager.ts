@@ -9,7 +9,7 @@
 
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
-import type { ControlStore } from "./control.ts";
+import { type ControlStore, toControlView } from "./control.ts";
 import type { CredentialStore } from "./credentials.ts";
 import { EffectRunner } from "./effects.ts";
 import type { Fence } from "./fence.ts";
@@ -107,6 +107,17 @@ export class ForgeManager implements HealthView {
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);
+    this.#d.control?.watch((read) =>
+      this.#post({
+        kind: "control_read",
+        control: toControlView(read, clock.monotonic(), clock.wall().getTime()),
+        watched: true,
+      }), watch.signal);
+    this.#d.ownPod?.watch(
+      (terminating) =>
+        this.#post({ kind: terminating ? "pod_terminating" : "pod_checked", watched: true }),
+      watch.signal,
+    );
     const onAbort = () => this.#post({ kind: "shutdown" });
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });

@@ -1371,8 +1371,9 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     fx.push({ kind: "read_node_metrics" });
     next = { ...next, metricsBusy: true };
   }
-  // An operator's pause begins or ends.
-  if (next.cfg.operations) next = pause(next, now, fx);
+  // An operator's pause begins or ends; a standby whose Pod is being deleted (seen while it was
+  // still starting, say) never competes again.
+  if (next.cfg.operations) next = retireIfDeleted(pause(next, now, fx));
 
   // Stepping aside ends; promotion begins.
   const p = next.phase;
@@ -1489,6 +1490,14 @@ export type HandoverResult =
 /** How often an unchanged replica state is published again (ms). */
 export const REPLICA_HEARTBEAT_MS = 10_000;
 
+/**
+ * The CardanoLeader and our Pod are watched (every change arrives at once); a read is the
+ * backstop for a watch gone quiet. After a watch event the next read of the CardanoLeader waits
+ * this long (our own heartbeats modify it every REPLICA_HEARTBEAT_MS, so a live watch keeps it
+ * from ever coming), after a read only SLEEP_INTERVAL. Our Pod is read this often while leading.
+ */
+export const WATCHED_READ_MS = 30_000;
+
 /** A handover request older than this when a leader first sees it is not acted on. */
 export const HANDOVER_MAX_AGE_MS = 60_000;
 
@@ -1507,6 +1516,8 @@ export interface OpsState {
   /** The last CardanoLeader read (kept when a read fails); undefined before the first answer. */
   readonly control?: ControlView;
   readonly controlBusy?: boolean;
+  /** A watch event came while a read was in flight: that read's answer may be older. */
+  readonly controlReadStale?: boolean;
   readonly nextControlReadAt?: number;
   /** Handover ids seen (acted on, or seen while not leading). */
   readonly handled?: readonly string[];
@@ -1523,10 +1534,12 @@ export interface OpsState {
 
 /** The operations' events. */
 export type OpsEvent =
-  | { kind: "control_read"; control: ControlView }
+  /** `watched`: from the watch, not an answer to `read_control`. */
+  | { kind: "control_read"; control: ControlView; watched?: boolean }
   | { kind: "control_read_failed"; error: string }
-  | { kind: "pod_checked" }
-  | { kind: "pod_terminating" }
+  /** `watched`: from the watch, not an answer to `check_pod`. */
+  | { kind: "pod_checked"; watched?: boolean }
+  | { kind: "pod_terminating"; watched?: boolean }
   | { kind: "pod_check_failed"; error: string };
 
 /** The operations' effects. */
@@ -1585,13 +1598,21 @@ function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]): Forg
   const ops = s.ops ?? {};
   const due = now + s.cfg.sleepIntervalMs;
   switch (e.kind) {
-    case "control_read":
-      return handover(
-        withOps(s, { ...ops, control: e.control, controlBusy: false, nextControlReadAt: due }),
-        e.control,
-        now,
-        fx,
-      );
+    case "control_read": {
+      if (!e.watched && ops.controlReadStale) {
+        // A watch event came after this read was sent: keep what it said.
+        return withOps(s, { ...ops, controlBusy: false, controlReadStale: false });
+      }
+      const next = e.watched
+        ? {
+          ...ops,
+          control: e.control,
+          nextControlReadAt: now + WATCHED_READ_MS,
+          controlReadStale: ops.controlBusy === true,
+        }
+        : { ...ops, control: e.control, controlBusy: false, nextControlReadAt: due };
+      return handover(withOps(s, next), e.control, now, fx);
+    }
     case "control_read_failed":
       fx.push(report({ kind: "control_read_failed", error: e.error }));
       // The last known requests stay in force; with none known, there are none.
@@ -1604,8 +1625,8 @@ function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]): Forg
     case "pod_checked":
       return withOps(s, {
         ...ops,
-        podCheckBusy: false,
-        nextPodCheckAt: now + nodeCheckInterval(s.cfg),
+        ...(e.watched ? {} : { podCheckBusy: false }),
+        nextPodCheckAt: now + WATCHED_READ_MS,
       });
     case "pod_check_failed":
       fx.push(report({ kind: "pod_check_failed", error: e.error }));
@@ -1614,8 +1635,11 @@ function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]): Forg
         podCheckBusy: false,
         nextPodCheckAt: now + nodeCheckInterval(s.cfg),
       });
-    case "pod_terminating":
-      return podTerminating(withOps(s, { ...ops, podCheckBusy: false }), now, fx);
+    case "pod_terminating": {
+      const next = withOps(s, { ...ops, ...(e.watched ? {} : { podCheckBusy: false }) });
+      // Seen once is enough: a deletion is never undone.
+      return ops.podTerminating ? next : podTerminating(next, now, fx);
+    }
   }
 }
 
@@ -1666,6 +1690,13 @@ function handover(s: ForgingState, control: ControlView, now: number, fx: Effect
     },
     ops: { ...next.ops, pendingHandover: { id: h.id, to: h.to } },
   };
+}
+
+function retireIfDeleted(s: ForgingState): ForgingState {
+  const k = s.phase.kind;
+  return s.ops?.podTerminating && (k === "standby" || k === "stepped_aside")
+    ? { ...s, phase: { kind: "retired" } }
+    : s;
 }
 
 function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingState {

@@ -7,6 +7,7 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
+import { sleep, systemClock } from "./clock.ts";
 
 /**
  * Loads a kubeconfig file, or the in-cluster service account when `kubeconfig` is undefined.
@@ -128,4 +129,51 @@ export function requestOptions(
 /** The HTTP status of a client-node error, or undefined when it is not an API answer. */
 export function statusOf(err: unknown): number | undefined {
   return err instanceof k8s.ApiException ? err.code : undefined;
+}
+
+/** How long a watch that ended or failed waits before it starts again. */
+const REWATCH_MS = 1000;
+
+/**
+ * Watches the one object `name` in the collection at `path` (with `fieldSelector=metadata.name`,
+ * which an RBAC rule limited by resourceNames allows), until `signal` aborts: `onEvent` gets each
+ * ADDED or MODIFIED object, and `undefined` when it is DELETED. A watch that ends or fails starts
+ * again a second later (`count` is called for each start). A watch is an accelerator: every
+ * caller also polls, since a watch can go quiet without failing.
+ */
+export function watchOne<T>(opts: {
+  kc: k8s.KubeConfig;
+  path: string;
+  name: string;
+  onEvent: (phase: "ADDED" | "MODIFIED" | "DELETED", obj: T | undefined) => void;
+  signal: AbortSignal;
+  count: () => void;
+}): void {
+  const { kc, path, name, onEvent, signal, count } = opts;
+  const watcher = new k8s.Watch(kc);
+  let controller: AbortController | undefined;
+  signal.addEventListener("abort", () => controller?.abort(), { once: true });
+  const loop = async (): Promise<void> => {
+    while (!signal.aborted) {
+      count();
+      const done = Promise.withResolvers<void>();
+      try {
+        controller = await watcher.watch(
+          path,
+          { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
+          (phase: string, obj: T) => {
+            if (phase === "DELETED") onEvent(phase, undefined);
+            else if (phase === "ADDED" || phase === "MODIFIED") onEvent(phase, obj);
+          },
+          () => done.resolve(),
+        );
+        if (signal.aborted) controller.abort();
+        await done.promise;
+      } catch {
+        // Started again below; the caller's polls cover the gap.
+      }
+      if (!signal.aborted) await sleep(systemClock, REWATCH_MS, signal);
+    }
+  };
+  void loop();
 }

@@ -7,9 +7,8 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import { sleep, systemClock } from "./clock.ts";
 import type { FencePending, LeaseRecord, Observation } from "./election.ts";
-import { requestOptions, statusOf } from "./kube_client.ts";
+import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** Annotation set by our end-of-term handover: who released, after it stopped forging. */
 export const RELEASED_BY_ANNOTATION = "forge-manager.cardano.io/released-by";
@@ -274,39 +273,23 @@ export class KubeLeaseStore implements LeaseStore {
   }
 
   watch(onChange: (observation: Observation) => void, signal: AbortSignal): void {
-    const path = `/apis/coordination.k8s.io/v1/namespaces/${this.#namespace}/leases`;
-    const watcher = new k8s.Watch(this.#kc);
-    let controller: AbortController | undefined;
-    signal.addEventListener("abort", () => controller?.abort(), { once: true });
-    const start = async (): Promise<void> => {
-      while (!signal.aborted) {
-        this.#count("watch");
-        const done = Promise.withResolvers<void>();
-        try {
-          controller = await watcher.watch(
-            path,
-            { fieldSelector: `metadata.name=${this.#name}`, allowWatchBookmarks: false },
-            (phase: string, obj: k8s.V1Lease) => {
-              if (phase === "DELETED") {
-                this.#watched(phase, undefined);
-                onChange({ kind: "absent" });
-              } else if (phase === "ADDED" || phase === "MODIFIED") {
-                const record = toRecord(obj);
-                this.#watched(phase, record);
-                onChange({ kind: "present", record });
-              }
-            },
-            () => done.resolve(),
-          );
-          if (signal.aborted) controller.abort();
-          await done.promise;
-        } catch {
-          // The watch is only an accelerator: the loop also polls. Retry after a pause.
+    watchOne<k8s.V1Lease>({
+      kc: this.#kc,
+      path: `/apis/coordination.k8s.io/v1/namespaces/${this.#namespace}/leases`,
+      name: this.#name,
+      onEvent: (phase, obj) => {
+        if (obj === undefined) {
+          this.#watched(phase, undefined);
+          onChange({ kind: "absent" });
+        } else {
+          const record = toRecord(obj);
+          this.#watched(phase, record);
+          onChange({ kind: "present", record });
         }
-        if (!signal.aborted) await sleep(systemClock, 1000, signal);
-      }
-    };
-    void start();
+      },
+      signal,
+      count: () => this.#count("watch"),
+    });
   }
 
   /** A replace of `record`, conditional on its resourceVersion, keeping metadata we do not own. */

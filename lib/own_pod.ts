@@ -3,13 +3,13 @@
  * deleted (a `deletionTimestamp`), so a leader ends its term while its node is still shutting
  * down instead of after the node has exited (a native sidecar gets SIGTERM last).
  *
- * Needs RBAC: get on pods (the `forge-manager-fence` Role).
+ * Needs RBAC: get and watch on pods (the `forge-manager-fence` Role).
  *
  * @module
  */
 
 import * as k8s from "@kubernetes/client-node";
-import { requestOptions, statusOf } from "./kube_client.ts";
+import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** The port. */
 export interface OwnPod {
@@ -18,10 +18,16 @@ export interface OwnPod {
    * `deletionTimestamp`. No Pod of that name, or one with another UID, counts as not deleted.
    */
   terminating(timeoutMs: number): Promise<boolean>;
+  /**
+   * Calls `onChange` with `terminating` (as above) at each change of our Pod until `signal`
+   * aborts. An accelerator: the caller still reads, less often.
+   */
+  watch(onChange: (terminating: boolean) => void, signal: AbortSignal): void;
 }
 
 /** OwnPod on a real API server. */
 export class KubeOwnPod implements OwnPod {
+  readonly #kc: k8s.KubeConfig;
   readonly #core: k8s.CoreV1Api;
   readonly #namespace: string;
   readonly #name: string;
@@ -36,6 +42,7 @@ export class KubeOwnPod implements OwnPod {
     uid: string;
     count?: (op: string) => void;
   }) {
+    this.#kc = opts.kc;
     this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
     this.#namespace = opts.namespace;
     this.#name = opts.name;
@@ -53,13 +60,29 @@ export class KubeOwnPod implements OwnPod {
       // A Pod of our name with another UID is not ours: a process outside the Pod model using
       // the name (the fence's rules cover it), or ours already replaced, which a kubelet does
       // only after our containers ended. Neither tells us to hand over.
-      if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return false;
-      return pod.metadata?.deletionTimestamp !== undefined;
+      return this.#terminating(pod);
     } catch (err) {
       // No object of that name: not a sign of deletion we can act on (a pod run outside the API,
       // or a wrong POD_NAME); retiring on it would leave a state nobody can leave.
       if (statusOf(err) === 404) return false;
       throw new Error(`Cannot read Pod ${this.#namespace}/${this.#name}`, { cause: err });
     }
+  }
+
+  watch(onChange: (terminating: boolean) => void, signal: AbortSignal): void {
+    watchOne<k8s.V1Pod>({
+      kc: this.#kc,
+      path: `/api/v1/namespaces/${this.#namespace}/pods`,
+      name: this.#name,
+      // A deleted object says nothing we can act on (as a 404 above).
+      onEvent: (_phase, pod) => onChange(pod !== undefined && this.#terminating(pod)),
+      signal,
+      count: () => this.#count("own_pod_watch"),
+    });
+  }
+
+  #terminating(pod: k8s.V1Pod): boolean {
+    if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return false;
+    return pod.metadata?.deletionTimestamp !== undefined;
   }
 }

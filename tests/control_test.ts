@@ -1,15 +1,17 @@
 /**
  * lib/control.ts: the step's view of the CardanoLeader's requests (pure), and the store against
- * the real API server with the shipped CRD: reads, replica entries and the handover result.
+ * the real API server with the shipped CRD: reads, the watch, replica entries and the handover
+ * result.
  */
 
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
-import { KubeControlStore, toControlView } from "../lib/control.ts";
+import { type ControlRead, KubeControlStore, toControlView } from "../lib/control.ts";
 import { loadKubeConfig } from "../lib/kube_client.ts";
 import { CARDANO_LEADER } from "../lib/status.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
 import { installForgeManager } from "./support/replicas.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const WALL = Date.parse("2026-01-01T00:00:00Z");
 
@@ -96,5 +98,43 @@ Deno.test(
       result: "released",
       at: entry.since,
     });
+  },
+);
+
+Deno.test(
+  "the store's watch delivers a request at once under the shipped Role, and an empty spec when the object goes",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const cp = await sharedControlPlane();
+    const namespace = "control-watch-test";
+    const kubeconfig = await installForgeManager(cp, namespace);
+    const store = new KubeControlStore({
+      kc: loadKubeConfig(kubeconfig),
+      namespace,
+      name: "cardano-leader",
+    });
+    const reads: ControlRead[] = [];
+    const stop = new AbortController();
+    try {
+      store.watch((read) => reads.push(read), stop.signal);
+      await waitUntil("the first event", () => reads.length > 0, 10_000);
+      const admin = cp.admin().makeApiClient(k8s.CustomObjectsApi);
+      const ref = { ...CARDANO_LEADER, namespace, name: "cardano-leader" };
+      const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
+      const handover = { id: "h-9", to: "p-2", by: "bob", at: new Date(WALL).toISOString() };
+      const sentAt = performance.now();
+      await admin.replaceNamespacedCustomObject({ ...ref, body: { ...obj, spec: { handover } } });
+      await waitUntil(
+        "the handover through the watch",
+        () => reads.at(-1)?.spec.handover?.id === "h-9",
+        5_000,
+      );
+      assert.ok(performance.now() - sentAt < 2_000, "the watch was slower than a poll");
+      await admin.deleteNamespacedCustomObject(ref);
+      await waitUntil("the deletion", () => reads.at(-1)?.spec.handover === undefined, 5_000);
+      assert.deepEqual(reads.at(-1), { spec: {} });
+    } finally {
+      stop.abort();
+    }
   },
 );

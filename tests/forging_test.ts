@@ -15,6 +15,7 @@ import {
   PHASES,
   start,
   step,
+  WATCHED_READ_MS,
 } from "../lib/forging.ts";
 import { kesPeriodAt, MAINNET_KES_TIMING } from "../lib/kes_period.ts";
 import type { NodeInfo } from "../lib/node_process.ts";
@@ -828,8 +829,9 @@ Deno.test("a leader whose Pod is being deleted releases clean at once and never 
   const m = opsForger({ fence: true });
   assert.equal(m.state.ops?.podCheckBusy, true, "the Pod is not read from the term's start");
   m.feed({ kind: "pod_checked" });
+  // The watch tells first; a read is the backstop.
+  assert.equal(m.state.ops?.nextPodCheckAt, m.now + WATCHED_READ_MS);
   m.feed({ kind: "tick" }, m.now + 2_000);
-  assert.ok(m.did.includes("check_pod"), JSON.stringify(m.did));
   const renew = m.effect("write_lease");
   m.feed({ kind: "lease_written", decision: renew.decision, record: rec(ME, "13"), sentAt: m.now });
   m.feed({ kind: "pod_terminating" });
@@ -883,6 +885,42 @@ Deno.test("no background request starts while keys move: a promotion's placement
   m.answerStop();
   assert.ok(m.did.includes("release:clean"));
   assert.deepEqual(requests(m), [], "a request beside the release");
+});
+
+Deno.test("a watched CardanoLeader change counts as a read: the read in flight is stale, the next one waits 30 s", () => {
+  const m = opsStandby();
+  m.feed({ kind: "tick" }, m.now + 5_000);
+  assert.ok(m.did.includes("read_control"), "the read is due");
+  const watchedAt = m.now + 10;
+  m.feed({ kind: "control_read", control: { pause: PAUSE }, watched: true }, watchedAt);
+  assert.ok(m.did.includes("report:pause_started"));
+  // The read sent before the change answers with the older spec: it must not end the pause.
+  m.feed({ kind: "control_read", control: {} }, watchedAt + 20);
+  assert.ok(!m.did.includes("report:pause_ended"), "an older read ended the pause");
+  assert.deepEqual(m.state.ops?.control, { pause: PAUSE });
+  m.feed({ kind: "tick" }, watchedAt + WATCHED_READ_MS - 1);
+  assert.ok(!m.did.includes("read_control"), "read again while the watch speaks");
+  m.feed({ kind: "tick" }, watchedAt + WATCHED_READ_MS);
+  assert.ok(m.did.includes("read_control"), "no backstop read after a quiet watch");
+  m.feed({ kind: "control_read", control: {} });
+  assert.ok(m.did.includes("report:pause_ended"));
+});
+
+Deno.test("our Pod's deletion seen on the watch retires a standby once, even one still starting", () => {
+  const m = opsStandby({ fence: true });
+  m.feed({ kind: "pod_terminating", watched: true });
+  assert.equal(m.phase, "retired");
+  assert.deepEqual(m.did.filter((d) => d === "report:pod_terminating"), ["report:pod_terminating"]);
+  m.feed({ kind: "pod_terminating", watched: true });
+  assert.deepEqual(m.did.filter((d) => d === "report:pod_terminating"), [], "reported twice");
+
+  const early = new Machine({ operations: true, fence: true });
+  early.feed({ kind: "pod_terminating", watched: true }); // before the first node check
+  early.feed({ kind: "node_checked", node: NODE, accepts: true });
+  early.answerStop();
+  assert.equal(early.phase, "retired", "a deleted replica stood by");
+  early.feed({ kind: "lease_read", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  assert.ok(!early.did.some((d) => d.startsWith("write")), "a retired replica competed");
 });
 
 Deno.test("a replica publishes its state when it changes and as a heartbeat", () => {

@@ -1,6 +1,7 @@
 /**
  * lib/own_pod.ts against the real API server: a Pod being deleted (deletionTimestamp, held here
- * by a finalizer), one of our name with another UID, one running, and one that does not exist.
+ * by a finalizer), one of our name with another UID, one running, and one that does not exist;
+ * and the same through the watch.
  */
 
 import assert from "node:assert/strict";
@@ -8,6 +9,7 @@ import * as k8s from "@kubernetes/client-node";
 import { loadKubeConfig } from "../lib/kube_client.ts";
 import { KubeOwnPod } from "../lib/own_pod.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const NS = "own-pod-test";
 
@@ -44,5 +46,49 @@ Deno.test(
       { name: "p-0", namespace: NS, body: { metadata: { finalizers: null } } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
+  },
+);
+
+Deno.test(
+  "the watch says our Pod is terminating as soon as it gets a deletionTimestamp, and another UID's never",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const cp = await sharedControlPlane();
+    await cp.ensureNamespace(NS);
+    const kubeconfig = await cp.mintIdentity({
+      namespace: NS,
+      serviceAccount: "own-pod-watch",
+      rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "watch"] }],
+    });
+    const kc = loadKubeConfig(kubeconfig);
+    const core = cp.admin().makeApiClient(k8s.CoreV1Api);
+    const pod = await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: "w-0", finalizers: ["example.com/hold"] },
+        spec: { containers: [{ name: "c", image: "x" }] },
+      },
+    });
+    const seen: boolean[] = [];
+    const other: boolean[] = [];
+    const stop = new AbortController();
+    try {
+      const ns = { kc, namespace: NS, name: "w-0" };
+      new KubeOwnPod({ ...ns, uid: pod.metadata!.uid! }).watch((t) => seen.push(t), stop.signal);
+      new KubeOwnPod({ ...ns, uid: "another-uid" }).watch((t) => other.push(t), stop.signal);
+      await waitUntil("the first events", () => seen.length > 0 && other.length > 0, 10_000);
+      assert.deepEqual([seen, other], [[false], [false]]);
+      const deletedAt = performance.now();
+      await core.deleteNamespacedPod({ name: "w-0", namespace: NS });
+      await waitUntil("the deletion through the watch", () => seen.at(-1) === true, 5_000);
+      assert.ok(performance.now() - deletedAt < 2_000, "the watch was slower than a poll");
+      assert.ok(!other.includes(true), "another UID's Pod counted as ours");
+    } finally {
+      stop.abort();
+      await core.patchNamespacedPod(
+        { name: "w-0", namespace: NS, body: { metadata: { finalizers: null } } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+    }
   },
 );
