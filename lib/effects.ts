@@ -63,6 +63,8 @@ export class EffectRunner {
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #fences = new Map<number, AbortController>();
   #publishing: Promise<unknown> = Promise.resolve();
+  /** The last release of the Lease (it never rejects: failures are events). */
+  #releasing: Promise<void> = Promise.resolve();
   /** The last published (phase, reason) and since when (wall, RFC 3339). */
   #published: { key: string; since: string } | undefined;
 
@@ -84,14 +86,16 @@ export class EffectRunner {
   }
 
   /**
-   * Resolves when the lane is done and stays idle across a turn of the event loop: the step that
-   * a lane effect's answer feeds queues the next at once (a placement's SIGHUP follows it), so a
-   * promotion or a stop is waited out whole. Never rejects.
+   * Resolves when the lane is done and stays idle across a turn of the event loop (the step that
+   * a lane effect's answer feeds queues the next at once: a placement's SIGHUP follows it), and
+   * the release a stop leads to is answered: a promotion or a handover's stop is waited out
+   * whole. Never rejects.
    */
   async afterKeys(): Promise<void> {
     do {
       await this.#lane;
       await new Promise((resolve) => setTimeout(resolve, 0));
+      await this.#releasing;
     } while (this.#queued > 0);
   }
 
@@ -147,7 +151,8 @@ export class EffectRunner {
       case "write_lease":
         return await this.#write(e);
       case "release_lease":
-        return await this.#release(e);
+        this.#releasing = this.#release(e);
+        return await this.#releasing;
       case "start_fence":
         return await this.#fence(e);
       case "cancel_fence":

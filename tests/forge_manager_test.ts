@@ -831,7 +831,7 @@ Deno.test("the CardanoLeader status is reported on acquire, forging and demotion
   );
 });
 
-Deno.test("status writes and Events start only after the keys have moved, at promotion and at shutdown", async () => {
+Deno.test("status writes and Events start only after the keys have moved, at promotion and at shutdown (after the release)", async () => {
   // One worker thread serves both: a request's CPU beside an unlink or a placement delays it.
   await using h = await harness();
   h.start();
@@ -842,7 +842,7 @@ Deno.test("status writes and Events start only after the keys have moved, at pro
   await h.run(300);
   const moved = (from: number, keys: string) =>
     h.journal.entries.slice(from).map((e) => e.what)
-      .filter((w) => [keys, "hangup", "status_report", "status_event"].includes(w));
+      .filter((w) => [keys, "hangup", "release", "status_report", "status_event"].includes(w));
   const promotion = moved(from, "credential_write");
   assert.deepEqual(promotion.slice(0, 3), [
     "credential_write",
@@ -852,13 +852,20 @@ Deno.test("status writes and Events start only after the keys have moved, at pro
   assert.ok(promotion.includes("status_report"), JSON.stringify(promotion));
 
   from = h.journal.entries.length;
-  await h.stop();
+  h.store.faults.release = "hang"; // answered (with an error) only when unhung below
+  const stopped = h.stop();
+  await h.until("the release sent", () => h.store.hanging > 0);
+  await h.run(200);
+  assert.ok(!moved(from, "x").includes("status_report"), "a status write beside the release");
+  h.store.unhang();
+  await stopped;
   const stop = moved(from, "credential_remove");
-  assert.deepEqual(stop.slice(0, 4), [
+  assert.deepEqual(stop.slice(0, 5), [
     "credential_remove",
     "credential_remove",
     "credential_remove",
     "hangup",
+    "release",
   ]);
   assert.ok(stop.includes("status_report"), JSON.stringify(stop));
 });
