@@ -3,8 +3,8 @@
  * footprint, for comparing V8 flags or a change without running the whole benchmark. Starts the
  * local control plane and `--replicas` simulated pods (production timings), waits for a leader,
  * then samples each sidecar process: resident memory, CPU over `--seconds` (with the load
- * average beside it: CPU figures are noisy on a busy machine), the CPU per thread, and API
- * requests per second.
+ * average beside it: CPU figures are noisy on a busy machine), the CPU and the context switches
+ * (wake-ups) per second per thread, and API requests per second.
  *
  * Usage: deno run -P=dev --no-prompt tools/footprint.ts [--replicas N] [--seconds S]
  *          [--v8-flags FLAGS]   (default: deno.json's `start` task's; "none" for none)
@@ -17,7 +17,7 @@ import { type Pod, shippedV8Flags, startPod } from "../tests/support/pod.ts";
 import { makeCredentialSet } from "../tests/support/keys.ts";
 import { waitForSingleForger } from "../tests/support/scenario.ts";
 import { sleep } from "../tests/support/wait.ts";
-import { apiRequests, loadAverage, procStat, threadTicks } from "./proc_figures.ts";
+import { apiRequests, loadAverage, procStat, threadSwitches, threadTicks } from "./proc_figures.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -59,6 +59,7 @@ try {
   const before = await Promise.all(pods.map(async (p, i) => ({
     stat: procStat(pids[i]!),
     threads: threadTicks(pids[i]!),
+    switches: threadSwitches(pids[i]!),
     requests: await apiRequests(p.metricsPort),
   })));
   const loadBefore = loadAverage();
@@ -75,6 +76,13 @@ try {
         Number(((ticks - (before[i]!.threads[name] ?? 0)) / seconds).toFixed(3)), // % of a core
       ]).filter(([, pct]) => (pct as number) > 0),
     );
+    const switches = threadSwitches(pids[i]!);
+    const wakeups = Object.fromEntries(
+      Object.entries(switches).map(([name, n]) => [
+        name,
+        Number(((n - (before[i]!.switches[name] ?? 0)) / seconds).toFixed(1)),
+      ]).filter(([, rate]) => (rate as number) > 0),
+    );
     return {
       pod: p.name,
       role: p === leader ? "leader" : "standby",
@@ -86,6 +94,7 @@ try {
         (((await apiRequests(p.metricsPort)) - before[i]!.requests) / seconds).toFixed(3),
       ),
       cpuPercentByThread: perThread,
+      contextSwitchesPerSecondByThread: wakeups,
     };
   }));
   console.log(JSON.stringify(
