@@ -58,7 +58,7 @@ function spawnWorker(permissions: Deno.PermissionOptionsObject): Worker {
 function probeKubeconfig(
   path: string,
   context?: string,
-): Promise<{ server: string; files: string[] }> {
+): Promise<{ server: string; files: string[]; commands: string[] }> {
   const worker = spawnWorker({
     read: [path],
     env: true,
@@ -72,8 +72,9 @@ function probeKubeconfig(
   return new Promise((resolve, reject) => {
     worker.onmessage = (e: MessageEvent<FromWorker>) => {
       worker.terminate();
-      if (e.data.op === "probed") resolve({ server: e.data.server, files: e.data.files });
-      else if (e.data.op === "probe_failed") reject(new Error(e.data.message));
+      if (e.data.op === "probed") {
+        resolve({ server: e.data.server, files: e.data.files, commands: e.data.commands });
+      } else if (e.data.op === "probe_failed") reject(new Error(e.data.message));
     };
     worker.onerror = (e) => {
       e.preventDefault();
@@ -139,6 +140,7 @@ async function runCommand(spec: CommandSpec, args: string[]): Promise<number> {
         read: [...grants.read, ...probed.files],
         net: [...(grants.net ?? []), probed.server],
         kubeClient: true,
+        run: probed.commands,
       };
     } catch (err) {
       console.error(`forge-manager ${spec.name}: ${errorText(err)}`);
@@ -201,11 +203,13 @@ async function main(args: string[]): Promise<number> {
 
   let api: string;
   let kubeFiles: string[];
+  let commands: string[] = [];
   try {
     if (config.kubeconfig !== undefined) {
       const probed = await probeKubeconfig(config.kubeconfig);
       api = probed.server;
       kubeFiles = probed.files;
+      commands = probed.commands;
     } else {
       api = inClusterApi(Deno.env.toObject());
       kubeFiles = [SERVICE_ACCOUNT_DIR];
@@ -214,11 +218,12 @@ async function main(args: string[]): Promise<number> {
     log.error("cannot configure the Kubernetes client", { err });
     return 2;
   }
-  const grants = sandboxGrants(config, api, kubeFiles);
+  const grants = { ...sandboxGrants(config, api, kubeFiles), run: commands };
   log.info("starting the sandboxed worker", {
     read: grants.read,
     write: grants.write,
     net: grants.net,
+    run: grants.run,
   });
   const worker = spawnWorker(sandboxPermissions(grants));
   const finished = Promise.withResolvers<{ ok: boolean; message?: string }>();

@@ -4,7 +4,8 @@
  *
  * The privileged core (main.ts, lib/core/) computes them once at start from the configuration
  * and can never widen them afterwards. What the worker may NOT do is as important as what it may:
- * no subprocesses and no signals (`run: false`), no /proc (reads are limited to the listed paths),
+ * no subprocesses (but a kubeconfig's exec credential plugin, by its name only) and no signals
+ * (a scoped `run` does not allow `Deno.kill`), no /proc (reads are limited to the listed paths),
  * no FFI, no remote imports, and network access only to the listed `host:port` pairs.
  *
  * @module
@@ -18,6 +19,8 @@ export interface SandboxGrants {
   write: readonly string[];
   /** `host:port` pairs the worker may connect to or listen on (API server, metrics port). */
   net: readonly string[];
+  /** Programs the worker may run: only a kubeconfig's exec credential plugin, if it has one. */
+  run?: readonly string[];
 }
 
 /**
@@ -34,7 +37,7 @@ export function sandboxPermissions(grants: SandboxGrants): Deno.PermissionOption
     net: unique(grants.net),
     env: true,
     sys: ["uid"],
-    run: false,
+    run: grants.run !== undefined && grants.run.length > 0 ? unique(grants.run) : false,
     ffi: false,
     import: false,
   };

@@ -62,10 +62,23 @@ function probe(path: string, context?: string): void {
     const user = kc.getCurrentUser();
     const files = [path, cluster?.caFile, user?.certFile, user?.keyFile]
       .filter((f): f is string => typeof f === "string" && f !== "");
-    post({ op: "probed", server: apiServerHostPort(kc), files });
+    post({ op: "probed", server: apiServerHostPort(kc), files, commands: execCommands(user) });
   } catch (err) {
     post({ op: "probe_failed", message: errorText(err) });
   }
+}
+
+/**
+ * The exec credential plugin of a kubeconfig user (`user.exec.command`, or the older
+ * `auth-provider.config.exec`), as client-node runs it: the one program the worker may start.
+ */
+function execCommands(user: unknown): string[] {
+  const u = user as {
+    exec?: { command?: unknown };
+    authProvider?: { config?: { exec?: { command?: unknown } } };
+  } | null;
+  const command = u?.exec?.command ?? u?.authProvider?.config?.exec?.command;
+  return typeof command === "string" && command !== "" ? [command] : [];
 }
 
 /** The Kubernetes side of the sidecar: Lease, status, fence, operator requests, own Pod. */

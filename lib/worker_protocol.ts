@@ -17,7 +17,8 @@ export type ToWorker =
 
 /** Worker to core. */
 export type FromWorker =
-  | { op: "probed"; server: string; files: string[] }
+  /** `commands`: the kubeconfig's exec credential plugin, which the worker must be able to run. */
+  | { op: "probed"; server: string; files: string[]; commands: string[] }
   | { op: "probe_failed"; message: string }
   | { op: "request"; request: CoreRequest }
   | { op: "listening"; port: number }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { execPluginKubeconfig } from "./support/exec_plugin.ts";
 import { exists } from "./support/fs.ts";
 import { installForgeManager, startReplicas } from "./support/replicas.ts";
 import { metricValue, type Pod } from "./support/pod.ts";
@@ -99,5 +100,31 @@ Deno.test(
     // The old leader's node ended forging through a disable (keys unlinked + SIGHUP), not a kill.
     const text = await Deno.readTextFile(leader.record);
     assert.match(text, /"event":"disable"/);
+  },
+);
+
+Deno.test(
+  "a sidecar on a VM whose kubeconfig authenticates through an exec credential plugin leads and forges",
+  opts,
+  async () => {
+    // EKS and GKE kubeconfigs carry no credential, only a plugin to run: the core grants the
+    // worker that one program (and nothing else) from what the probe read in the kubeconfig.
+    const cp = await sharedControlPlane();
+    const namespace = "it-exec";
+    const minted = await installForgeManager(cp, namespace);
+    const root = await Deno.makeTempDir({ prefix: "fm-it-exec-" });
+    const { kubeconfig, plugin, runs } = await execPluginKubeconfig(minted, root);
+    const pods = await startReplicas({ count: 1, root, namespace, kubeconfig });
+    try {
+      const leader = await waitForSingleForger(pods, 30_000);
+      assert.equal(leader, pods[0]);
+      assert.ok((await Deno.readTextFile(runs)).includes("run"), "the plugin never ran");
+      const log = await Deno.readTextFile(pods[0]!.sidecarLog);
+      const started = log.split("\n").find((l) => l.includes("starting the sandboxed worker"));
+      assert.deepEqual((JSON.parse(started!) as { run: string[] }).run, [plugin]);
+    } finally {
+      await Promise.all(pods.map((p) => p.kill()));
+      await Deno.remove(root, { recursive: true });
+    }
   },
 );

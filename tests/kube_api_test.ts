@@ -8,6 +8,7 @@ import diagnostics from "node:diagnostics_channel";
 import { CoreV1Api, KubeConfig, type V1PolicyRule } from "@kubernetes/client-node";
 import { Http1KubeConfig } from "./support/_kube_admin.ts";
 import { sharedControlPlane } from "./support/control_plane.ts";
+import { execPluginKubeconfig } from "./support/exec_plugin.ts";
 import {
   KubeOpsError,
   type SandboxedKubeOps,
@@ -304,6 +305,44 @@ Deno.test({
       victim.kill("SIGKILL");
       const status = await victim.status;
       assert.equal(status.signal, "SIGKILL", "the victim was still alive when the test ended");
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a kubeconfig's exec credential plugin runs in the sandbox, which still cannot kill or run anything else",
+  ...integration,
+  async fn() {
+    const cp = await sharedControlPlane();
+    const namespace = uniqueNamespace("exec");
+    const minted = await cp.mintIdentity({
+      namespace,
+      serviceAccount: "forge-manager",
+      rules: leaseRules,
+    });
+    const dir = await Deno.makeTempDir({ prefix: "forge-exec-" });
+    const { kubeconfig, plugin, runs } = await execPluginKubeconfig(minted, dir);
+    const victim = new Deno.Command("sleep", { args: ["30"], stdin: "null" }).spawn();
+    try {
+      await using ops = await startSandboxedKubeOps({
+        kubeconfig,
+        grants: {
+          read: [kubeconfig, cp.caFile],
+          write: [],
+          net: [`${cp.host}:${cp.port}`],
+          run: [plugin],
+        },
+      });
+      // Authenticated through the plugin (the kubeconfig holds no credential of its own).
+      await ops.call("lease.create", { namespace, name: "exec" });
+      assert.ok((await Deno.readTextFile(runs)).includes("run"), "the plugin never ran");
+      const kill = await failure(ops.call("probe.kill", { pid: victim.pid }));
+      assert.equal(kill.errorName, "NotCapable", "a scoped run grant allowed a signal");
+    } finally {
+      victim.kill("SIGKILL");
+      await victim.status;
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

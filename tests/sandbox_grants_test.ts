@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../lib/config.ts";
 import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "../lib/core/sandbox_grants.ts";
 import { sandboxPermissions } from "../lib/sandbox.ts";
+import { commandPermissions } from "../lib/cli/command.ts";
 
 Deno.test("the worker may read only the sources, the target folder, the socket and the API credentials", () => {
   const config = parseConfig({ POD_NAME: "forge-0", POD_UID: "uid-0" });
@@ -54,6 +55,26 @@ Deno.test("the worker's permissions forbid subprocesses, signals, FFI and remote
     ffi: false,
     import: false,
   });
+});
+
+Deno.test("a kubeconfig's exec credential plugin is the one program the worker may run", () => {
+  const permissions = sandboxPermissions({
+    read: ["/a"],
+    write: [],
+    net: ["h:1"],
+    run: ["/usr/local/bin/aws", "/usr/local/bin/aws"],
+  });
+  assert.deepEqual(permissions.run, ["/usr/local/bin/aws"]);
+  assert.equal(sandboxPermissions({ read: [], write: [], net: [], run: [] }).run, false);
+  // The operator commands' worker gets the same, and only for a command that talks to the API.
+  const command = commandPermissions({
+    read: ["/k"],
+    net: ["h:1"],
+    kubeClient: true,
+    run: ["gke"],
+  });
+  assert.deepEqual(command.run, ["gke"]);
+  assert.equal(commandPermissions({ read: ["/k"] }).run, false);
 });
 
 Deno.test("the in-cluster API server comes from the variables Kubernetes sets", () => {

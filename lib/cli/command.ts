@@ -27,6 +27,8 @@ export interface CommandGrants {
    * user id when it loads: env and `sys: ["uid"]` are granted, nothing more.
    */
   kubeClient?: boolean;
+  /** Programs it may run: only a kubeconfig's exec credential plugin. */
+  run?: readonly string[];
 }
 
 /** What parsing a command line gives the core. */
@@ -85,7 +87,7 @@ export function commandPermissions(grants: CommandGrants): Deno.PermissionOption
     write: false,
     env: grants.kubeClient === true,
     sys: grants.kubeClient === true ? ["uid"] : false,
-    run: false,
+    run: grants.run !== undefined && grants.run.length > 0 ? unique(grants.run) : false,
     ffi: false,
     import: false,
   };
