@@ -55,20 +55,26 @@ Deno.test("a pause without until has no end; an unreadable at makes a request st
   assert.deepEqual(toControlView({ spec: {} }, 0, WALL), {});
 });
 
+/** The shipped manifests in `namespace`: the sidecar's store under its Role, and an admin. */
+async function installed(namespace: string) {
+  const cp = await sharedControlPlane();
+  const kubeconfig = await installForgeManager(cp, namespace);
+  return {
+    store: new KubeControlStore({
+      kc: loadKubeConfig(kubeconfig),
+      namespace,
+      name: "cardano-leader",
+    }),
+    admin: cp.admin().makeApiClient(k8s.CustomObjectsApi),
+    ref: { ...CARDANO_LEADER, namespace, name: "cardano-leader" },
+  };
+}
+
 Deno.test(
   "the store reads the spec, publishes a replica entry and a handover result the CRD accepts",
   { sanitizeOps: false, sanitizeResources: false },
   async () => {
-    const cp = await sharedControlPlane();
-    const namespace = "control-store-test";
-    const kubeconfig = await installForgeManager(cp, namespace);
-    const store = new KubeControlStore({
-      kc: loadKubeConfig(kubeconfig),
-      namespace,
-      name: "cardano-leader",
-    });
-    const admin = cp.admin().makeApiClient(k8s.CustomObjectsApi);
-    const ref = { ...CARDANO_LEADER, namespace, name: "cardano-leader" };
+    const { store, admin, ref } = await installed("control-store-test");
     const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
     const pause = { reason: "upgrade", by: "alice", at: new Date(WALL).toISOString() };
     await admin.replaceNamespacedCustomObject({ ...ref, body: { ...obj, spec: { pause } } });
@@ -105,21 +111,12 @@ Deno.test(
   "the store's watch delivers a request at once under the shipped Role, and an empty spec when the object goes",
   { sanitizeOps: false, sanitizeResources: false },
   async () => {
-    const cp = await sharedControlPlane();
-    const namespace = "control-watch-test";
-    const kubeconfig = await installForgeManager(cp, namespace);
-    const store = new KubeControlStore({
-      kc: loadKubeConfig(kubeconfig),
-      namespace,
-      name: "cardano-leader",
-    });
+    const { store, admin, ref } = await installed("control-watch-test");
     const reads: ControlRead[] = [];
     const stop = new AbortController();
     try {
       store.watch((read) => reads.push(read), stop.signal);
       await waitUntil("the first event", () => reads.length > 0, 10_000);
-      const admin = cp.admin().makeApiClient(k8s.CustomObjectsApi);
-      const ref = { ...CARDANO_LEADER, namespace, name: "cardano-leader" };
       const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
       const handover = { id: "h-9", to: "p-2", by: "bob", at: new Date(WALL).toISOString() };
       const sentAt = performance.now();
