@@ -477,10 +477,6 @@ export function startupDone(state: ForgingState): boolean {
 }
 
 /**
- * When the loop must wake up next without an event (monotonic), or undefined for never:
- * the renew deadline always counts, whatever is in flight.
- */
-/**
  * Whether keys are moving (being placed for a promotion, unlinked and signalled for a stop, or
  * the Lease being released after one): no background API request (a Lease read, the operator
  * requests, our Pod, the published state) starts meanwhile. One worker thread serves both, and
@@ -495,6 +491,10 @@ export function keysMoving(s: ForgingState): boolean {
     (phase.kind === "forging" && phase.rotation !== undefined);
 }
 
+/**
+ * When the loop must wake up next without an event (monotonic), or undefined for never:
+ * the renew deadline always counts, whatever is in flight.
+ */
 export function nextWake(state: ForgingState, now: number): number | undefined {
   const times: number[] = [];
   const phase = state.phase;
