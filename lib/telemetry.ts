@@ -31,9 +31,10 @@ export interface TelemetryDeps {
   metrics: Metrics;
   status: StatusReporter | undefined;
   /**
-   * Resolves once the keys and node effects queued so far are done (the runner's lane): status
-   * writes and Events start after them, so their requests' CPU does not delay an unlink or a
-   * placement on the worker's one thread. Never waits on a status write in return.
+   * Resolves once the keys and node effects queued so far are done (the runner's lane), with the
+   * release a stop leads to: status writes and Events start after them, so their requests' CPU
+   * does not delay an unlink, a placement or a release on the worker's one thread. Never waits
+   * on a status write in return.
    */
   afterKeys?: () => Promise<void>;
 }
