@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
+import { type Clock, sleep } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { type ControlStore, toControlView } from "./control.ts";
 import type { CredentialStore } from "./credentials.ts";
@@ -153,6 +153,9 @@ export class EffectRunner {
       case "release_lease":
         this.#releasing = this.#release(e);
         return await this.#releasing;
+      case "claim_leader":
+        await this.#claim(e.timeoutMs);
+        return this.#post({ kind: "leader_claimed", term: e.term });
       case "start_fence":
         return await this.#fence(e);
       case "cancel_fence":
@@ -413,6 +416,20 @@ export class EffectRunner {
     } catch (err) {
       this.#post({ kind: "sources_checked", differ, problem: errorText(err) });
     }
+  }
+
+  /** The claim, bounded here too: the SIGHUP waits for its answer, and an adapter may hang. */
+  async #claim(timeoutMs: number): Promise<void> {
+    const { status, telemetry, clock } = this.#p;
+    if (status === undefined) return;
+    const timer = new AbortController();
+    const answered = status.claim(timeoutMs).then(() => undefined, (err) => errorText(err));
+    const late = sleep(clock, timeoutMs, timer.signal).then(() =>
+      `no answer within ${timeoutMs} ms`
+    );
+    const error = await Promise.race([answered, late]);
+    timer.abort();
+    if (error !== undefined) telemetry.apply({ kind: "leader_claim_failed", error });
   }
 
   async #signal(e: Extract<Effect, { kind: "signal" }>): Promise<void> {

@@ -128,8 +128,18 @@ export type Phase =
   | { kind: "fencing"; term: number }
   /** Holding the Lease, proof done; waiting for probation to end, then for the node. */
   | { kind: "awaiting_node"; term: number }
-  /** Placing the keys (`placing`), then signalling the node (`signalling`). */
-  | { kind: "promoting"; term: number; step: "placing" | "signalling"; facts?: PlacedKeys }
+  /**
+   * Placing the keys (`placing`), then signalling the node (`signalling`); `claimed` once the
+   * write naming this pod in the status was answered (or failed, or timed out): the SIGHUP waits
+   * for both, keys placed and claim answered.
+   */
+  | {
+    kind: "promoting";
+    term: number;
+    step: "placing" | "signalling";
+    facts?: PlacedKeys;
+    claimed?: boolean;
+  }
   /** The node has the keys and was signalled; `rotation` while new sources are placed. */
   | {
     kind: "forging";
@@ -268,6 +278,7 @@ export type ForgingEvent =
   | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
   | { kind: "lease_release_failed"; error: string }
   | { kind: "fence_done"; term: number; previous: string; outcome: FenceResult }
+  | { kind: "leader_claimed"; term: number }
   | { kind: "node_checked"; node: NodeInfo | undefined; accepts: boolean }
   | { kind: "node_check_failed"; error: string }
   | { kind: "sources_checked"; differ: boolean; problem?: string }
@@ -338,6 +349,13 @@ export type Effect =
   | { kind: "place_keys"; purpose: PlacePurpose }
   | { kind: "remove_keys"; stop: number }
   | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
+  /**
+   * Names this pod in the CardanoLeader status (one write, no read), before the promotion's
+   * SIGHUP: after a Lease deleted by hand under a dead sidecar, that name is all a successor has
+   * to fence (election.ts). Answered by `leader_claimed` within `timeoutMs` whatever happens; a
+   * write that fails does not stop the promotion (it is reported).
+   */
+  | { kind: "claim_leader"; term: number; timeoutMs: number }
   | { kind: "report"; transition: Transition }
   | OpsEffect;
 
@@ -369,6 +387,7 @@ export type Transition =
   | { kind: "released"; clean: boolean }
   | { kind: "release_failed"; error: string }
   | { kind: "fence_started"; previous: string }
+  | { kind: "leader_claim_failed"; error: string }
   | { kind: "fence_done"; outcome: FenceResult; previous: string }
   | { kind: "forging_enabled"; placed: PlacedKeys; pid?: number }
   | { kind: "forging_disabled"; reason: StopReason; confirmed: boolean }
@@ -560,6 +579,8 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
     case "fence_done":
       fx.push(report({ kind: "fence_done", outcome: e.outcome, previous: e.previous }));
       return fenceDone(s, e.term, e.outcome);
+    case "leader_claimed":
+      return leaderClaimed(s, e.term, now, fx);
     case "node_checked":
       return nodeChecked(
         { ...s, nodeCheckBusy: false, nextNodeCheckAt: now + nodeCheckInterval(s.cfg) },
@@ -926,6 +947,7 @@ function keysPlaced(
     // The term may have ended while we wrote: then settle() demotes, and the stop it starts runs
     // after this placement and unlinks the keys again.
     if (!leadsNow(s, now)) return s;
+    if (!phase.claimed) return { ...s, phase: { ...phase, facts: placed } }; // the claim next
     fx.push({ kind: "signal", reason: "promote", ...nodeOf(s) });
     return { ...s, phase: { ...phase, step: "signalling", facts: placed } };
   }
@@ -934,6 +956,16 @@ function keysPlaced(
     return { ...s, phase: { ...phase, rotation: { step: "signalling", facts: placed } } };
   }
   return s;
+}
+
+/** The claim was answered: signal now if the keys are already placed. */
+function leaderClaimed(s: ForgingState, term: number, now: number, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  if (phase.kind !== "promoting" || phase.term !== term || phase.step !== "placing") return s;
+  if (phase.facts === undefined) return { ...s, phase: { ...phase, claimed: true } };
+  if (!leadsNow(s, now)) return s; // settle() demotes; its stop unlinks the placed keys
+  fx.push({ kind: "signal", reason: "promote", ...nodeOf(s) });
+  return { ...s, phase: { ...phase, claimed: true, step: "signalling" } };
 }
 
 function keysPlaceFailed(
@@ -1423,7 +1455,11 @@ function promote(s: ForgingState, term: number, now: number, fx: Effect[]): Forg
   }
   const view = s.node;
   if (view.kind === "present" && view.ready) {
-    fx.push({ kind: "place_keys", purpose: "promote" });
+    // The claim goes out first and runs beside the placement; the SIGHUP waits for both.
+    fx.push({ kind: "claim_leader", term, timeoutMs: Math.min(readTimeout(s.cfg), 2000) }, {
+      kind: "place_keys",
+      purpose: "promote",
+    });
     return { ...s, phase: { kind: "promoting", term, step: "placing" } };
   }
   if (view.kind === "present" && view.info.nonProducing) {

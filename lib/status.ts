@@ -34,6 +34,11 @@ export interface StatusReporter {
    * own entry says it leads or forges; "" for none, and when the CRD or the object is missing.
    */
   lastLeader(): Promise<string>;
+  /**
+   * Names this pod as the leader (`leaderPod`, with a new `lastTransitionTime`) in one merge patch
+   * without a precondition, before it forges; a missing CRD or object is no error.
+   */
+  claim(timeoutMs: number): Promise<void>;
 }
 
 interface CurrentStatus {
@@ -126,6 +131,23 @@ export class KubeStatusReporter implements StatusReporter {
       } catch (err) {
         if (statusOf(err) !== 409) throw err; // someone else wrote in between: read again
       }
+    }
+  }
+
+  async claim(timeoutMs: number): Promise<void> {
+    this.#count("status_patch");
+    try {
+      await this.#objects.patchNamespacedCustomObjectStatus(
+        {
+          ...CARDANO_LEADER,
+          namespace: this.#namespace,
+          name: this.#name,
+          body: { status: { leaderPod: this.#pod, lastTransitionTime: new Date().toISOString() } },
+        },
+        requestOptions(timeoutMs, k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err; // no CRD or no object: nobody reads a name there
     }
   }
 

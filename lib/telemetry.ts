@@ -69,6 +69,7 @@ const LEASE: Pick<
   | "released"
   | "release_failed"
   | "fence_started"
+  | "leader_claim_failed"
   | "fence_done"
 > = {
   boot_keys_placed: (t, c) =>
@@ -114,6 +115,13 @@ const LEASE: Pick<
     c.log.info("fence: proving the previous leader's node stopped before forging", {
       previous: t.previous,
     }),
+  leader_claim_failed: (t, c) => {
+    c.metrics.statusUpdateFailures.inc();
+    c.log.warn(
+      "cannot name this pod in the CardanoLeader status before forging; forging all the same",
+      { err: t.error },
+    );
+  },
   fence_done: (t, c) => {
     const outcome = t.outcome;
     if (outcome.proven) {

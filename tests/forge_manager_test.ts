@@ -844,6 +844,9 @@ Deno.test("status writes and Events start only after the keys have moved, at pro
     h.journal.entries.slice(from).map((e) => e.what)
       .filter((w) => [keys, "hangup", "release", "status_report", "status_event"].includes(w));
   const promotion = moved(from, "credential_write");
+  const claimed = h.journal.entries.slice(from).map((e) => e.what)
+    .filter((w) => w === "status_claim" || w === "hangup");
+  assert.deepEqual(claimed, ["status_claim", "hangup"], "signalled before the status named it");
   assert.deepEqual(promotion.slice(0, 3), [
     "credential_write",
     "credential_write",

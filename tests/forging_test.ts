@@ -76,6 +76,12 @@ class Machine {
     assert.ok(found !== undefined, `no ${kind} effect in ${JSON.stringify(this.did)}`);
     return found as Extract<Effect, { kind: K }>;
   }
+  /** Answers the promotion's claim of the status (the SIGHUP waits for it and the keys). */
+  answerClaim(): void {
+    const phase = this.state.phase;
+    assert.ok(phase.kind === "promoting", `not promoting but ${phase.kind}`);
+    this.feed({ kind: "leader_claimed", term: phase.term });
+  }
   /** Answers the pending stop's two effects (unlink, SIGHUP). */
   answerStop(signal: "ok" | "refused" | "not_found" = "ok", removed = true): void {
     const stop = this.state.stop;
@@ -134,7 +140,13 @@ function forger(cfg: Partial<ForgingConfig> = {}): Machine {
   const write = m.effect("write_lease");
   assert.equal(write.decision.kind, "acquire");
   m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
-  assert.deepEqual(m.did, ["report:renewed", "report:became_leader", "place_keys:promote"]);
+  assert.deepEqual(m.did, [
+    "report:renewed",
+    "report:became_leader",
+    "claim_leader",
+    "place_keys:promote",
+  ]);
+  m.feed({ kind: "leader_claimed", term: m.effect("claim_leader").term });
   m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
   assert.deepEqual(m.did, ["signal:promote"]);
   m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
@@ -170,6 +182,33 @@ Deno.test("a node socket that never accepts ends the start with an error naming 
   assert.match(String((m.state.phase as { error?: string }).error), /SOCKET_WAIT_TIMEOUT=5 s/);
 });
 
+Deno.test("a promotion names this pod in the status first, and its SIGHUP waits for that write", () => {
+  // After a Lease deleted by hand under a dead sidecar the status is all a successor can fence.
+  for (const claimFirst of [true, false]) {
+    const m = standby();
+    m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+    const write = m.effect("write_lease");
+    m.feed({
+      kind: "lease_written",
+      decision: write.decision,
+      record: rec(ME, "12"),
+      sentAt: m.now,
+    });
+    const order = m.did.filter((d) => d === "claim_leader" || d.startsWith("place_keys"));
+    assert.deepEqual(order, ["claim_leader", "place_keys:promote"]);
+    const term = m.effect("claim_leader").term;
+    if (claimFirst) m.feed({ kind: "leader_claimed", term });
+    m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+    if (!claimFirst) {
+      assert.ok(!m.did.includes("signal:promote"), "signalled before the claim was answered");
+      m.feed({ kind: "leader_claimed", term: term - 1 }); // an earlier term's answer
+      assert.ok(!m.did.includes("signal:promote"), "an earlier term's claim counted");
+      m.feed({ kind: "leader_claimed", term });
+    }
+    assert.deepEqual(m.did, ["signal:promote"]);
+  }
+});
+
 Deno.test("a clean handover is taken at once, and forging starts with place-then-signal", () => {
   const m = forger();
   assert.equal(isForging(m.state), true);
@@ -198,7 +237,7 @@ Deno.test("an acquisition that needs proof fences first, and a proof of an earli
   assert.equal(m.phase, "fencing", "no proof counted as proof");
   m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
   assert.equal(m.phase, "promoting");
-  assert.deepEqual(m.did, ["report:fence_done", "place_keys:promote"]);
+  assert.deepEqual(m.did, ["report:fence_done", "claim_leader", "place_keys:promote"]);
 });
 
 /** Each way a term ends: the stop's effects, in order, and what follows. */
@@ -292,6 +331,7 @@ Deno.test("a placement that comes back after the term ended is not followed by a
   const w = m.effect("write_lease");
   m.feed({ kind: "lease_written", decision: w.decision, record: rec(ME, "12"), sentAt: m.now });
   assert.equal(m.phase, "promoting");
+  m.answerClaim();
   const effects = m.feed(
     { kind: "keys_placed", purpose: "promote", placed: FACTS },
     m.now + 10_001,
@@ -456,6 +496,7 @@ Deno.test("a promotion whose placed certificate has expired steps aside without 
   const w = m.effect("write_lease");
   m.feed({ kind: "lease_written", decision: w.decision, record: rec(ME, "12"), sentAt: m.now });
   assert.equal(m.phase, "promoting");
+  m.answerClaim();
   m.feed({ kind: "keys_placed", purpose: "promote", placed: factsFrom(PERIOD - 62), wallMs: WALL });
   assert.ok(!m.did.includes("signal:promote"), "signalled an expired certificate into forging");
   assert.deepEqual(m.did.filter((d) => d === "remove_keys" || d.startsWith("signal")), [
@@ -686,6 +727,7 @@ function opsForger(cfg: Partial<ForgingConfig> = {}): Machine {
   const write = m.effect("write_lease");
   m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
   assert.ok(m.did.includes("place_keys:promote"), JSON.stringify(m.did));
+  m.answerClaim();
   m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
   m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
   assert.equal(m.phase, "forging");
@@ -749,6 +791,7 @@ Deno.test("a handover seen while standing by is remembered, and not acted on aft
   m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
   const write = m.effect("write_lease");
   m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  m.answerClaim();
   m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
   m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
   m.feed({ kind: "tick" }, m.now + 5_000);
@@ -805,6 +848,7 @@ Deno.test("a pause stops the leader's node, keeps renewing the Lease, and ends a
   assert.deepEqual(acts(m).filter((d) => !d.startsWith("write")), [
     "report:pause_ended",
     "report:resumed_leader",
+    "claim_leader",
     "place_keys:promote",
   ]);
 });
@@ -870,6 +914,7 @@ Deno.test("no background request starts while keys move: a promotion's placement
   assert.ok(m.did.includes("place_keys:promote"));
   assert.deepEqual(requests(m), [], "a request beside the placement");
   assert.equal(nextWake(m.state, m.now)! > m.now, true, "woke at once for a deferred request");
+  m.answerClaim();
   m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
   assert.deepEqual(requests(m), []);
   m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });

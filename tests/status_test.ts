@@ -186,3 +186,29 @@ Deno.test(
     assert.equal(await missing.lastLeader(), "", "a missing CardanoLeader names nobody");
   },
 );
+
+Deno.test(
+  "a claim names this pod as leader in one write; a missing CardanoLeader is no error",
+  opts,
+  async () => {
+    const { read, reporter, kc } = await setup("claim");
+    await reporter("pod-a").report({
+      leaderPod: "pod-a",
+      forgingEnabled: true,
+      reason: "Forging",
+      message: "m",
+    });
+    await reporter("pod-b").claim(5000);
+    const claimed = await read();
+    assert.equal(claimed.leaderPod, "pod-b");
+    assert.equal(await reporter("pod-c").lastLeader(), "pod-b");
+    const missing = new KubeStatusReporter({
+      kc,
+      namespace: NS,
+      name: "does-not-exist",
+      pod: "pod-b",
+      timeoutMs: 3000,
+    });
+    await missing.claim(3000);
+  },
+);

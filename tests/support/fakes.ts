@@ -393,6 +393,15 @@ export class RecordingStatus implements StatusReporter {
     }
     return this.#answer(this.reportMode);
   }
+  /** The pods that claimed the status, in order (the fake has no pod of its own: `claimAs`). */
+  readonly claims: string[] = [];
+  claimAs = "producer-0";
+  claim(_timeoutMs: number): Promise<void> {
+    this.claims.push(this.claimAs);
+    this.#journal.add("status_claim", { pod: this.claimAs });
+    if (this.reportMode === "ok") this.leaderPod = this.claimAs;
+    return this.#answer(this.reportMode);
+  }
   lastLeader(): Promise<string> {
     this.#journal.add("status_read", { leaderPod: this.leaderPod });
     return this.reportMode === "fail"

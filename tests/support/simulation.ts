@@ -927,6 +927,10 @@ class Sidecar {
         return world.after(world.laneDelay(), () => {
           this.post({ kind: "socket_probed", accepts: pod.node.socketAccepts() });
         });
+      case "claim_leader": // no CardanoLeader status here: answered after a delay all the same
+        return world.after(world.laneDelay(), () => {
+          this.post({ kind: "leader_claimed", term: e.term });
+        });
       case "check_node":
         return world.after(world.laneDelay(), () => {
           const node = pod.node.find();
