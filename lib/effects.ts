@@ -63,6 +63,8 @@ export class EffectRunner {
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #fences = new Map<number, AbortController>();
   #publishing: Promise<unknown> = Promise.resolve();
+  /** The last claim of the CardanoLeader status (it never rejects: failures are reported). */
+  #claiming: Promise<void> = Promise.resolve();
   /** The last release of the Lease (it never rejects: failures are events). */
   #releasing: Promise<void> = Promise.resolve();
   /** The last published (phase, reason) and since when (wall, RFC 3339). */
@@ -88,13 +90,14 @@ export class EffectRunner {
   /**
    * Resolves when the lane is done and stays idle across a turn of the event loop (the step that
    * a lane effect's answer feeds queues the next at once: a placement's SIGHUP follows it), and
-   * the release a stop leads to is answered: a promotion or a handover's stop is waited out
-   * whole. Never rejects.
+   * the promotion's claim and the release a stop leads to are answered: a promotion or a
+   * handover's stop is waited out whole. Never rejects.
    */
   async afterKeys(): Promise<void> {
     do {
       await this.#lane;
       await new Promise((resolve) => setTimeout(resolve, 0));
+      await this.#claiming;
       await this.#releasing;
     } while (this.#queued > 0);
   }
@@ -154,7 +157,8 @@ export class EffectRunner {
         this.#releasing = this.#release(e);
         return await this.#releasing;
       case "claim_leader":
-        await this.#claim(e.timeoutMs);
+        this.#claiming = this.#claim(e.timeoutMs);
+        await this.#claiming;
         return this.#post({ kind: "leader_claimed", term: e.term });
       case "start_fence":
         return await this.#fence(e);
