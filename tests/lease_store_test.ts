@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import type { Observation } from "../lib/election.ts";
+import type { FencePending, LeaseRecord, Observation } from "../lib/election.ts";
 import { loadKubeConfig } from "../lib/kube_client.ts";
 import {
   HANDOVER_TO_ANNOTATION,
@@ -19,6 +19,16 @@ import { sleep, waitUntil } from "./support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS = "lease-store-test";
+
+/** A claim's arguments as every test here writes them: a 15 s Lease, a 5 s timeout. */
+function claimOf(
+  record: LeaseRecord | undefined,
+  identity: string,
+  podUid: string,
+  extra: { fencePending?: FencePending } = {},
+) {
+  return { record, identity, podUid, durationSeconds: 15, timeoutMs: 5000, ...extra };
+}
 
 async function store(name: string) {
   const cp = await sharedControlPlane();
@@ -35,45 +45,21 @@ Deno.test(
   async () => {
     const { leases, counted } = await store("cycle");
     assert.deepEqual(await leases.read(5000), { kind: "absent" });
-    const created = await leases.claim({
-      record: undefined,
-      identity: "a-0_1",
-      podUid: "uid-a",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const created = await leases.claim(claimOf(undefined, "a-0_1", "uid-a"));
     assert.equal(created.holder, "a-0_1");
     assert.equal(created.durationMs, 15_000);
     assert.equal(created.holderPodUid, "uid-a");
     // A second create loses.
     await assert.rejects(
-      leases.claim({
-        record: undefined,
-        identity: "b-0_2",
-        podUid: "",
-        durationSeconds: 15,
-        timeoutMs: 5000,
-      }),
+      leases.claim(claimOf(undefined, "b-0_2", "")),
       LeaseConflict,
     );
-    const renewed = await leases.claim({
-      record: created,
-      identity: "a-0_1",
-      podUid: "uid-a",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const renewed = await leases.claim(claimOf(created, "a-0_1", "uid-a"));
     assert.notEqual(renewed.resourceVersion, created.resourceVersion);
     assert.equal(renewed.transitions, created.transitions);
     // Acquiring with the stale version loses the race; nothing is written.
     await assert.rejects(
-      leases.claim({
-        record: created,
-        identity: "b-0_2",
-        podUid: "",
-        durationSeconds: 15,
-        timeoutMs: 5000,
-      }),
+      leases.claim(claimOf(created, "b-0_2", "")),
       LeaseConflict,
     );
     const now = await leases.read(5000);
@@ -87,24 +73,12 @@ Deno.test(
   opts,
   async () => {
     const { leases, kc } = await store("release");
-    const mine = await leases.claim({
-      record: undefined,
-      identity: "a-0_1",
-      podUid: "uid-a",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const mine = await leases.claim(claimOf(undefined, "a-0_1", "uid-a"));
     const clean = await leases.release(mine, "a-0_1", true, 5000);
     assert.equal(clean.holder, "");
     assert.equal(clean.releasedBy, "a-0_1");
     assert.equal(clean.durationMs, 1000);
-    const taken = await leases.claim({
-      record: clean,
-      identity: "b-0_2",
-      podUid: "uid-b",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const taken = await leases.claim(claimOf(clean, "b-0_2", "uid-b"));
     assert.equal(taken.releasedBy, undefined, "a new holder clears the marker");
     assert.equal(taken.transitions, clean.transitions + 1);
     const unclean = await leases.release(taken, "b-0_2", false, 5000);
@@ -126,26 +100,13 @@ Deno.test(
   async () => {
     const { leases } = await store("pending");
     const owed = { holder: "old-0_9", podUid: "uid-old", writtenAt: 1_765_000_000_000 };
-    const mine = await leases.claim({
-      record: undefined,
-      identity: "a-0_1",
-      podUid: "uid-a",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-      fencePending: owed,
-    });
+    const mine = await leases.claim(claimOf(undefined, "a-0_1", "uid-a", { fencePending: owed }));
     assert.deepEqual(mine.fencePending, owed);
     const read = await leases.read(5000);
     assert.deepEqual(read.kind === "present" && read.record.fencePending, owed);
     const released = await leases.release(mine, "a-0_1", true, 5000, { fencePending: owed });
     assert.deepEqual(released.fencePending, owed, "the successor must still prove old-0_9");
-    const taken = await leases.claim({
-      record: released,
-      identity: "b-0_2",
-      podUid: "uid-b",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const taken = await leases.claim(claimOf(released, "b-0_2", "uid-b"));
     assert.equal(taken.fencePending, undefined, "a proven (or owed-nothing) claim clears it");
   },
 );
@@ -158,13 +119,7 @@ Deno.test("the watch reports a change made by someone else, and a deletion", opt
   try {
     await sleep(500);
     const other = await store("watched");
-    await other.leases.claim({
-      record: undefined,
-      identity: "c-0_3",
-      podUid: "",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    await other.leases.claim(claimOf(undefined, "c-0_3", ""));
     await kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({
       name: "watched",
       namespace: NS,
@@ -184,13 +139,7 @@ Deno.test(
   opts,
   async () => {
     const { leases, kc } = await store("handover");
-    const mine = await leases.claim({
-      record: undefined,
-      identity: "a-0_1",
-      podUid: "uid-a",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const mine = await leases.claim(claimOf(undefined, "a-0_1", "uid-a"));
     const handed = await leases.release(mine, "a-0_1", true, 5000, { handoverTo: "b-0" });
     assert.equal(handed.releasedBy, "a-0_1");
     assert.equal(handed.handoverTo, "b-0");
@@ -199,13 +148,7 @@ Deno.test(
       namespace: NS,
     });
     assert.equal(raw.metadata?.annotations?.[HANDOVER_TO_ANNOTATION], "b-0");
-    const taken = await leases.claim({
-      record: handed,
-      identity: "b-0_2",
-      podUid: "uid-b",
-      durationSeconds: 15,
-      timeoutMs: 5000,
-    });
+    const taken = await leases.claim(claimOf(handed, "b-0_2", "uid-b"));
     assert.equal(taken.handoverTo, undefined, "a new holder clears the target");
     const unclean = await leases.release(taken, "b-0_2", false, 5000, { handoverTo: "c-0" });
     assert.equal(unclean.handoverTo, undefined, "an unclean release named a target");
