@@ -76,6 +76,17 @@ class Machine {
     assert.ok(found !== undefined, `no ${kind} effect in ${JSON.stringify(this.did)}`);
     return found as Extract<Effect, { kind: K }>;
   }
+  /** Answers `write` with our record at version `rv`, carrying the obligation the write carried. */
+  writtenCarrying(write: Extract<Effect, { kind: "write_lease" }>, rv: string): void {
+    const fencePending = write.fencePending!;
+    this.feed({
+      kind: "lease_written",
+      decision: write.decision,
+      record: rec(ME, rv, { fencePending }),
+      sentAt: this.now,
+      fencePending,
+    });
+  }
   /** Answers the promotion's claim of the status (the SIGHUP waits for it and the keys). */
   answerClaim(): void {
     const phase = this.state.phase;
@@ -603,24 +614,12 @@ Deno.test("an acquisition that must fence puts the obligation on the Lease, and 
   m.feed({ kind: "tick" }, 1_000 + 17_002); // held by OTHER, unchanged for LEASE + DELAY
   const acquire = m.effect("write_lease");
   assert.equal(acquire.fencePending?.holder, OTHER, "the first write names whom to prove");
-  m.feed({
-    kind: "lease_written",
-    decision: acquire.decision,
-    record: rec(ME, "12", { fencePending: acquire.fencePending! }),
-    sentAt: m.now,
-    fencePending: acquire.fencePending!,
-  });
+  m.writtenCarrying(acquire, "12");
   const term = m.effect("start_fence").term;
   m.feed({ kind: "tick" }, m.now + 2_500); // a renew while fencing still carries it
   const renew = m.effect("write_lease");
   assert.equal(renew.fencePending?.holder, OTHER);
-  m.feed({
-    kind: "lease_written",
-    decision: renew.decision,
-    record: rec(ME, "13", { fencePending: renew.fencePending! }),
-    sentAt: m.now,
-    fencePending: renew.fencePending!,
-  });
+  m.writtenCarrying(renew, "13");
   m.feed({ kind: "fence_done", term, previous: OTHER, outcome: { proven: true, how: "pod_gone" } });
   assert.ok(!m.did.includes("place_keys:promote"), "forged while the Lease said it owed a proof");
   const clearing = m.effect("write_lease");
@@ -638,13 +637,7 @@ Deno.test("a term that ends before its fence proved anything passes the obligati
   const m = standby({ fence: true });
   m.feed({ kind: "tick" }, 1_000 + 17_002);
   const acquire = m.effect("write_lease");
-  m.feed({
-    kind: "lease_written",
-    decision: acquire.decision,
-    record: rec(ME, "12", { fencePending: acquire.fencePending! }),
-    sentAt: m.now,
-    fencePending: acquire.fencePending!,
-  });
+  m.writtenCarrying(acquire, "12");
   assert.equal(m.phase, "fencing");
   m.feed({ kind: "shutdown" }, m.now + 100);
   m.answerStop();
@@ -660,13 +653,7 @@ Deno.test("a Lease absent with no holder ever seen: its create already owes the 
   const create = m.effect("write_lease");
   assert.equal(create.decision.kind, "acquire");
   assert.equal(create.fencePending?.holder, "producer-9_status");
-  m.feed({
-    kind: "lease_written",
-    decision: create.decision,
-    record: rec(ME, "11", { fencePending: create.fencePending! }),
-    sentAt: m.now,
-    fencePending: create.fencePending!,
-  });
+  m.writtenCarrying(create, "11");
   const fence = m.effect("start_fence");
   assert.equal(fence.previousHolder, "producer-9_status");
   assert.equal(fence.previousPodUid, undefined);
