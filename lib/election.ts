@@ -194,7 +194,7 @@ function fromStatus(state: ElectionState, pod: string | undefined): FencePending
 }
 
 /** Suffix of the identity given to a holder known only from the CardanoLeader status. */
-export const STATUS_SUFFIX = "_status";
+const STATUS_SUFFIX = "_status";
 
 /**
  * Records a successful acquire or renew, SENT at `sentAt`, whose response came at `now`.

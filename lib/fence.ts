@@ -27,8 +27,7 @@
 
 import * as k8s from "@kubernetes/client-node";
 import { podOf } from "./election.ts";
-import { sleep, systemClock } from "./clock.ts";
-import { requestOptions, statusOf } from "./kube_client.ts";
+import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** Every way the fence can prove the previous holder's node stopped. */
 export const FENCE_PROOFS = [
@@ -319,35 +318,16 @@ export class PodFence implements Fence {
       changed = true;
       wake?.();
     };
-    const watcher = new k8s.Watch(this.#kc);
-    const path = `/api/v1/namespaces/${this.#namespace}/pods`;
-    const run = async (): Promise<void> => {
-      while (!signal.aborted) {
-        const done = Promise.withResolvers<void>();
-        const aborted = () => done.resolve();
-        signal.addEventListener("abort", aborted, { once: true });
-        try {
-          this.#count("pod_watch");
-          const controller = await watcher.watch(
-            path,
-            { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: false },
-            (phase: string) => {
-              if (phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED") poke();
-            },
-            () => done.resolve(),
-          );
-          if (signal.aborted) controller.abort();
-          else signal.addEventListener("abort", () => controller.abort(), { once: true });
-          await done.promise;
-        } catch {
-          // Refused or unreachable: the polls go on; try again after a pause.
-        } finally {
-          signal.removeEventListener("abort", aborted);
-        }
-        if (!signal.aborted) await sleep(systemClock, this.#pollMs, signal);
-      }
-    };
-    void run();
+    // Refused or unreachable, it starts again after `pollMs`; the polls go on meanwhile.
+    watchOne({
+      kc: this.#kc,
+      path: `/api/v1/namespaces/${this.#namespace}/pods`,
+      name,
+      onEvent: poke,
+      signal,
+      count: () => this.#count("pod_watch"),
+      rewatchMs: this.#pollMs,
+    });
     return (ms: number) => {
       if (changed || signal.aborted) {
         changed = false;

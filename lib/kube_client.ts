@@ -138,8 +138,8 @@ const REWATCH_MS = 1000;
  * Watches the one object `name` in the collection at `path` (with `fieldSelector=metadata.name`,
  * which an RBAC rule limited by resourceNames allows), until `signal` aborts: `onEvent` gets each
  * ADDED or MODIFIED object, and `undefined` when it is DELETED. A watch that ends or fails starts
- * again a second later (`count` is called for each start). A watch is an accelerator: every
- * caller also polls, since a watch can go quiet without failing.
+ * again `rewatchMs` later (default a second; `count` is called for each start). A watch is an
+ * accelerator: every caller also polls, since a watch can go quiet without failing.
  */
 export function watchOne<T>(opts: {
   kc: k8s.KubeConfig;
@@ -148,8 +148,9 @@ export function watchOne<T>(opts: {
   onEvent: (phase: "ADDED" | "MODIFIED" | "DELETED", obj: T | undefined) => void;
   signal: AbortSignal;
   count: () => void;
+  rewatchMs?: number;
 }): void {
-  const { kc, path, name, onEvent, signal, count } = opts;
+  const { kc, path, name, onEvent, signal, count, rewatchMs = REWATCH_MS } = opts;
   const watcher = new k8s.Watch(kc);
   let controller: AbortController | undefined;
   signal.addEventListener("abort", () => controller?.abort(), { once: true });
@@ -172,7 +173,7 @@ export function watchOne<T>(opts: {
       } catch {
         // Started again below; the caller's polls cover the gap.
       }
-      if (!signal.aborted) await sleep(systemClock, REWATCH_MS, signal);
+      if (!signal.aborted) await sleep(systemClock, rewatchMs, signal);
     }
   };
   void loop();
