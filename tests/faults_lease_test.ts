@@ -120,6 +120,9 @@ faultClusterTest("fault suite 7: the Lease edited by hand", {
     const what = seconds === 1 ? "shortened to 1 s (ignored)" : "lengthened to 10 s (honoured)";
     await t.step(`${label}: the leader's pod dies, then the duration is ${what}`, async () => {
       const leader = await c.waitSingleForger(10_000);
+      // An unplanned death: the sidecar goes first, so it cannot see its Pod's deletion (it
+      // watches it) and hand over cleanly; the kubelet then kills the node with the Pod.
+      c.current(leader).pod.signalSidecar("SIGKILL");
       await c.deletePod(leader);
       await c.waitGone(leader);
       const faultAt = nowMs();
