@@ -3,7 +3,7 @@
  * coordination.k8s.io/v1 Lease, and gives only the leader's node the forging keys.
  *
  * This file is the privileged core: it validates the configuration, starts the sandboxed worker
- * (lib/worker.ts) with permissions computed from it, finds and signals the node for the worker,
+ * (lib/runtime/worker.ts) with permissions computed from it, finds and signals the node for the worker,
  * and turns SIGTERM/SIGINT into a planned end of term. If the worker dies or hangs on shutdown,
  * the core itself unlinks the keys and signals the node: failing safe.
  *
@@ -18,21 +18,21 @@ import {
   EXIT_USAGE,
   type FromCliWorker,
   type ToCliWorker,
-} from "./lib/cli/command.ts";
-import { COMMANDS } from "./lib/cli/commands.ts";
-import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/config.ts";
+} from "./lib/core/cli/command.ts";
+import { COMMANDS } from "./lib/core/cli/commands.ts";
+import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/core/config.ts";
 import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "./lib/core/sandbox_grants.ts";
 import { ProcNodeProcess } from "./lib/core/proc.ts";
-import { newIdentity } from "./lib/identity.ts";
-import { createLogger, errorText } from "./lib/log.ts";
-import type { CoreReply, CoreRequest } from "./lib/node_process.ts";
-import { SignalError } from "./lib/node_process.ts";
-import { sandboxPermissions } from "./lib/sandbox.ts";
-import { VERSION } from "./lib/version.ts";
-import type { FromWorker, ToWorker } from "./lib/worker_protocol.ts";
+import { newIdentity } from "./lib/core/identity.ts";
+import { createLogger, errorText } from "./lib/base/log.ts";
+import type { CoreReply, CoreRequest } from "./lib/core/node_process.ts";
+import { SignalError } from "./lib/core/node_process.ts";
+import { sandboxPermissions } from "./lib/core/sandbox.ts";
+import { VERSION } from "./lib/base/version.ts";
+import type { FromWorker, ToWorker } from "./lib/core/worker_protocol.ts";
 
-const WORKER_URL = new URL("./lib/worker.ts", import.meta.url);
-const CLI_WORKER_URL = new URL("./lib/cli_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./lib/runtime/worker.ts", import.meta.url);
+const CLI_WORKER_URL = new URL("./lib/cli/worker.ts", import.meta.url);
 /** How long a planned shutdown may take before the core cleans up by itself. */
 const SHUTDOWN_BOUND_MS = 8000;
 
@@ -117,7 +117,7 @@ async function failSafe(
 
 /**
  * Runs an operator command: parses its arguments here, then runs it in a worker that may touch
- * only what the command's spec grants (lib/cli/command.ts). Returns the exit code.
+ * only what the command's spec grants (lib/core/cli/command.ts). Returns the exit code.
  */
 async function runCommand(spec: CommandSpec, args: string[]): Promise<number> {
   const prepared = spec.prepare(args, Deno.env.toObject(), Deno.cwd());

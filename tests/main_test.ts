@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { VERSION } from "../lib/version.ts";
+import { VERSION } from "../lib/base/version.ts";
 import { runMain } from "./support/run_main.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -81,10 +81,10 @@ async function moduleGraph(entry: string): Promise<string[]> {
 
 Deno.test("the privileged core imports no npm package, not even through a command's spec", async () => {
   const core = await moduleGraph(MAIN);
-  assert.ok(core.some((s) => s.endsWith("/lib/cli/commands.ts")), "the dispatcher is in it");
+  assert.ok(core.some((s) => s.endsWith("/lib/core/cli/commands.ts")), "the dispatcher is in it");
   assert.deepEqual(core.filter((s) => !s.startsWith("file://")), []);
   // The same probe sees npm code where it is: in the command worker's graph.
-  const worker = await moduleGraph(new URL("../lib/cli_worker.ts", import.meta.url).pathname);
+  const worker = await moduleGraph(new URL("../lib/cli/worker.ts", import.meta.url).pathname);
   assert.ok(worker.some((s) => s.startsWith("npm:/@noble/")), worker.join("\n"));
 });
 

@@ -1,7 +1,7 @@
 /**
  * `deno task bench --cluster`: the operator's steps on the dummy example under the real
  * StatefulSet controller (tests/support/dummy_cluster.ts, the same steps as
- * tests/cluster_e2e_test.ts), `rounds` times, with the shipped timings (lease 15 s). Prints the
+ * tests/e2e/cluster_test.ts), `rounds` times, with the shipped timings (lease 15 s). Prints the
  * rows for pod deletion, rolling restart, scale and a node that stops reporting (the longest
  * forging gap of each step, from the simulated nodes' own records) with their targets, and the
  * overlap over the whole run. Writes the figures as JSON.

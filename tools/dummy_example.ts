@@ -9,7 +9,7 @@
  *   hold a `/`, so each path relative to the repository root is stored with `/` replaced by `__`
  *   (`lib__cardano_keys.ts`); the simulated node's container restores the tree before it starts.
  *
- * tests/manifests_test.ts fails while any of them is stale. Regenerate with:
+ * tests/manifests/manifests_test.ts fails while any of them is stale. Regenerate with:
  *
  *     deno run --allow-read --allow-write=manifests/examples/dummy tools/dummy_example.ts
  *

@@ -1,7 +1,7 @@
 /**
  * `forge-manager check-credentials`, the worker's half: reads the named files, runs every check
- * the sidecar makes (lib/cardano_keys.ts, lib/credential_verdict.ts), and prints a report or
- * JSON. Runs in a worker that may read exactly the named files (lib/cli/check_credentials_args.ts).
+ * the sidecar makes (lib/cardano/cardano_keys.ts, lib/forging/credential_verdict.ts), and prints a report or
+ * JSON. Runs in a worker that may read exactly the named files (lib/core/cli/check_credentials_args.ts).
  *
  * Every check runs even after one failed, so the report shows everything wrong at once. The
  * report holds only public facts: types, sizes, counters, periods, the pool id and an 8-digit
@@ -26,12 +26,12 @@ import {
   VRF_KEY_BYTES,
   VRF_KEY_TYPE,
   type VrfKey,
-} from "../cardano_keys.ts";
-import { type CredentialCheck, judgeCredentials } from "../credential_verdict.ts";
-import { type KesTiming, loadKesTiming, NETWORK_KES_TIMING } from "../kes_period.ts";
-import { poolIdBech32 } from "../pool_id.ts";
-import type { CheckCredentialsOptions } from "./check_credentials_args.ts";
-import { type CommandIo, EXIT_FAILED, EXIT_OK } from "./command.ts";
+} from "../cardano/cardano_keys.ts";
+import { type CredentialCheck, judgeCredentials } from "../forging/credential_verdict.ts";
+import { type KesTiming, loadKesTiming, NETWORK_KES_TIMING } from "../cardano/kes_period.ts";
+import { poolIdBech32 } from "../cardano/pool_id.ts";
+import type { CheckCredentialsOptions } from "../core/cli/check_credentials_args.ts";
+import { type CommandIo, EXIT_FAILED, EXIT_OK } from "../core/cli/command.ts";
 
 /** The checks, in report order. */
 export const CHECK_NAMES = [

@@ -1,6 +1,6 @@
 /**
  * `forge-manager status | handover | pause | resume`, run in the command worker (see
- * lib/cli/operate_args.ts for the command lines). Every write is a replace of the CardanoLeader
+ * lib/core/cli/operate_args.ts for the command lines). Every write is a replace of the CardanoLeader
  * conditional on the resourceVersion read, so two operators cannot race silently; every action
  * also creates an Event naming who did what and why. `by` is the user the kubeconfig
  * authenticates as (SelfSubjectReview), or the kubeconfig's user name when that is refused.
@@ -12,13 +12,13 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../control.ts";
-import { loadKubeConfig, statusOf } from "../kube_client.ts";
-import { HANDOVER_TO_ANNOTATION, RELEASED_BY_ANNOTATION } from "../lease_store.ts";
-import { errorText } from "../log.ts";
-import { CARDANO_LEADER } from "../status.ts";
-import { type CommandIo, EXIT_FAILED, EXIT_OK } from "./command.ts";
-import type { KubeTarget, OperateOptions } from "./operate_args.ts";
+import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/control.ts";
+import { loadKubeConfig, statusOf } from "../kube/kube_client.ts";
+import { HANDOVER_TO_ANNOTATION, RELEASED_BY_ANNOTATION } from "../kube/lease_store.ts";
+import { errorText } from "../base/log.ts";
+import { CARDANO_LEADER } from "../kube/status.ts";
+import { type CommandIo, EXIT_FAILED, EXIT_OK } from "../core/cli/command.ts";
+import type { KubeTarget, OperateOptions } from "../core/cli/operate_args.ts";
 import {
   formatAge,
   pauseInForce,
@@ -27,7 +27,7 @@ import {
   type StatusInputs,
   statusModel,
 } from "./status_view.ts";
-import { sleep, systemClock } from "../clock.ts";
+import { sleep, systemClock } from "../base/clock.ts";
 
 /** A refusal or failure the command reports as its reason (exit 1). */
 class Refused extends Error {}

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { type NodeInfo, type NodeProcess, SignalError } from "../node_process.ts";
+import { type NodeInfo, type NodeProcess, SignalError } from "./node_process.ts";
 
 /** Flags with which cardano-node starts without forging (the second before node 10.5.1). */
 export const NON_PRODUCING_FLAGS = ["--start-as-non-producing-node", "--non-producing-node"];

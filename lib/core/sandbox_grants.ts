@@ -5,8 +5,8 @@
  * @module
  */
 
-import { type Config, metricsHostPort } from "../config.ts";
-import type { SandboxGrants } from "../sandbox.ts";
+import { type Config, metricsHostPort } from "./config.ts";
+import type { SandboxGrants } from "./sandbox.ts";
 
 /** The in-cluster service-account folder client-node reads. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -5,7 +5,7 @@
  * StatefulSet controller creates. The operator's steps (delete the leader's pod, a rolling
  * restart, a scale down and up, a node that stops reporting) each return their figures from the
  * simulated nodes' own forging records: the overlap (whole run so far) and the forging gaps of
- * the step. Used by tests/cluster_e2e_test.ts and `deno task bench --cluster`.
+ * the step. Used by tests/e2e/cluster_test.ts and `deno task bench --cluster`.
  *
  * Needs root and `-P=dev`.
  *

@@ -11,23 +11,23 @@
  * @module
  */
 
-import type { Clock } from "../../lib/clock.ts";
-import type { LeaseRecord, Observation } from "../../lib/election.ts";
-import type { Fence, FenceOutcome } from "../../lib/fence.ts";
+import type { Clock } from "../../lib/base/clock.ts";
+import type { LeaseRecord, Observation } from "../../lib/forging/election.ts";
+import type { Fence, FenceOutcome } from "../../lib/kube/fence.ts";
 import {
   type ClaimArgs,
   LeaseConflict,
   type LeaseStore,
   type ReleaseOptions,
-} from "../../lib/lease_store.ts";
-import { createLogger, type Logger, type LogLevel } from "../../lib/log.ts";
+} from "../../lib/kube/lease_store.ts";
+import { createLogger, type Logger, type LogLevel } from "../../lib/base/log.ts";
 import {
   type NodeInfo,
   type NodeProcess,
   SignalError,
   type SignalFailure,
-} from "../../lib/node_process.ts";
-import type { StatusReporter, StatusUpdate } from "../../lib/status.ts";
+} from "../../lib/core/node_process.ts";
+import type { StatusReporter, StatusUpdate } from "../../lib/kube/status.ts";
 
 // ---- clock and journal ------------------------------------------------------------------------
 

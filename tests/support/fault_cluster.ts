@@ -34,7 +34,7 @@ export { nowMs };
 
 /** The Lease every replica uses (the default LEASE_NAME). */
 export const LEASE_NAME = "cardano-node-leader";
-/** Annotation of a clean release (lib/lease_store.ts). */
+/** Annotation of a clean release (lib/kube/lease_store.ts). */
 const RELEASED_BY = "forge-manager.cardano.io/released-by";
 
 /** One run of a replica's processes: one Pod object (unless `podObject` is false). */

@@ -22,8 +22,8 @@ import {
   opCertSignable,
   poolIdOf,
   VRF_KEY_TYPE,
-} from "../../lib/cardano_keys.ts";
-import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/kes_period.ts";
+} from "../../lib/cardano/cardano_keys.ts";
+import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
 
 /** The description every test envelope carries. */
 export const DUMMY_DESCRIPTION = "forge-manager test key, not a real key";

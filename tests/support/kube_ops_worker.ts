@@ -1,6 +1,6 @@
 /**
  * Worker module for tests: runs @kubernetes/client-node calls (and boundary probes) inside a
- * Worker that has only the product's sandbox permissions (lib/sandbox.ts). Driven by
+ * Worker that has only the product's sandbox permissions (lib/core/sandbox.ts). Driven by
  * tests/support/sandboxed_kube_ops.ts; import only its types from here.
  *
  * Protocol: the parent posts `{id, op, args}`; the worker answers `{id, ok: true, value}` or

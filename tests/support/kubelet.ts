@@ -1,5 +1,5 @@
 /**
- * A simulated kubelet, so that forge-manager's fence (lib/fence.ts) talks to the real API server
+ * A simulated kubelet, so that forge-manager's fence (lib/kube/fence.ts) talks to the real API server
  * exactly as in a cluster. The local control plane has no kubelet and no controllers; this plays
  * the kubelet's part for the simulated pods of tests/support/pod.ts:
  *

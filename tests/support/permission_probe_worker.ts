@@ -1,6 +1,6 @@
 /**
  * A worker that tries what a command's sandbox must refuse and reports each outcome, so a test
- * can prove the permissions a command gets (lib/cli/command.ts) and not just assume them.
+ * can prove the permissions a command gets (lib/core/cli/command.ts) and not just assume them.
  * Message in: `{read: string[], connect: string, signalPid: number}`; out: `Record<string, "ok" | "refused">`.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * Runs @kubernetes/client-node operations inside a Worker that holds only the product's sandbox
- * permissions ({@linkcode sandboxPermissions} from lib/sandbox.ts), the way forge-manager runs
+ * permissions ({@linkcode sandboxPermissions} from lib/core/sandbox.ts), the way forge-manager runs
  * its Kubernetes client. The operations are in tests/support/kube_ops_worker.ts.
  *
  * ```ts
@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { type SandboxGrants, sandboxPermissions } from "../../lib/sandbox.ts";
+import { type SandboxGrants, sandboxPermissions } from "../../lib/core/sandbox.ts";
 import type {
   KubeOp,
   KubeOpsFailure,

@@ -19,7 +19,7 @@
  *
  * Metrics (sim only; the real node takes its Prometheus port from its config file):
  * `--metrics-port P` serves the node's forging series on `http://127.0.0.1:P/metrics` (see
- * lib/node_metrics.ts). The tip advances one slot every `--slot-ms N` (default 1000); while
+ * lib/node/node_metrics.ts). The tip advances one slot every `--slot-ms N` (default 1000); while
  * forging, each slot counts one leadership check (`Forge_forge_about_to_lead`), and every
  * `--leader-every K`th slot (default 0: never) it leads and forges. The KES gauges appear once
  * credentials were first used for forging and keep their values after forging stops (as
@@ -47,7 +47,7 @@ import {
   type CredentialKind,
   type CredentialTriple,
   validateCredentialSet,
-} from "../../lib/cardano_keys.ts";
+} from "../../lib/cardano/cardano_keys.ts";
 
 /** One line of the record file. */
 export interface SimNodeEvent {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { CredentialTriple } from "../../lib/cardano_keys.ts";
+import type { CredentialTriple } from "../../lib/cardano/cardano_keys.ts";
 import {
   forgingIntervals,
   type NodeRecord,
@@ -8,8 +8,8 @@ import {
   readForgingRecords,
 } from "./forging_log.ts";
 import { makeCredentialSet, writeCredentialSet } from "./keys.ts";
-import { confirmForging } from "../../lib/forging_confirmation.ts";
-import { type NodeMetricsSample, readNodeMetrics } from "../../lib/node_metrics.ts";
+import { confirmForging } from "../../lib/forging/forging_confirmation.ts";
+import { type NodeMetricsSample, readNodeMetrics } from "../../lib/node/node_metrics.ts";
 import { parseSimNodeArgs } from "./sim_node.ts";
 import {
   catchesSignal,

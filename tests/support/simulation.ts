@@ -1,12 +1,12 @@
 /**
- * The schedule simulation behind the safety tests of tests/election_test.ts.
+ * The schedule simulation behind the safety tests of tests/forging/election_test.ts.
  *
  * Three pods share one Lease. Each pod runs a sidecar process that holds a `ForgingState` from the
- * REAL `start()` and advances it only with the REAL `step()` (lib/forging.ts, which drives the
- * real election step), as lib/forge_manager.ts does: one event queue, one writer, and when the
+ * REAL `start()` and advances it only with the REAL `step()` (lib/forging/forging.ts, which drives the
+ * real election step), as lib/runtime/forge_manager.ts does: one event queue, one writer, and when the
  * queue is empty a timer at `nextWake()` (at least 1 ms away). What is simulated is only what the
  * loop talks to:
- * - the effect runner, with the semantics of lib/effects.ts: the effects of one step in the order
+ * - the effect runner, with the semantics of lib/runtime/effects.ts: the effects of one step in the order
  *   given and the batches of successive steps one after another on one lane; placing and
  *   removing keys, SIGHUP and comparing rotated sources are awaited on the lane; Lease requests,
  *   node checks and socket probes are started in their turn and not awaited; every result comes
@@ -32,8 +32,8 @@
  * @module
  */
 
-import type { CredentialFacts } from "../../lib/cardano_keys.ts";
-import type { ElectionTiming, LeaseRecord, Observation } from "../../lib/election.ts";
+import type { CredentialFacts } from "../../lib/cardano/cardano_keys.ts";
+import type { ElectionTiming, LeaseRecord, Observation } from "../../lib/forging/election.ts";
 import {
   type Effect,
   type ForgingConfig,
@@ -44,8 +44,8 @@ import {
   startupDone,
   step,
   type WriteDecision,
-} from "../../lib/forging.ts";
-import type { NodeInfo } from "../../lib/node_process.ts";
+} from "../../lib/forging/forging.ts";
+import type { NodeInfo } from "../../lib/core/node_process.ts";
 
 /** How a term was begun: a create, a clean handover, waiting out a record, or our own record. */
 export type AcquirePath = "create" | "released" | "expired" | "own";
@@ -696,8 +696,8 @@ class SimNode {
 }
 
 /**
- * One sidecar process: the loop of lib/forge_manager.ts (one queue, one writer, a timer at
- * `nextWake`) around the real step, and the effect runner of lib/effects.ts against the world.
+ * One sidecar process: the loop of lib/runtime/forge_manager.ts (one queue, one writer, a timer at
+ * `nextWake`) around the real step, and the effect runner of lib/runtime/effects.ts against the world.
  */
 class Sidecar {
   state: ForgingState;
@@ -820,7 +820,7 @@ class Sidecar {
     this.pod.stepped(this);
   }
 
-  // ---- the effect runner (lib/effects.ts) -------------------------------------------------
+  // ---- the effect runner (lib/runtime/effects.ts) -------------------------------------------------
 
   /** Queues one step's effects behind those of earlier steps. */
   #run(effects: readonly Effect[]): void {

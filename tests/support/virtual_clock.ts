@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock } from "../../lib/clock.ts";
+import type { Clock } from "../../lib/base/clock.ts";
 
 interface Timer {
   at: number;

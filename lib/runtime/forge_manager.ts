@@ -1,0 +1,220 @@
+/**
+ * The sidecar's loop: the one writer of the forging state. It takes events from one queue
+ * (the results of effects, Lease watch events, shutdown) or a timer at the state's next wake-up
+ * time, advances the pure machine (`forging.ts`), and hands the effects to the runner
+ * (`effects.ts`). It decides nothing itself; telemetry comes from `telemetry.ts`.
+ *
+ * @module
+ */
+
+import type { Clock } from "../base/clock.ts";
+import type { Config } from "../core/config.ts";
+import { type ControlStore, toControlView } from "../kube/control.ts";
+import type { CredentialStore } from "../node/credentials.ts";
+import { EffectRunner } from "./effects.ts";
+import type { Fence } from "../kube/fence.ts";
+import {
+  type ForgingEvent,
+  type ForgingState,
+  isForging,
+  leadsNow,
+  nextWake,
+  start,
+  startupDone,
+  type Step,
+  step,
+} from "../forging/forging.ts";
+import type { HealthView } from "./http_handler.ts";
+import type { LeaseStore } from "../kube/lease_store.ts";
+import type { Logger } from "../base/log.ts";
+import type { Metrics } from "./metrics.ts";
+import type { NodeProcess } from "../core/node_process.ts";
+import type { OwnPod } from "../kube/own_pod.ts";
+import type { StatusReporter } from "../kube/status.ts";
+import { Telemetry } from "./telemetry.ts";
+import type { KesTiming } from "../cardano/kes_period.ts";
+import type { NodeMetricsRead } from "../node/node_metrics.ts";
+
+/** Everything the loop talks to. */
+export interface ForgeManagerDeps {
+  config: Config;
+  identity: string;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  leases: LeaseStore;
+  credentials: CredentialStore;
+  node: NodeProcess;
+  socketAccepts: (path: string) => Promise<boolean>;
+  status: StatusReporter | undefined;
+  fence: Fence | undefined;
+  /** The network's KES timing: certificates are judged with it (none: KES checks off). */
+  kesTiming?: KesTiming;
+  /** Reads the node's metrics to confirm forging (none: not read). */
+  readNodeMetrics?: () => Promise<NodeMetricsRead>;
+  /** Operator requests (pause, handover) and the published replica state; undefined: none. */
+  control?: ControlStore | undefined;
+  /** Our own Pod, for the handover at its deletion (FENCE=pod). */
+  ownPod?: OwnPod | undefined;
+}
+
+/** How long shutdown waits for the last release and status writes. */
+const DRAIN_MS = 3000;
+
+/** The sidecar. Create it, then `await run(signal)`; abort the signal for a planned shutdown. */
+export class ForgeManager implements HealthView {
+  readonly #d: ForgeManagerDeps;
+  readonly #telemetry: Telemetry;
+  readonly #runner: EffectRunner;
+  #state: ForgingState | undefined;
+  readonly #queue: ForgingEvent[] = [];
+  #wake: (() => void) | undefined;
+  #lastStepAt = 0;
+
+  constructor(deps: ForgeManagerDeps) {
+    this.#d = deps;
+    this.#telemetry = new Telemetry({
+      podName: deps.config.podName,
+      identity: deps.identity,
+      leaseName: deps.config.leaseName,
+      nodeSocket: deps.config.nodeSocket,
+      clock: deps.clock,
+      log: deps.log,
+      metrics: deps.metrics,
+      status: deps.status,
+      afterKeys: () => this.#runner.afterKeys(),
+    });
+    const readNodeMetrics = deps.readNodeMetrics ??
+      (() => Promise.resolve({ ok: false as const, error: "node metrics are not read" }));
+    this.#runner = new EffectRunner(
+      { ...deps, telemetry: this.#telemetry, readNodeMetrics },
+      (e) => this.#post(e),
+    );
+  }
+
+  /** Runs until `signal` aborts, then performs the end of term and returns. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { clock, config, identity, leases } = this.#d;
+    this.#advance(start({
+      ...config,
+      identity,
+      fence: this.#d.fence !== undefined,
+      socketCheck: !config.disableSocketCheck,
+      ...(this.#d.kesTiming !== undefined ? { kesTiming: this.#d.kesTiming } : {}),
+      ...(config.poolId !== undefined ? { poolId: config.poolId } : {}),
+      nodeMetrics: this.#d.readNodeMetrics !== undefined,
+      operations: this.#d.control !== undefined,
+    }, clock.monotonic()));
+    const watch = new AbortController();
+    leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);
+    this.#d.control?.watch((read) =>
+      this.#post({
+        kind: "control_read",
+        control: toControlView(read, clock.monotonic(), clock.wall().getTime()),
+        watched: true,
+      }), watch.signal);
+    this.#d.ownPod?.watch(
+      (terminating) =>
+        this.#post({ kind: terminating ? "pod_terminating" : "pod_checked", watched: true }),
+      watch.signal,
+    );
+    const onAbort = () => this.#post({ kind: "shutdown" });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (this.#state?.phase.kind !== "done") {
+        const event = await this.#next();
+        this.#advance(step(this.#state!, event, clock.monotonic()));
+      }
+    } finally {
+      watch.abort();
+      signal.removeEventListener("abort", onAbort);
+      await this.#runner.drain(DRAIN_MS);
+    }
+    const phase = this.#state.phase;
+    if (phase.error !== undefined) throw new Error(phase.error);
+  }
+
+  #advance({ state, effects }: Step): void {
+    this.#state = state;
+    this.#lastStepAt = this.#d.clock.monotonic();
+    this.#runner.run(effects);
+  }
+
+  #post(event: ForgingEvent): void {
+    this.#queue.push(event);
+    this.#wake?.();
+  }
+
+  /** The next queued event, or a tick at the state's next wake-up time. */
+  #next(): Promise<ForgingEvent> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    const clock = this.#d.clock;
+    const now = clock.monotonic();
+    const at = nextWake(this.#state!, now);
+    return new Promise((resolve) => {
+      let cancel = () => {};
+      const done = (event: ForgingEvent) => {
+        cancel();
+        this.#wake = undefined;
+        resolve(event);
+      };
+      this.#wake = () => done(this.#queue.shift() ?? { kind: "tick" });
+      // At least 1 ms: a wake-up time already due must not spin the loop at one instant.
+      if (at !== undefined) {
+        cancel = clock.timer(Math.max(1, at - now), () => done({ kind: "tick" }));
+      }
+    });
+  }
+
+  /** Whether the runner has nothing queued and no event waits (for tests in virtual time). */
+  idle(): boolean {
+    return this.#queue.length === 0 && this.#runner.idle();
+  }
+
+  // ---- HealthView -------------------------------------------------------------------------
+  startupDone(): boolean {
+    return this.#state !== undefined && startupDone(this.#state);
+  }
+  ready(): boolean {
+    return this.startupDone() && this.#state!.observedOnce;
+  }
+  alive(): boolean {
+    const now = this.#d.clock.monotonic();
+    const limit = Math.max(30_000, 4 * this.#d.config.sleepIntervalMs);
+    const busy = this.#state?.leaseBusy;
+    // A loop that stopped stepping, or a Lease request that never returns, is not alive.
+    return (this.#lastStepAt === 0 || now - this.#lastStepAt < limit) &&
+      (busy === undefined || now - busy.since < limit);
+  }
+  summary(): Record<string, unknown> {
+    const s = this.#state;
+    const seen = s?.election.seen?.observation;
+    return {
+      pod: this.#d.config.podName,
+      identity: this.#d.identity,
+      phase: s?.phase.kind,
+      leader: this.leading,
+      forging: this.forging,
+      holder: seen?.kind === "present" ? seen.record.holder : undefined,
+      nodePid: s?.node.kind === "present" ? s.node.info.pid : undefined,
+    };
+  }
+  /** Whether we hold the lease with time left (and past any probation). */
+  get leading(): boolean {
+    return this.#state !== undefined && leadsNow(this.#state, this.#d.clock.monotonic());
+  }
+  /** Whether the node was given the keys and signalled. */
+  get forging(): boolean {
+    return this.#state !== undefined && isForging(this.#state);
+  }
+  /** Whether the last stop of the node was confirmed and it has not forged since. */
+  get stopConfirmed(): boolean {
+    return this.#state !== undefined && this.#state.stopConfirmed && !isForging(this.#state);
+  }
+  /** The wall time of the last successful renew (ms), for the metrics gauge. */
+  get lastRenewWall(): number | undefined {
+    return this.#telemetry.lastRenewWall;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The sandboxed worker: everything except finding and signalling the node runs here, under the
+ * permissions the core computed (lib/core/sandbox.ts): the election, client-node, prom-client, the
+ * credential files, the HTTP endpoints. Started by main.ts; never run directly.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { systemClock } from "../base/clock.ts";
+import type { Config } from "../core/config.ts";
+import { KubeControlStore } from "../kube/control.ts";
+import { FileCredentialStore } from "../node/credentials.ts";
+import { PodFence } from "../kube/fence.ts";
+import { ForgeManager } from "./forge_manager.ts";
+import { createHandler } from "./http_handler.ts";
+import { apiServerHostPort, loadKubeConfig } from "../kube/kube_client.ts";
+import { loadKesTiming } from "../cardano/kes_period.ts";
+import { KubeLeaseStore } from "../kube/lease_store.ts";
+import { createLogger, errorText } from "../base/log.ts";
+import { createMetrics } from "./metrics.ts";
+import { readNodeMetrics } from "../node/node_metrics.ts";
+import { RpcNodeProcess } from "../core/node_process.ts";
+import { checkNodeContainer } from "../kube/pod_check.ts";
+import { KubeOwnPod } from "../kube/own_pod.ts";
+import { socketAccepts } from "../node/socket_check.ts";
+import { KubeStatusReporter } from "../kube/status.ts";
+import { VERSION } from "../base/version.ts";
+import type { FromWorker, ToWorker } from "../core/worker_protocol.ts";
+
+const post = (msg: FromWorker) => self.postMessage(msg);
+const shutdown = new AbortController();
+let rpc: RpcNodeProcess | undefined;
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  const msg = event.data;
+  switch (msg.op) {
+    case "probe":
+      probe(msg.kubeconfig, msg.context);
+      break;
+    case "start":
+      start(msg.config, msg.identity).then(
+        () => post({ op: "done", ok: true }),
+        (err) => post({ op: "done", ok: false, message: errorText(err) }),
+      );
+      break;
+    case "reply":
+      rpc?.deliver(msg.reply);
+      break;
+    case "shutdown":
+      shutdown.abort();
+      break;
+  }
+};
+
+/** Reads a kubeconfig and tells the core which server and files the real worker needs. */
+function probe(path: string, context?: string): void {
+  try {
+    const kc = loadKubeConfig(path, context);
+    const cluster = kc.getCurrentCluster();
+    const user = kc.getCurrentUser();
+    const files = [path, cluster?.caFile, user?.certFile, user?.keyFile]
+      .filter((f): f is string => typeof f === "string" && f !== "");
+    post({ op: "probed", server: apiServerHostPort(kc), files, commands: execCommands(user) });
+  } catch (err) {
+    post({ op: "probe_failed", message: errorText(err) });
+  }
+}
+
+/**
+ * The exec credential plugin of a kubeconfig user (`user.exec.command`, or the older
+ * `auth-provider.config.exec`), as client-node runs it: the one program the worker may start.
+ */
+function execCommands(user: unknown): string[] {
+  const u = user as {
+    exec?: { command?: unknown };
+    authProvider?: { config?: { exec?: { command?: unknown } } };
+  } | null;
+  const command = u?.exec?.command ?? u?.authProvider?.config?.exec?.command;
+  return typeof command === "string" && command !== "" ? [command] : [];
+}
+
+/** The Kubernetes side of the sidecar: Lease, status, fence, operator requests, own Pod. */
+function kubeAdapters(
+  config: Config,
+  kc: ReturnType<typeof loadKubeConfig>,
+  log: ReturnType<typeof createLogger>,
+  count: (operation: string) => void,
+  stopConfirmed: () => boolean,
+) {
+  const where = { kc, namespace: config.namespace, count };
+  return {
+    leases: new KubeLeaseStore({
+      ...where,
+      name: config.leaseName,
+      watched: (phase, record) =>
+        log.debug("lease watch event", {
+          phase,
+          holder: record?.holder,
+          releasedBy: record?.releasedBy,
+          resourceVersion: record?.resourceVersion,
+        }),
+    }),
+    status: new KubeStatusReporter({
+      ...where,
+      name: config.cardanoLeaderName,
+      pod: config.podName,
+    }),
+    fence: config.fence === "pod"
+      ? new PodFence({
+        ...where,
+        ownPod: config.podName,
+        ownPodUid: config.podUid,
+        nodeContainer: config.nodeContainerName,
+        ownNodeStopped: stopConfirmed,
+        onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
+      })
+      : undefined,
+    control: new KubeControlStore({ ...where, name: config.cardanoLeaderName }),
+    ownPod: config.fence === "pod"
+      ? new KubeOwnPod({ ...where, name: config.podName, uid: config.podUid })
+      : undefined,
+  };
+}
+
+/** With the pod fence: the configured node container must exist in this pod's spec. */
+async function checkContainer(
+  config: Config,
+  kc: ReturnType<typeof loadKubeConfig>,
+  log: ReturnType<typeof createLogger>,
+  count: (operation: string) => void,
+): Promise<void> {
+  if (config.fence !== "pod") return;
+  // Refuses to start (ConfigError) when this pod has no container of that name.
+  const check = await checkNodeContainer({
+    kc,
+    namespace: config.namespace,
+    pod: config.podName,
+    container: config.nodeContainerName,
+    count,
+  });
+  if (!check.checked) {
+    log.warn("cannot check NODE_CONTAINER_NAME against this pod's spec; going on", {
+      container: config.nodeContainerName,
+      why: check.why,
+    });
+  }
+}
+
+async function start(config: Config, identity: string): Promise<void> {
+  const log = createLogger(config.logLevel, undefined, { pod: config.podName });
+  const kc = loadKubeConfig(config.kubeconfig);
+  rpc = new RpcNodeProcess((request) => post({ op: "request", request }));
+  const holder: { manager?: ForgeManager } = {};
+  const metrics = createMetrics({
+    version: VERSION,
+    pod: config.podName,
+    namespace: config.namespace,
+    lease: config.leaseName,
+    identity,
+    lastRenewAt: () => holder.manager?.lastRenewWall,
+  });
+  const count = (operation: string) => metrics.apiRequests.inc({ operation });
+  // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
+  // fails the start, naming it).
+  const kesTiming = await loadKesTiming(config);
+  await checkContainer(config, kc, log, count);
+  const manager = new ForgeManager({
+    config,
+    identity,
+    clock: systemClock,
+    kesTiming,
+    readNodeMetrics: () => readNodeMetrics(config.nodeMetricsUrl),
+    log,
+    metrics,
+    credentials: new FileCredentialStore(
+      config.credentials,
+      (operation, file) => metrics.credentialOperations.inc({ operation, file }),
+    ),
+    node: rpc,
+    socketAccepts: (path) => socketAccepts(path),
+    ...kubeAdapters(config, kc, log, count, () => holder.manager?.stopConfirmed ?? false),
+  });
+  holder.manager = manager;
+  const server = Deno.serve({
+    hostname: config.metricsHost,
+    port: config.metricsPort,
+    onListen: ({ port }) => post({ op: "listening", port }),
+  }, createHandler(metrics.registry, manager));
+  log.info("forge-manager starting", {
+    version: VERSION,
+    namespace: config.namespace,
+    lease: config.leaseName,
+    fence: config.fence,
+    nodeContainer: config.nodeContainerName,
+    leaseDuration: config.leaseDurationMs / 1000,
+    renewDeadline: config.renewDeadlineMs / 1000,
+  });
+  try {
+    await manager.run(shutdown.signal);
+    log.info("forge-manager stopped");
+  } finally {
+    await server.shutdown();
+  }
+}

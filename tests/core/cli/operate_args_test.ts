@@ -1,0 +1,157 @@
+/**
+ * The operator commands' parsing (lib/core/cli/operate_args.ts) and the pure picture and checks
+ * behind `status` and `handover` (lib/cli/status_view.ts).
+ */
+
+import assert from "node:assert/strict";
+import { parseDuration, prepareOperate } from "../../../lib/core/cli/operate_args.ts";
+import {
+  planHandover,
+  renderStatus,
+  type StatusInputs,
+  statusModel,
+} from "../../../lib/cli/status_view.ts";
+import type { ReplicaEntry } from "../../../lib/kube/control.ts";
+
+const ENV = { HOME: "/home/op" };
+
+Deno.test("the kubeconfig comes from --kubeconfig, else KUBECONFIG's first entry, else ~/.kube/config", () => {
+  const of = (args: string[], env: Record<string, string>) => {
+    const p = prepareOperate("status", args, env, "/work");
+    assert.equal(p.kind, "run");
+    return p.kind === "run" ? p : undefined!;
+  };
+  assert.equal(of([], ENV).kube?.kubeconfig, "/home/op/.kube/config");
+  assert.equal(of([], { ...ENV, KUBECONFIG: "a.yaml:b.yaml" }).kube?.kubeconfig, "/work/a.yaml");
+  const p = of(["--kubeconfig=k", "--context", "prod", "-n", "cardano"], ENV);
+  assert.deepEqual(p.kube, { kubeconfig: "/work/k", context: "prod" });
+  assert.deepEqual(p.grants, { read: ["/work/k"] });
+  assert.equal(p.options.target.namespace, "cardano");
+});
+
+Deno.test("usage errors name the problem; --help prints each command's help", () => {
+  const cases: [string, string[], RegExp][] = [
+    ["pause", [], /--reason TEXT is required/],
+    ["pause", ["--reason", "x", "--for", "soon"], /--for soon is not a duration/],
+    ["handover", ["--timeout", "-1s"], /--timeout -1s is not a duration/],
+    ["status", ["--to", "p"], /--to is not an option of status/],
+    ["resume", ["extra"], /unknown argument "extra"/],
+    ["status", ["--output", "yaml"], /--output is "yaml"/],
+    ["handover", ["--to", "a", "--to", "b"], /--to is given twice/],
+  ];
+  for (const [command, args, message] of cases) {
+    const p = prepareOperate(command as "status", args, ENV, "/");
+    assert.equal(p.kind, "usage", `${command} ${args.join(" ")}`);
+    if (p.kind === "usage") assert.match(p.message, message);
+  }
+  for (const command of ["status", "handover", "pause", "resume"] as const) {
+    const p = prepareOperate(command, ["--help"], ENV, "/");
+    assert.equal(p.kind, "help");
+    if (p.kind === "help") assert.match(p.text, new RegExp(`^Usage: forge-manager ${command}`));
+  }
+});
+
+Deno.test("durations: ms, s, m, h, plain seconds; nothing else", () => {
+  assert.equal(parseDuration("1500ms"), 1500);
+  assert.equal(parseDuration("30s"), 30_000);
+  assert.equal(parseDuration("30"), 30_000);
+  assert.equal(parseDuration("2m"), 120_000);
+  assert.equal(parseDuration("1.5h"), 5_400_000);
+  for (const bad of ["", "0s", "s", "1d", "-1s", "1 m"]) {
+    assert.equal(parseDuration(bad), undefined, bad);
+  }
+});
+
+const NOW = Date.parse("2026-01-01T12:00:00Z");
+const iso = (ago: number) => new Date(NOW - ago).toISOString();
+function entry(pod: string, change: Partial<ReplicaEntry> = {}): ReplicaEntry {
+  return {
+    identity: `${pod}_x`,
+    phase: "standby",
+    leader: false,
+    forging: false,
+    nodeFound: true,
+    fence: "idle",
+    reason: "startup",
+    since: iso(60_000),
+    heartbeat: iso(1_000),
+    ...change,
+  };
+}
+function inputs(change: Partial<StatusInputs> = {}): StatusInputs {
+  return {
+    namespace: "cardano",
+    leaseName: "cardano-node-leader",
+    lease: { holder: "p-0_x", acquireTime: iso(120_000), renewTime: iso(500), transitions: 3 },
+    spec: {},
+    replicas: {
+      "p-0": entry("p-0", { phase: "forging", leader: true, forging: true }),
+      "p-1": entry("p-1"),
+      "p-2": entry("p-2"),
+    },
+    pods: { "p-0": { ready: true }, "p-1": { ready: true }, "p-2": { ready: true } },
+    ...change,
+  };
+}
+
+Deno.test("a handover is refused with a reason for each unmet condition", () => {
+  const plan = (i: StatusInputs, to?: string) => planHandover(statusModel(i, NOW), to);
+  assert.deepEqual(plan(inputs(), "p-2"), { ok: true, from: "p-0", to: "p-2" });
+  assert.deepEqual(plan(inputs()), { ok: true, from: "p-0", to: "p-1" });
+  const refused: [StatusInputs, string | undefined, RegExp][] = [
+    [inputs({ lease: { holder: "", transitions: 3 } }), "p-1", /there is no leader/],
+    [inputs({ spec: { pause: { reason: "upgrade", by: "a", at: iso(0) } } }), "p-1", /paused by a/],
+    [inputs(), "p-0", /p-0 is the leader already/],
+    [inputs(), "p-9", /p-9 is not running forge-manager/],
+    [
+      inputs({ pods: { "p-0": { ready: true }, "p-1": { ready: false } } }),
+      "p-1",
+      /p-1 is not ready/,
+    ],
+    [inputs({ pods: { "p-0": { ready: true } } }), "p-1", /p-1 has no Pod/],
+    [
+      inputs({
+        replicas: { ...inputs().replicas, "p-1": entry("p-1", { heartbeat: iso(31_000) }) },
+      }),
+      "p-1",
+      /not running forge-manager/,
+    ],
+    [
+      inputs({
+        replicas: { ...inputs().replicas, "p-1": entry("p-1", { phase: "stepped_aside" }) },
+      }),
+      "p-1",
+      /stepping aside/,
+    ],
+    [
+      inputs({ pods: { "p-0": { ready: true } } }),
+      undefined,
+      /no standby is ready: p-1 has no Pod; p-2/,
+    ],
+  ];
+  for (const [i, to, reason] of refused) {
+    const p = plan(i, to);
+    assert.equal(p.ok, false, String(reason));
+    if (!p.ok) assert.match(p.reason, reason);
+  }
+  // A pause whose until has passed does not refuse.
+  const expired = { pause: { reason: "x", by: "a", at: iso(60_000), until: iso(1) } };
+  assert.equal(plan(inputs({ spec: expired }), "p-1").ok, true);
+});
+
+Deno.test("the status table shows the holder, the pause and one row per replica", () => {
+  const text = renderStatus(
+    statusModel(inputs({ spec: { pause: { reason: "kes", by: "alice", at: iso(5_000) } } }), NOW),
+    NOW,
+  );
+  assert.match(
+    text,
+    /^Lease cardano\/cardano-node-leader: held by p-0 \(p-0_x\), term 2m00s, renewed 0\.5s ago, 3 transitions$/m,
+  );
+  assert.match(text, /^Pause: by alice at 2026-01-01T11:59:55\.000Z, until resumed: kes$/m);
+  assert.match(
+    text,
+    /^p-0\s+yes\s+yes\s+yes\s+found\s+idle\s+forging\s+1m00s\s+startup\s+1\.0s ago$/m,
+  );
+  assert.equal(text.split("\n").filter((l) => l.startsWith("p-")).length, 3);
+});
