@@ -12,11 +12,15 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/control.ts";
+import {
+  CARDANO_LEADER,
+  type CardanoLeaderSpec,
+  type HandoverStatus,
+  type ReplicaEntry,
+} from "../kube/cardano_leader.ts";
 import { loadKubeConfig, statusOf } from "../kube/kube_client.ts";
 import { HANDOVER_TO_ANNOTATION, RELEASED_BY_ANNOTATION } from "../kube/lease_store.ts";
 import { errorText } from "../base/log.ts";
-import { CARDANO_LEADER } from "../kube/status.ts";
 import { type CommandIo, EXIT_FAILED, EXIT_OK } from "../core/cli/command.ts";
 import type { KubeTarget, OperateOptions } from "../core/cli/operate_args.ts";
 import {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/control.ts";
+import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/cardano_leader.ts";
 
 /** A replica entry older than this is not counted as a running forge-manager. */
 export const FRESH_MS = 30_000;

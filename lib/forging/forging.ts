@@ -52,6 +52,7 @@ import {
 } from "./forging_confirmation.ts";
 import type { KesTiming } from "../cardano/kes_period.ts";
 import type { NodeMetricsSample } from "../node/node_metrics.ts";
+import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_leader.ts";
 
 /** What the step needs of the configuration. Durations in milliseconds. */
 export interface ForgingConfig extends ElectionTiming {
@@ -1491,38 +1492,6 @@ function promote(s: ForgingState, term: number, now: number, fx: Effect[]): Forg
 // - our own Pod's deletion (read while leading, FENCE=pod) ends the term at once, releasing
 //   clean to any standby, and the process never competes again (`retired`).
 
-/** A pause as read from `spec.pause`; `endsAt` is monotonic, converted from `until` at the read. */
-export interface PauseRequest {
-  reason: string;
-  by: string;
-  endsAt?: number;
-}
-
-/** A handover as read from `spec.handover`; `ageMs` since its `at`, by the wall clock at the read. */
-export interface HandoverRequest {
-  id: string;
-  /** The target pod; "" for any standby. */
-  to: string;
-  by: string;
-  ageMs: number;
-}
-
-/** The CardanoLeader as the step sees it: the requests, and the last handover a leader handled. */
-export interface ControlView {
-  pause?: PauseRequest;
-  handover?: HandoverRequest;
-  /** status.handover.id: handled by a leader already (perhaps by an earlier process). */
-  handledId?: string;
-}
-
-/** How a handover request ended, as written to `status.handover.result`. */
-export type HandoverResult =
-  | "released"
-  | "released_unclean"
-  | "release_failed"
-  | "already_leader"
-  | "stale";
-
 /** How often an unchanged replica state is published again (ms). */
 export const REPLICA_HEARTBEAT_MS = 10_000;
 
@@ -1536,16 +1505,6 @@ export const WATCHED_READ_MS = 30_000;
 
 /** A handover request older than this when a leader first sees it is not acted on. */
 export const HANDOVER_MAX_AGE_MS = 60_000;
-
-/** What a replica publishes in `status.replicas.<pod>` (the runner adds identity and times). */
-export interface ReplicaView {
-  phase: Phase["kind"];
-  leader: boolean;
-  forging: boolean;
-  nodeFound: boolean;
-  fence: "off" | "idle" | "proving";
-  reason: string;
-}
 
 /** The operations' part of the state. */
 export interface OpsState {

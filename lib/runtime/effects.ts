@@ -14,7 +14,7 @@
 
 import { type Clock, sleep } from "../base/clock.ts";
 import type { Config } from "../core/config.ts";
-import { type ControlStore, toControlView } from "../kube/control.ts";
+import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import type { Fence } from "../kube/fence.ts";
 import type { Observation } from "../forging/election.ts";
@@ -24,7 +24,6 @@ import { errorText } from "../base/log.ts";
 import type { NodeMetricsRead } from "../node/node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
-import type { StatusReporter } from "../kube/status.ts";
 import type { Telemetry } from "./telemetry.ts";
 
 /** Everything the runner acts on. */
@@ -247,11 +246,7 @@ export class EffectRunner {
       case "read_control":
         if (control === undefined) return this.#post({ kind: "control_read", control: {} });
         try {
-          const read = await control.read(e.timeoutMs);
-          return this.#post({
-            kind: "control_read",
-            control: toControlView(read, clock.monotonic(), clock.wall().getTime()),
-          });
+          return this.#post({ kind: "control_read", control: await control.read(e.timeoutMs) });
         } catch (err) {
           return this.#post({ kind: "control_read_failed", error: errorText(err) });
         }

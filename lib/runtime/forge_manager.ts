@@ -9,7 +9,7 @@
 
 import type { Clock } from "../base/clock.ts";
 import type { Config } from "../core/config.ts";
-import { type ControlStore, toControlView } from "../kube/control.ts";
+import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import { EffectRunner } from "./effects.ts";
 import type { Fence } from "../kube/fence.ts";
@@ -30,7 +30,6 @@ import type { Logger } from "../base/log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { NodeProcess } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
-import type { StatusReporter } from "../kube/status.ts";
 import { Telemetry } from "./telemetry.ts";
 import type { KesTiming } from "../cardano/kes_period.ts";
 import type { NodeMetricsRead } from "../node/node_metrics.ts";
@@ -107,12 +106,10 @@ export class ForgeManager implements HealthView {
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);
-    this.#d.control?.watch((read) =>
-      this.#post({
-        kind: "control_read",
-        control: toControlView(read, clock.monotonic(), clock.wall().getTime()),
-        watched: true,
-      }), watch.signal);
+    this.#d.control?.watch(
+      (control) => this.#post({ kind: "control_read", control, watched: true }),
+      watch.signal,
+    );
     this.#d.ownPod?.watch(
       (terminating) =>
         this.#post({ kind: terminating ? "pod_terminating" : "pod_checked", watched: true }),

@@ -12,7 +12,7 @@ import type { Clock } from "../base/clock.ts";
 import type { Transition } from "../forging/forging.ts";
 import type { Logger } from "../base/log.ts";
 import type { Metrics } from "./metrics.ts";
-import type { StatusReporter, StatusUpdate } from "../kube/status.ts";
+import type { StatusReporter, StatusUpdate } from "../kube/cardano_leader.ts";
 import { STOP_REASONS } from "../forging/stop_reasons.ts";
 import {
   credentialMetricValues,

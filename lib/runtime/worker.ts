@@ -10,7 +10,7 @@
 
 import { systemClock } from "../base/clock.ts";
 import type { Config } from "../core/config.ts";
-import { KubeControlStore } from "../kube/control.ts";
+import { KubeCardanoLeader } from "../kube/cardano_leader.ts";
 import { FileCredentialStore } from "../node/credentials.ts";
 import { PodFence } from "../kube/fence.ts";
 import { ForgeManager } from "./forge_manager.ts";
@@ -25,7 +25,6 @@ import { RpcNodeProcess } from "../core/node_process.ts";
 import { checkNodeContainer } from "../kube/pod_check.ts";
 import { KubeOwnPod } from "../kube/own_pod.ts";
 import { socketAccepts } from "../node/socket_check.ts";
-import { KubeStatusReporter } from "../kube/status.ts";
 import { VERSION } from "../base/version.ts";
 import type { FromWorker, ToWorker } from "../core/worker_protocol.ts";
 
@@ -90,6 +89,12 @@ function kubeAdapters(
   stopConfirmed: () => boolean,
 ) {
   const where = { kc, namespace: config.namespace, count };
+  const cardanoLeader = new KubeCardanoLeader({
+    ...where,
+    name: config.cardanoLeaderName,
+    pod: config.podName,
+    clock: systemClock,
+  });
   return {
     leases: new KubeLeaseStore({
       ...where,
@@ -102,11 +107,7 @@ function kubeAdapters(
           resourceVersion: record?.resourceVersion,
         }),
     }),
-    status: new KubeStatusReporter({
-      ...where,
-      name: config.cardanoLeaderName,
-      pod: config.podName,
-    }),
+    status: cardanoLeader,
     fence: config.fence === "pod"
       ? new PodFence({
         ...where,
@@ -117,7 +118,7 @@ function kubeAdapters(
         onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
       })
       : undefined,
-    control: new KubeControlStore({ ...where, name: config.cardanoLeaderName }),
+    control: cardanoLeader,
     ownPod: config.fence === "pod"
       ? new KubeOwnPod({ ...where, name: config.podName, uid: config.podUid })
       : undefined,

@@ -27,7 +27,7 @@ import {
   SignalError,
   type SignalFailure,
 } from "../../lib/core/node_process.ts";
-import type { StatusReporter, StatusUpdate } from "../../lib/kube/status.ts";
+import type { StatusReporter, StatusUpdate } from "../../lib/kube/cardano_leader.ts";
 
 // ---- clock and journal ------------------------------------------------------------------------
 

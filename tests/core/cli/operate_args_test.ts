@@ -11,7 +11,7 @@ import {
   type StatusInputs,
   statusModel,
 } from "../../../lib/cli/status_view.ts";
-import type { ReplicaEntry } from "../../../lib/kube/control.ts";
+import type { ReplicaEntry } from "../../../lib/kube/cardano_leader.ts";
 
 const ENV = { HOME: "/home/op" };
 

@@ -1,16 +1,25 @@
 /**
- * lib/kube/status.ts against the real API server, with the shipped CRD: status through the status
- * subresource, lastTransitionTime only on real transitions, a pod clearing only its own claim,
- * the last leader the fence reads back, and Events.
+ * lib/kube/cardano_leader.ts: the step's view of the CardanoLeader's requests (pure), and the object
+ * against the real API server with the shipped CRD: status through the status subresource,
+ * lastTransitionTime only on real transitions, a pod clearing only its own claim, the last leader
+ * the fence reads back, Events; the requests as the step sees them, the watch, replica entries and
+ * the handover result.
  */
 
 import assert from "node:assert/strict";
 import { CoreV1Api, CustomObjectsApi, loadAllYaml, PatchStrategy } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { loadKubeConfig, requestOptions } from "../../lib/kube/kube_client.ts";
-import { CARDANO_LEADER, KubeStatusReporter } from "../../lib/kube/status.ts";
+import { systemClock } from "../../lib/base/clock.ts";
+import {
+  CARDANO_LEADER,
+  type ControlView,
+  KubeCardanoLeader,
+  toControlView,
+} from "../../lib/kube/cardano_leader.ts";
 import { sharedControlPlane } from "../support/control_plane.ts";
-import { sleep } from "../support/wait.ts";
+import { installForgeManager } from "../support/replicas.ts";
+import { sleep, waitUntil } from "../support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const NS = "status-test";
@@ -45,7 +54,8 @@ async function setup(name: string) {
     })) as {
       status?: Status;
     }).status ?? {};
-  const reporter = (pod: string) => new KubeStatusReporter({ kc, namespace: NS, name, pod });
+  const reporter = (pod: string) =>
+    new KubeCardanoLeader({ kc, namespace: NS, name, pod, clock: systemClock });
   return { kc, read, reporter };
 }
 
@@ -113,7 +123,8 @@ Deno.test(
   opts,
   async () => {
     await setup("exists");
-    const missing = new KubeStatusReporter({
+    const missing = new KubeCardanoLeader({
+      clock: systemClock,
       kc: loadKubeConfig((await sharedControlPlane()).adminKubeconfig),
       namespace: NS,
       name: "does-not-exist",
@@ -176,7 +187,8 @@ Deno.test(
     // Our own name in the status (our write naming us landed first) is no lead: the entries are.
     await patch({ leaderPod: "pod-c" });
     assert.equal(await reporter("pod-c").lastLeader(), "pod-a");
-    const missing = new KubeStatusReporter({
+    const missing = new KubeCardanoLeader({
+      clock: systemClock,
       kc,
       namespace: NS,
       name: "does-not-exist",
@@ -202,7 +214,8 @@ Deno.test(
     const claimed = await read();
     assert.equal(claimed.leaderPod, "pod-b");
     assert.equal(await reporter("pod-c").lastLeader(), "pod-b");
-    const missing = new KubeStatusReporter({
+    const missing = new KubeCardanoLeader({
+      clock: systemClock,
       kc,
       namespace: NS,
       name: "does-not-exist",
@@ -210,5 +223,128 @@ Deno.test(
       timeoutMs: 3000,
     });
     await missing.claim(3000);
+  },
+);
+
+const WALL = Date.parse("2026-01-01T00:00:00Z");
+
+Deno.test("a pause's until becomes a monotonic end, and a request's at an age", () => {
+  const view = toControlView(
+    {
+      spec: {
+        pause: {
+          reason: "upgrade",
+          by: "alice",
+          at: "2026-01-01T00:00:00Z",
+          until: "2026-01-01T00:10:00Z",
+        },
+        handover: { id: "h1", to: "p-1", by: "bob", at: "2025-12-31T23:59:30Z" },
+      },
+      status: { handover: { id: "h0", result: "released", at: "2025-12-31T23:00:00Z" } },
+    },
+    5_000,
+    WALL,
+  );
+  assert.deepEqual(view, {
+    pause: { reason: "upgrade", by: "alice", endsAt: 5_000 + 600_000 },
+    handover: { id: "h1", to: "p-1", by: "bob", ageMs: 30_000 },
+    handledId: "h0",
+  });
+});
+
+Deno.test("a pause without until has no end; an unreadable at makes a request stale", () => {
+  const view = toControlView(
+    {
+      spec: {
+        pause: { reason: "x", by: "a", at: "2026-01-01T00:00:00Z" },
+        handover: { id: "h1", to: "", by: "b", at: "garbage" },
+      },
+    },
+    0,
+    WALL,
+  );
+  assert.deepEqual(view.pause, { reason: "x", by: "a" });
+  assert.equal(view.handover?.ageMs, Infinity);
+  assert.deepEqual(toControlView({ spec: {} }, 0, WALL), {});
+  assert.deepEqual(toControlView(undefined, 0, WALL), {});
+});
+
+/** The shipped manifests in `namespace`: the sidecar's store under its Role, and an admin. */
+async function installed(namespace: string) {
+  const cp = await sharedControlPlane();
+  const kubeconfig = await installForgeManager(cp, namespace);
+  return {
+    store: new KubeCardanoLeader({
+      kc: loadKubeConfig(kubeconfig),
+      namespace,
+      name: "cardano-leader",
+      pod: "p-0",
+      clock: systemClock,
+    }),
+    admin: cp.admin().makeApiClient(CustomObjectsApi),
+    ref: { ...CARDANO_LEADER, namespace, name: "cardano-leader" },
+  };
+}
+
+Deno.test(
+  "the store reads the spec, publishes a replica entry and a handover result the CRD accepts",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const { store, admin, ref } = await installed("control-store-test");
+    const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
+    const pause = { reason: "upgrade", by: "alice", at: new Date(WALL).toISOString() };
+    await admin.replaceNamespacedCustomObject({ ...ref, body: { ...obj, spec: { pause } } });
+    assert.deepEqual((await store.read(5000)).pause, { reason: "upgrade", by: "alice" });
+
+    const entry = {
+      identity: "p-0_abc",
+      phase: "forging" as const,
+      leader: true,
+      forging: true,
+      nodeFound: true,
+      fence: "idle" as const,
+      reason: "startup",
+      since: new Date(WALL).toISOString(),
+      heartbeat: new Date(WALL + 1000).toISOString(),
+    };
+    await store.publishReplica("p-0", entry, 5000);
+    await store.publishReplica("p-1", { ...entry, identity: "p-1_def", leader: false }, 5000);
+    await store.reportHandover({ id: "h1", result: "released", at: entry.since }, 5000);
+    const status = (await admin.getNamespacedCustomObjectStatus(ref) as {
+      status: { replicas: Record<string, unknown>; handover: unknown };
+    }).status;
+    assert.deepEqual(Object.keys(status.replicas).sort(), ["p-0", "p-1"]);
+    assert.deepEqual(status.replicas["p-0"], entry);
+    assert.deepEqual(status.handover, { id: "h1", result: "released", at: entry.since });
+    assert.equal((await store.read(5000)).handledId, "h1");
+  },
+);
+
+Deno.test(
+  "the store's watch delivers a request at once under the shipped Role, and an empty spec when the object goes",
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const { store, admin, ref } = await installed("control-watch-test");
+    const reads: ControlView[] = [];
+    const stop = new AbortController();
+    try {
+      store.watch((read) => reads.push(read), stop.signal);
+      await waitUntil("the first event", () => reads.length > 0, 10_000);
+      const obj = await admin.getNamespacedCustomObject(ref) as Record<string, unknown>;
+      const handover = { id: "h-9", to: "p-2", by: "bob", at: new Date(WALL).toISOString() };
+      const sentAt = performance.now();
+      await admin.replaceNamespacedCustomObject({ ...ref, body: { ...obj, spec: { handover } } });
+      await waitUntil(
+        "the handover through the watch",
+        () => reads.at(-1)?.handover?.id === "h-9",
+        5_000,
+      );
+      assert.ok(performance.now() - sentAt < 2_000, "the watch was slower than a poll");
+      await admin.deleteNamespacedCustomObject(ref);
+      await waitUntil("the deletion", () => reads.at(-1)?.handover === undefined, 5_000);
+      assert.deepEqual(reads.at(-1), {});
+    } finally {
+      stop.abort();
+    }
   },
 );
