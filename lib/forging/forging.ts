@@ -29,17 +29,15 @@ import {
   demoted,
   type ElectionState,
   type ElectionTiming,
-  type FencePending,
   initialState,
   isLeading,
-  type LeaseRecord,
   needsProbation,
-  type Observation,
   observe,
   termDeadline,
   writeFailed,
   written,
 } from "./election.ts";
+import type { FencePending, LeaseRecord, Observation } from "../kube/lease_store.ts";
 import type { FenceOutcome } from "../kube/fence.ts";
 import type { NodeInfo, SignalFailure } from "../core/node_process.ts";
 import type { SignalReason, StopReason } from "./stop_reasons.ts";

@@ -26,7 +26,7 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import { podOf } from "../forging/election.ts";
+import { podOf } from "../core/identity.ts";
 import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** Every way the fence can prove the previous holder's node stopped. */

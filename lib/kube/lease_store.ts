@@ -7,7 +7,6 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import type { FencePending, LeaseRecord, Observation } from "../forging/election.ts";
 import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** Annotation set by our end-of-term handover: who released, after it stopped forging. */
@@ -20,6 +19,62 @@ export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms
 export const HANDOVER_TO_ANNOTATION = "forge-manager.cardano.io/handover-to";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
 export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
+
+/**
+ * A holder whose node is still to be proven stopped, carried on the Lease by a holder that took
+ * it over but has not proven that yet (and so has not forged): whoever comes next must prove it.
+ */
+export interface FencePending {
+  /** The identity whose node is not proven stopped. */
+  holder: string;
+  /** Its pod UID and its last write (API server time), as the fence needs them. */
+  podUid?: string;
+  writtenAt?: number;
+}
+
+/** The parts of a coordination.k8s.io/v1 Lease the election reads (`forging/election.ts`). */
+export interface LeaseRecord {
+  /** holderIdentity; "" when released or never held. */
+  holder: string;
+  /** leaseDurationSeconds as written, in milliseconds. */
+  durationMs: number;
+  transitions: number;
+  resourceVersion: string;
+  /** The identity that released the lease through its end-of-term handover, if any. */
+  releasedBy?: string;
+  /**
+   * With `releasedBy`: the releaser was still on probation, and this many milliseconds of it were
+   * left when it released. A follower waits them out from when it first saw the release.
+   */
+  releaseWaitMs?: number;
+  /**
+   * The pod a planned handover released the lease to (with `releasedBy`): only that pod may take
+   * it at once; every other replica waits it out as an unmarked release.
+   */
+  handoverTo?: string;
+  /** The holder's pod UID, when the holder wrote it (used by the fence, not by the election). */
+  holderPodUid?: string;
+  /** The holder has not forged: it still had to prove this earlier holder's node stopped. */
+  fencePending?: FencePending;
+  /**
+   * When the record was last written, by the API server's clock (ms since the epoch, whole
+   * seconds; from managedFields). Used by the fence only, never to judge expiry.
+   */
+  writtenAt?: number;
+}
+
+/** What one read of the Lease returned. */
+export type Observation =
+  | { kind: "present"; record: LeaseRecord }
+  | {
+    kind: "absent";
+    /**
+     * The pod the CardanoLeader status names as the last leader (never our own), read right after
+     * the absence was seen: the only trace of a holder whose Lease was deleted under its dead
+     * sidecar. Used only when this process saw no holder itself.
+     */
+    lastLeader?: string;
+  };
 
 /** Another writer changed the Lease first (HTTP 409), or created it first. */
 export class LeaseConflict extends Error {

@@ -17,7 +17,7 @@ import type { Config } from "../core/config.ts";
 import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import type { Fence } from "../kube/fence.ts";
-import type { Observation } from "../forging/election.ts";
+import type { Observation } from "../kube/lease_store.ts";
 import type { Effect, ForgingEvent, OpsEffect } from "../forging/forging.ts";
 import { LeaseConflict, type LeaseStore } from "../kube/lease_store.ts";
 import { errorText } from "../base/log.ts";

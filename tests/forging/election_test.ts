@@ -8,16 +8,14 @@ import {
   forgeFrom,
   initialState,
   isLeading,
-  type LeaseRecord,
   needsProbation,
-  type Observation,
   observe,
-  podOf,
   termDeadline,
   writeFailed,
   written,
 } from "../../lib/forging/election.ts";
-import { newIdentity } from "../../lib/core/identity.ts";
+import { newIdentity, podOf } from "../../lib/core/identity.ts";
+import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import {
   ACQUIRE_PATHS,
   type AcquirePath,

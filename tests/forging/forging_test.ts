@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { LeaseRecord, Observation } from "../../lib/forging/election.ts";
+import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import {
   type Effect,
   type ForgingConfig,

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import type { FencePending, LeaseRecord, Observation } from "../../lib/forging/election.ts";
+import type { FencePending, LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import { loadKubeConfig } from "../../lib/kube/kube_client.ts";
 import {
   HANDOVER_TO_ANNOTATION,

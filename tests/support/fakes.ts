@@ -12,7 +12,7 @@
  */
 
 import type { Clock } from "../../lib/base/clock.ts";
-import type { LeaseRecord, Observation } from "../../lib/forging/election.ts";
+import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import type { Fence, FenceOutcome } from "../../lib/kube/fence.ts";
 import {
   type ClaimArgs,

@@ -33,7 +33,8 @@
  */
 
 import type { CredentialFacts } from "../../lib/cardano/cardano_keys.ts";
-import type { ElectionTiming, LeaseRecord, Observation } from "../../lib/forging/election.ts";
+import type { ElectionTiming } from "../../lib/forging/election.ts";
+import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import {
   type Effect,
   type ForgingConfig,
