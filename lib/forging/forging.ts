@@ -339,6 +339,8 @@ export type Effect =
     previousHolder: string;
     previousPodUid?: string;
     previousWrittenAt?: number;
+    /** Proof enough when the previous holder was our own pod (see `FenceRequest`). */
+    ownNodeStopped: boolean;
   }
   | { kind: "cancel_fence"; term: number }
   | { kind: "check_node"; readyKey?: string }
@@ -761,6 +763,7 @@ function acquired(
     previousHolder: decision.previousHolder,
     ...optional("previousPodUid", facts.podUid),
     ...optional("previousWrittenAt", facts.writtenAt),
+    ownNodeStopped: s.stopConfirmed && !isForging(s),
   });
   // Until the proof, every write of this term tells a successor whom it still has to prove.
   return { ...s, term, phase: { kind: "fencing", term }, owed: facts };

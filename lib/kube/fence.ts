@@ -27,6 +27,7 @@
 
 import * as k8s from "@kubernetes/client-node";
 import { podOf } from "../core/identity.ts";
+import type { FencePending } from "./lease_store.ts";
 import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
 /** Every way the fence can prove the previous holder's node stopped. */
@@ -46,18 +47,22 @@ export type FenceOutcome =
   | { proven: true; how: FenceProof }
   | { proven: false; why: string };
 
+/** Whom a fence proves stopped, as the step knows it when the fence starts. */
+export interface FenceRequest extends FencePending {
+  /**
+   * This process's last stop of its own node was confirmed (keys unlinked, SIGHUP delivered) and
+   * it has not forged since: proof enough when the holder was our own pod.
+   */
+  ownNodeStopped: boolean;
+}
+
 /** The port for the fence. */
 export interface Fence {
   /**
    * Resolves once the previous holder's node is proven stopped, or with `proven: false` when
    * `signal` aborts first (we lost the lease meanwhile).
    */
-  prove(
-    previousHolder: string,
-    previousPodUid: string | undefined,
-    signal: AbortSignal,
-    previousWrittenAt?: number,
-  ): Promise<FenceOutcome>;
+  prove(previous: FenceRequest, signal: AbortSignal): Promise<FenceOutcome>;
 }
 
 /** What the kubelet's report on a pod says about its node container. */
@@ -156,7 +161,6 @@ export class PodFence implements Fence {
   readonly #pollMs: number;
   readonly #onEvent: (outcome: string, detail: string) => void;
   readonly #count: (operation: string) => void;
-  readonly #ownNodeStopped: () => boolean;
   readonly #ownPodUid: string;
 
   constructor(opts: {
@@ -167,8 +171,6 @@ export class PodFence implements Fence {
     ownPodUid?: string;
     /** The node's container in every replica's pod (NODE_CONTAINER_NAME; default cardano-node). */
     nodeContainer?: string;
-    /** Whether this process's last stop of its own node was confirmed (default: no). */
-    ownNodeStopped?: () => boolean;
     /** How often the pod is read besides the watch (default 2000 ms). */
     pollMs?: number;
     /** Called with what the fence does or waits for ("deleting", "waiting", "error", ...). */
@@ -176,7 +178,6 @@ export class PodFence implements Fence {
     /** Called once per request sent: pod_get, pod_delete, pod_watch. */
     count?: (operation: string) => void;
   }) {
-    this.#ownNodeStopped = opts.ownNodeStopped ?? (() => false);
     this.#ownPodUid = opts.ownPodUid ?? "";
     this.#kc = opts.kc;
     this.#core = opts.kc.makeApiClient(k8s.CoreV1Api);
@@ -188,18 +189,15 @@ export class PodFence implements Fence {
     this.#count = opts.count ?? (() => {});
   }
 
-  async prove(
-    previousHolder: string,
-    previousPodUid: string | undefined,
-    signal: AbortSignal,
-    previousWrittenAt?: number,
-  ): Promise<FenceOutcome> {
+  async prove(previous: FenceRequest, signal: AbortSignal): Promise<FenceOutcome> {
+    const { holder: previousHolder, podUid: previousPodUid, writtenAt: previousWrittenAt } =
+      previous;
     const pod = podOf(previousHolder);
     // Our own pod (same name, and the same UID where the holder recorded one): this process
     // stopped the node (unlink + SIGHUP, confirmed) before leading.
     const samePod = pod === this.#ownPod &&
       (previousPodUid === undefined || previousPodUid === "" || previousPodUid === this.#ownPodUid);
-    if (samePod && this.#ownNodeStopped()) return { proven: true, how: "own_pod" };
+    if (samePod && previous.ownNodeStopped) return { proven: true, how: "own_pod" };
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     signal.addEventListener("abort", onAbort, { once: true });

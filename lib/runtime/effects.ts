@@ -340,12 +340,12 @@ export class EffectRunner {
     const previous = e.previousHolder;
     try {
       telemetry.apply({ kind: "fence_started", previous });
-      const outcome = await fence.prove(
-        previous,
-        e.previousPodUid,
-        abort.signal,
-        e.previousWrittenAt,
-      );
+      const outcome = await fence.prove({
+        holder: previous,
+        ...(e.previousPodUid !== undefined ? { podUid: e.previousPodUid } : {}),
+        ...(e.previousWrittenAt !== undefined ? { writtenAt: e.previousWrittenAt } : {}),
+        ownNodeStopped: e.ownNodeStopped,
+      }, abort.signal);
       this.#post({ kind: "fence_done", term: e.term, previous, outcome });
     } catch (err) {
       this.#post({

@@ -206,10 +206,6 @@ export class ForgeManager implements HealthView {
   get forging(): boolean {
     return this.#state !== undefined && isForging(this.#state);
   }
-  /** Whether the last stop of the node was confirmed and it has not forged since. */
-  get stopConfirmed(): boolean {
-    return this.#state !== undefined && this.#state.stopConfirmed && !isForging(this.#state);
-  }
   /** The wall time of the last successful renew (ms), for the metrics gauge. */
   get lastRenewWall(): number | undefined {
     return this.#telemetry.lastRenewWall;

@@ -86,7 +86,6 @@ function kubeAdapters(
   kc: ReturnType<typeof loadKubeConfig>,
   log: ReturnType<typeof createLogger>,
   count: (operation: string) => void,
-  stopConfirmed: () => boolean,
 ) {
   const where = { kc, namespace: config.namespace, count };
   const cardanoLeader = new KubeCardanoLeader({
@@ -114,7 +113,6 @@ function kubeAdapters(
         ownPod: config.podName,
         ownPodUid: config.podUid,
         nodeContainer: config.nodeContainerName,
-        ownNodeStopped: stopConfirmed,
         onEvent: (outcome, detail) => log.info("fence", { outcome, detail }),
       })
       : undefined,
@@ -181,7 +179,7 @@ async function start(config: Config, identity: string): Promise<void> {
     ),
     node: rpc,
     socketAccepts: (path) => socketAccepts(path),
-    ...kubeAdapters(config, kc, log, count, () => holder.manager?.stopConfirmed ?? false),
+    ...kubeAdapters(config, kc, log, count),
   });
   holder.manager = manager;
   const server = Deno.serve({

@@ -226,6 +226,25 @@ Deno.test("a clean handover is taken at once, and forging starts with place-then
   assert.deepEqual(m.did, ["report:signal_sent", "report:forging_enabled"]);
 });
 
+Deno.test("the fence learns from the step whether our own node's last stop was confirmed", () => {
+  // The own-Pod proof: only a confirmed stop (unlink and SIGHUP both done) counts.
+  for (const [signal, confirmed] of [["ok", true], ["refused", false]] as const) {
+    const m = new Machine({ fence: true });
+    m.feed({ kind: "node_checked", node: NODE, accepts: true });
+    m.answerStop(signal);
+    m.feed({ kind: "lease_read", observation: present(rec(OTHER, "10")) }, m.now + 1);
+    m.feed({ kind: "tick" }, m.now + 17_002);
+    const write = m.effect("write_lease");
+    m.feed({
+      kind: "lease_written",
+      decision: write.decision,
+      record: rec(ME, "12"),
+      sentAt: m.now,
+    });
+    assert.equal(m.effect("start_fence").ownNodeStopped, confirmed, `startup SIGHUP ${signal}`);
+  }
+});
+
 Deno.test("an acquisition that needs proof fences first, and a proof of an earlier term is ignored", () => {
   const m = standby({ fence: true });
   m.feed({ kind: "tick" }, 1_000 + 17_001 + 1); // held by OTHER, unchanged for LEASE + DELAY
@@ -235,6 +254,7 @@ Deno.test("an acquisition that needs proof fences first, and a proof of an earli
   assert.equal(m.phase, "fencing");
   assert.deepEqual(m.did, ["report:renewed", "report:became_leader", "start_fence"]);
   assert.equal(m.effect("start_fence").previousHolder, OTHER);
+  assert.equal(m.effect("start_fence").ownNodeStopped, true, "the startup stop was confirmed");
   const term = m.effect("start_fence").term;
 
   m.feed({

@@ -26,14 +26,13 @@ async function setup(fenceOpts: { pollMs?: number; nodeContainer?: string } = {}
   let ownNodeStopped = true;
   const requests: string[] = [];
   const events: string[] = [];
-  const fence = new PodFence({
+  const podFence = new PodFence({
     kc,
     namespace: NS,
     ownPod: "me-0",
     ownPodUid: "my-uid",
     pollMs: fenceOpts.pollMs ?? 100,
     ...(fenceOpts.nodeContainer !== undefined ? { nodeContainer: fenceOpts.nodeContainer } : {}),
-    ownNodeStopped: () => ownNodeStopped,
     count: (operation) => requests.push(operation),
     onEvent: (outcome, detail) => events.push(`${outcome}: ${detail}`),
   });
@@ -110,6 +109,16 @@ async function setup(fenceOpts: { pollMs?: number; nodeContainer?: string } = {}
   const forceDelete = (name: string) =>
     core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 }).catch(() => {});
   const setOwnNodeStopped = (value: boolean) => (ownNodeStopped = value);
+  // The step says whether our own node's last stop was confirmed when it starts a fence.
+  const fence = {
+    prove: (holder: string, podUid: string | undefined, signal: AbortSignal, writtenAt?: number) =>
+      podFence.prove({
+        holder,
+        ...(podUid !== undefined ? { podUid } : {}),
+        ...(writtenAt !== undefined ? { writtenAt } : {}),
+        ownNodeStopped,
+      }, signal),
+  };
   return {
     core,
     fence,

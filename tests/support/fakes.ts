@@ -13,7 +13,7 @@
 
 import type { Clock } from "../../lib/base/clock.ts";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
-import type { Fence, FenceOutcome } from "../../lib/kube/fence.ts";
+import type { Fence, FenceOutcome, FenceRequest } from "../../lib/kube/fence.ts";
 import {
   type ClaimArgs,
   LeaseConflict,
@@ -443,11 +443,8 @@ export class ControlledFence implements Fence {
     return this.#pending.length;
   }
 
-  prove(
-    previousHolder: string,
-    previousPodUid: string | undefined,
-    signal: AbortSignal,
-  ): Promise<FenceOutcome> {
+  prove(previous: FenceRequest, signal: AbortSignal): Promise<FenceOutcome> {
+    const { holder: previousHolder, podUid: previousPodUid } = previous;
     this.calls.push({ previousHolder, previousPodUid });
     this.#journal.add("fence_prove", { previousHolder });
     return new Promise((resolve) => {
