@@ -277,10 +277,15 @@ export type ForgingEvent =
   | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
   | { kind: "lease_release_failed"; error: string }
   | { kind: "fence_done"; term: number; previous: string; outcome: FenceResult }
-  | { kind: "leader_claimed"; term: number }
+  /** The claim was answered (`error`: it failed or timed out; forging goes on). */
+  | { kind: "leader_claimed"; term: number; error?: string }
   | { kind: "node_checked"; node: NodeInfo | undefined; accepts: boolean }
   | { kind: "node_check_failed"; error: string }
   | { kind: "sources_checked"; differ: boolean; problem?: string }
+  /** The rotated sources could not even be compared with the placed keys. */
+  | { kind: "sources_compare_failed"; error: string }
+  /** An effect failed outside its own result events (an adapter's bug, a best-effort write). */
+  | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
   | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys; wallMs?: number }
   | { kind: "credentials_checked"; facts?: CredentialFacts; error?: string; wallMs: number }
   | { kind: "node_metrics_read"; sample?: NodeMetricsSample; error?: string }
@@ -581,6 +586,7 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       fx.push(report({ kind: "fence_done", outcome: e.outcome, previous: e.previous }));
       return fenceDone(s, e.term, e.outcome);
     case "leader_claimed":
+      if (e.error !== undefined) fx.push(report({ kind: "leader_claim_failed", error: e.error }));
       return leaderClaimed(s, e.term, now, fx);
     case "node_checked":
       return nodeChecked(
@@ -594,6 +600,12 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       return { ...s, nodeCheckBusy: false, nextNodeCheckAt: now + nodeCheckInterval(s.cfg) };
     case "sources_checked":
       return sourcesChecked(s, e, fx);
+    case "sources_compare_failed":
+      fx.push(report({ kind: "rotation_unusable", problem: `cannot compare: ${e.error}` }));
+      return s;
+    case "effect_failed":
+      fx.push(report({ kind: "effect_failed", effect: e.effect, error: e.error }));
+      return s;
     case "keys_placed":
       return keysPlaced(s, e.purpose, e.placed, e.wallMs, now, fx);
     case "keys_place_failed":
@@ -757,7 +769,7 @@ function acquired(
     return { ...s, term, phase: { kind: "awaiting_node", term } };
   }
   const facts = fenceFacts(decision, previous);
-  fx.push({
+  fx.push(report({ kind: "fence_started", previous: decision.previousHolder }), {
     kind: "start_fence",
     term,
     previousHolder: decision.previousHolder,

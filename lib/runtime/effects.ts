@@ -127,7 +127,7 @@ export class EffectRunner {
       await this.#dispatch(e);
     } catch (err) {
       // A bug in an adapter must not stop the lane: count it as a failure of that effect.
-      this.#p.telemetry.apply({ kind: "effect_failed", effect: e.kind, error: errorText(err) });
+      this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) });
     }
   }
 
@@ -155,10 +155,16 @@ export class EffectRunner {
       case "release_lease":
         this.#releasing = this.#release(e);
         return await this.#releasing;
-      case "claim_leader":
-        this.#claiming = this.#claim(e.timeoutMs);
-        await this.#claiming;
-        return this.#post({ kind: "leader_claimed", term: e.term });
+      case "claim_leader": {
+        const claim = this.#claim(e.timeoutMs);
+        this.#claiming = claim.then(() => {});
+        const error = await claim;
+        return this.#post({
+          kind: "leader_claimed",
+          term: e.term,
+          ...(error !== undefined ? { error } : {}),
+        });
+      }
       case "start_fence":
         return await this.#fence(e);
       case "cancel_fence":
@@ -268,11 +274,7 @@ export class EffectRunner {
         // older state would stand until the next heartbeat.
         const write = this.#publishing.then(() =>
           control.publishReplica(config.podName, entry, 5000).catch((err) =>
-            this.#p.telemetry.apply({
-              kind: "effect_failed",
-              effect: e.kind,
-              error: errorText(err),
-            })
+            this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
           )
         );
         this.#publishing = write;
@@ -284,7 +286,7 @@ export class EffectRunner {
           { id: e.id, result: e.result, at: clock.wall().toISOString() },
           5000,
         ).catch((err) =>
-          this.#p.telemetry.apply({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
+          this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
         );
         return;
     }
@@ -333,13 +335,12 @@ export class EffectRunner {
   }
 
   async #fence(e: Extract<Effect, { kind: "start_fence" }>): Promise<void> {
-    const { fence, telemetry } = this.#p;
+    const { fence } = this.#p;
     if (fence === undefined) return;
     const abort = new AbortController();
     this.#fences.set(e.term, abort);
     const previous = e.previousHolder;
     try {
-      telemetry.apply({ kind: "fence_started", previous });
       const outcome = await fence.prove({
         holder: previous,
         ...(e.previousPodUid !== undefined ? { podUid: e.previousPodUid } : {}),
@@ -400,13 +401,12 @@ export class EffectRunner {
   }
 
   async #checkSources(): Promise<void> {
-    const { credentials, telemetry } = this.#p;
+    const { credentials } = this.#p;
     let differ = false;
     try {
       differ = await credentials.sourcesDiffer();
     } catch (err) {
-      telemetry.apply({ kind: "rotation_unusable", problem: `cannot compare: ${errorText(err)}` });
-      return;
+      return this.#post({ kind: "sources_compare_failed", error: errorText(err) });
     }
     if (!differ) return this.#post({ kind: "sources_checked", differ });
     try {
@@ -417,10 +417,13 @@ export class EffectRunner {
     }
   }
 
-  /** The claim, bounded here too: the SIGHUP waits for its answer, and an adapter may hang. */
-  async #claim(timeoutMs: number): Promise<void> {
-    const { status, telemetry, clock } = this.#p;
-    if (status === undefined) return;
+  /**
+   * The claim, bounded here too: the SIGHUP waits for its answer, and an adapter may hang.
+   * Resolves with the error, if any; never rejects.
+   */
+  async #claim(timeoutMs: number): Promise<string | undefined> {
+    const { status, clock } = this.#p;
+    if (status === undefined) return undefined;
     const timer = new AbortController();
     const answered = status.claim(timeoutMs).then(() => undefined, (err) => errorText(err));
     const late = sleep(clock, timeoutMs, timer.signal).then(() =>
@@ -428,7 +431,7 @@ export class EffectRunner {
     );
     const error = await Promise.race([answered, late]);
     timer.abort();
-    if (error !== undefined) telemetry.apply({ kind: "leader_claim_failed", error });
+    return error;
   }
 
   async #signal(e: Extract<Effect, { kind: "signal" }>): Promise<void> {

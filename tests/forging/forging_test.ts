@@ -220,6 +220,33 @@ Deno.test("a promotion names this pod in the status first, and its SIGHUP waits 
   }
 });
 
+Deno.test("what the runner could not do outside an effect's own result is reported by the step", () => {
+  // Telemetry only through report: the runner posts these as events instead of logging them.
+  const m = forger();
+  m.feed({ kind: "sources_compare_failed", error: "EIO" });
+  assert.deepEqual(m.did, ["report:rotation_unusable"]);
+  const unusable = m.effect("report").transition;
+  assert.deepEqual(unusable, { kind: "rotation_unusable", problem: "cannot compare: EIO" });
+  m.feed({ kind: "effect_failed", effect: "publish_replica", error: "403" });
+  assert.deepEqual(m.effect("report").transition, {
+    kind: "effect_failed",
+    effect: "publish_replica",
+    error: "403",
+  });
+  assert.equal(m.phase, "forging", "neither changes the forging state");
+  const p = standby();
+  p.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  p.feed({
+    kind: "lease_written",
+    decision: p.effect("write_lease").decision,
+    record: rec(ME, "12"),
+    sentAt: p.now,
+  });
+  p.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  p.feed({ kind: "leader_claimed", term: p.state.term, error: "no answer within 2000 ms" });
+  assert.deepEqual(p.did, ["report:leader_claim_failed", "signal:promote"]);
+});
+
 Deno.test("a clean handover is taken at once, and forging starts with place-then-signal", () => {
   const m = forger();
   assert.equal(isForging(m.state), true);
@@ -252,7 +279,12 @@ Deno.test("an acquisition that needs proof fences first, and a proof of an earli
   assert.equal(write.decision.kind, "acquire");
   m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
   assert.equal(m.phase, "fencing");
-  assert.deepEqual(m.did, ["report:renewed", "report:became_leader", "start_fence"]);
+  assert.deepEqual(m.did, [
+    "report:renewed",
+    "report:became_leader",
+    "report:fence_started",
+    "start_fence",
+  ]);
   assert.equal(m.effect("start_fence").previousHolder, OTHER);
   assert.equal(m.effect("start_fence").ownNodeStopped, true, "the startup stop was confirmed");
   const term = m.effect("start_fence").term;
