@@ -1,7 +1,8 @@
 /**
  * `forge-manager check-credentials`, the worker's half: reads the named files, runs every check
- * the sidecar makes (lib/cardano/cardano_keys.ts, lib/forging/credential_verdict.ts), and prints a report or
- * JSON. Runs in a worker that may read exactly the named files (lib/core/cli/check_credentials_args.ts).
+ * the sidecar makes (lib/cardano/cardano_keys.ts, lib/forging/credential_verdict.ts), and prints
+ * a report or JSON. Runs in a worker that may read exactly the named files
+ * (lib/core/cli/check_credentials_args.ts).
  *
  * Every check runs even after one failed, so the report shows everything wrong at once. The
  * report holds only public facts: types, sizes, counters, periods, the pool id and an 8-digit

@@ -1,9 +1,10 @@
 /**
  * `forge-manager status | handover | pause | resume`, run in the command worker (see
- * lib/core/cli/operate_args.ts for the command lines). Every write is a replace of the CardanoLeader
- * conditional on the resourceVersion read, so two operators cannot race silently; every action
- * also creates an Event naming who did what and why. `by` is the user the kubeconfig
- * authenticates as (SelfSubjectReview), or the kubeconfig's user name when that is refused.
+ * lib/core/cli/operate_args.ts for the command lines). Every write is a replace of the
+ * CardanoLeader conditional on the resourceVersion read, so two operators cannot race silently;
+ * every action also creates an Event naming who did what and why. `by` is the user the
+ * kubeconfig authenticates as (SelfSubjectReview), or the kubeconfig's user name when that is
+ * refused.
  *
  * Needs the forge-manager-operator Role; read of the kubeconfig and its files, net to its API
  * server.

@@ -1,8 +1,8 @@
 /**
  * The worker every operator command runs in, under the permissions the core computed for that
- * command (lib/core/cli/command.ts). It loads the command's runner (`lib/cli/<command>.ts`, which may
- * import npm packages; the core never does), runs it, and reports the exit code. Started by
- * main.ts; never run directly.
+ * command (lib/core/cli/command.ts). It loads the command's runner (`lib/cli/<command>.ts`,
+ * which may import npm packages; the core never does), runs it, and reports the exit code.
+ * Started by main.ts; never run directly.
  *
  * @module
  */

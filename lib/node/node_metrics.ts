@@ -10,7 +10,8 @@
  * `Forge_forged`, `Forge_forge_about_to_lead` (legacy) or `Forge_about_to_lead`,
  * `Forge_node_is_leader`, `Forge_adopted`, `Forge_could_not_forge`.
  *
- * None of them is reliable alone (see lib/forging/forging_confirmation.ts); this module only reads them.
+ * None of them is reliable alone (see lib/forging/forging_confirmation.ts); this module only
+ * reads them.
  *
  * @module
  */

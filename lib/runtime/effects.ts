@@ -18,7 +18,7 @@ import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import type { Fence } from "../kube/fence.ts";
 import type { Observation } from "../kube/lease_store.ts";
-import type { Effect, ForgingEvent, OpsEffect } from "../forging/forging.ts";
+import type { Effect, ForgingEvent, OpsEffect } from "../forging/events.ts";
 import { LeaseConflict, type LeaseStore } from "../kube/lease_store.ts";
 import { errorText } from "../base/log.ts";
 import type { NodeMetricsRead } from "../node/node_metrics.ts";

@@ -13,17 +13,9 @@ import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import { EffectRunner } from "./effects.ts";
 import type { Fence } from "../kube/fence.ts";
-import {
-  type ForgingEvent,
-  type ForgingState,
-  isForging,
-  leadsNow,
-  nextWake,
-  start,
-  startupDone,
-  type Step,
-  step,
-} from "../forging/forging.ts";
+import type { ForgingEvent, Step } from "../forging/events.ts";
+import { type ForgingState, isForging, leadsNow, startupDone } from "../forging/state.ts";
+import { nextWake, start, step } from "../forging/step.ts";
 import type { HealthView } from "./http_handler.ts";
 import type { LeaseStore } from "../kube/lease_store.ts";
 import type { Logger } from "../base/log.ts";

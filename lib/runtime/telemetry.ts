@@ -9,7 +9,7 @@
  */
 
 import type { Clock } from "../base/clock.ts";
-import type { Transition } from "../forging/forging.ts";
+import type { Transition } from "../forging/events.ts";
 import type { Logger } from "../base/log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { StatusReporter, StatusUpdate } from "../kube/cardano_leader.ts";

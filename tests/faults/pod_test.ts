@@ -2,9 +2,10 @@
  * Fault suite, scenarios 1 to 3 (issue 4): the leader's pod dies; the leader's sidecar is killed
  * while its node keeps forging (restarted soon, or never); the leader's sidecar is frozen past the
  * lease duration, with a kubelet that SIGKILLs the pod, one that is partitioned, and one that
- * follows the real termination order with the shipped grace period (3c, issue 13). Three replicas (main.ts beside simulated nodes) on the real control plane, Pod
- * objects owned by a simulated kubelet, FENCE=pod (the default). Every figure comes from the
- * simulated nodes' own records; any overlap above 0 ms fails the suite.
+ * follows the real termination order with the shipped grace period (3c, issue 13). Three
+ * replicas (main.ts beside simulated nodes) on the real control plane, Pod objects owned by a
+ * simulated kubelet, FENCE=pod (the default). Every figure comes from the simulated nodes' own
+ * records; any overlap above 0 ms fails the suite.
  */
 
 import assert from "node:assert/strict";

@@ -2,7 +2,7 @@
  * The schedule simulation behind the safety tests of tests/forging/election_test.ts.
  *
  * Three pods share one Lease. Each pod runs a sidecar process that holds a `ForgingState` from the
- * REAL `start()` and advances it only with the REAL `step()` (lib/forging/forging.ts, which drives the
+ * REAL `start()` and advances it only with the REAL `step()` (lib/forging/step.ts, which drives the
  * real election step), as lib/runtime/forge_manager.ts does: one event queue, one writer, and when the
  * queue is empty a timer at `nextWake()` (at least 1 ms away). What is simulated is only what the
  * loop talks to:
@@ -35,17 +35,14 @@
 import type { CredentialFacts } from "../../lib/cardano/cardano_keys.ts";
 import type { ElectionTiming } from "../../lib/forging/election.ts";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
+import type { Effect, ForgingEvent } from "../../lib/forging/events.ts";
 import {
-  type Effect,
   type ForgingConfig,
-  type ForgingEvent,
   type ForgingState,
-  nextWake,
-  start,
   startupDone,
-  step,
   type WriteDecision,
-} from "../../lib/forging/forging.ts";
+} from "../../lib/forging/state.ts";
+import { nextWake, start, step } from "../../lib/forging/step.ts";
 import type { NodeInfo } from "../../lib/core/node_process.ts";
 
 /** How a term was begun: a create, a clean handover, waiting out a record, or our own record. */

@@ -5,18 +5,15 @@
 
 import assert from "node:assert/strict";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
+import type { Effect, ForgingEvent } from "../../lib/forging/events.ts";
+import { WATCHED_READ_MS } from "../../lib/forging/operations.ts";
 import {
-  type Effect,
   type ForgingConfig,
-  type ForgingEvent,
   type ForgingState,
   isForging,
-  nextWake,
   PHASES,
-  start,
-  step,
-  WATCHED_READ_MS,
-} from "../../lib/forging/forging.ts";
+} from "../../lib/forging/state.ts";
+import { nextWake, start, step } from "../../lib/forging/step.ts";
 import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
 import type { NodeInfo } from "../../lib/core/node_process.ts";
 import { STOP_REASONS, type StopReason } from "../../lib/forging/stop_reasons.ts";

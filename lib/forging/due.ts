@@ -1,0 +1,63 @@
+/**
+ * When each time-driven rule of the step is next due (monotonic ms), or undefined while it is not
+ * (its request in flight, not configured, not in this phase). `settle` (`step.ts`) acts on a
+ * rule whose time has come; `nextWake` wakes the loop at the earliest of them. Each rule is
+ * written once, here, so the two cannot disagree. An undefined `next...At` is due at once.
+ *
+ * @module
+ */
+
+import { type ForgingState, holdsTerm, keysMoving } from "./state.ts";
+
+type Rule = (s: ForgingState) => number | undefined;
+
+/** Whether the operations' requests run now: configured, and no keys moving. */
+function requestsRun(s: ForgingState): boolean {
+  return s.cfg.operations === true && !keysMoving(s);
+}
+
+/** Every time-driven rule, by name. */
+export const DUE = {
+  /** Probing the node socket at start, after the boot keys are placed. */
+  socket: (s) => {
+    const p = s.phase;
+    return p.kind === "starting" && p.provisioned && p.socket === "waiting" ? p.probeAt : undefined;
+  },
+  /** A follower's read of the Lease (a leader learns from its own writes' answers). */
+  lease: (s) =>
+    s.election.term === undefined && s.leaseBusy === undefined && !keysMoving(s)
+      ? s.nextPollAt
+      : undefined,
+  /** Looking for the node (and, while forging, comparing the sources of a rotation). */
+  node: (s) => s.nodeCheckBusy ? undefined : s.nextNodeCheckAt,
+  /** Judging the source credentials again (the KES window moves with time). */
+  credentials: (s) =>
+    s.cfg.kesTiming !== undefined && !s.credentialCheckBusy ? s.nextCredentialCheckAt : undefined,
+  /** Reading the node's metrics (its own account of forging). */
+  metrics: (s) => s.cfg.nodeMetrics && !s.metricsBusy ? s.nextMetricsAt : undefined,
+  /** The end of stepping aside. */
+  aside: (s) => s.phase.kind === "stepped_aside" ? s.phase.until : undefined,
+  /** Reading the CardanoLeader's spec (the operator's requests). */
+  control: (s) =>
+    requestsRun(s) && !s.ops?.controlBusy ? s.ops?.nextControlReadAt ?? -Infinity : undefined,
+  /** Reading our own Pod while leading (FENCE=pod): its deletion ends the term. */
+  pod: (s) => {
+    const ops = s.ops ?? {};
+    return requestsRun(s) && s.cfg.fence && holdsTerm(s) && !ops.podTerminating &&
+        !ops.podCheckBusy
+      ? ops.nextPodCheckAt ?? -Infinity
+      : undefined;
+  },
+  /** Publishing this replica's state again, unchanged (a heartbeat; a change goes out at once). */
+  publish: (s) => requestsRun(s) ? s.ops?.nextPublishAt ?? -Infinity : undefined,
+  /** The end of an operator's pause with an `until`, once its start was seen. */
+  pauseEnd: (s) => {
+    const endsAt = s.ops?.control?.pause?.endsAt;
+    return s.cfg.operations && s.ops?.pauseSeen && endsAt !== undefined ? endsAt : undefined;
+  },
+} satisfies Record<string, Rule>;
+
+/** Whether a rule's time `at` has come by `now`. */
+export function isDue(at: number | undefined, now: number): boolean {
+  return at !== undefined && now >= at;
+}

@@ -1,0 +1,238 @@
+/**
+ * What goes in and out of the forging step: the events it takes (timer ticks, I/O results,
+ * shutdown), the effects it asks the runner to perform, and the transitions telemetry turns into
+ * logs, metrics, status and Events. Plain data only.
+ *
+ * @module
+ */
+
+import type { FencePending, LeaseRecord, Observation } from "../kube/lease_store.ts";
+import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_leader.ts";
+import type { FenceOutcome } from "../kube/fence.ts";
+import type { NodeInfo, SignalFailure } from "../core/node_process.ts";
+import type { SignalReason, StopReason } from "./stop_reasons.ts";
+import type { CredentialFacts } from "../cardano/cardano_keys.ts";
+import type { CredentialCheck } from "./credential_verdict.ts";
+import type { ForgingConfirmation } from "./forging_confirmation.ts";
+import type { NodeMetricsSample } from "../node/node_metrics.ts";
+import type {
+  ForgingState,
+  HolderFacts,
+  LeaseRelease,
+  PlacedKeys,
+  WriteDecision,
+} from "./state.ts";
+
+/** Events: timer ticks, I/O results, and shutdown. Plain data only. */
+export type ForgingEvent =
+  | { kind: "tick" }
+  | { kind: "shutdown" }
+  | { kind: "socket_probed"; accepts: boolean }
+  | { kind: "lease_read"; observation: Observation }
+  | { kind: "lease_read_failed"; error: string }
+  | { kind: "lease_watched"; observation: Observation }
+  | {
+    kind: "lease_written";
+    decision: WriteDecision;
+    record: LeaseRecord;
+    sentAt: number;
+    previous?: HolderFacts;
+    fencePending?: FencePending;
+  }
+  | { kind: "lease_write_failed"; decision: WriteDecision; conflict: boolean; error: string }
+  | { kind: "lease_released"; record: LeaseRecord; clean: boolean }
+  | { kind: "lease_release_failed"; error: string }
+  | { kind: "fence_done"; term: number; previous: string; outcome: FenceResult }
+  /** The claim was answered (`error`: it failed or timed out; forging goes on). */
+  | { kind: "leader_claimed"; term: number; error?: string }
+  | { kind: "node_checked"; node: NodeInfo | undefined; accepts: boolean }
+  | { kind: "node_check_failed"; error: string }
+  | { kind: "sources_checked"; differ: boolean; problem?: string }
+  /** The rotated sources could not even be compared with the placed keys. */
+  | { kind: "sources_compare_failed"; error: string }
+  /** An effect failed outside its own result events (an adapter's bug, a best-effort write). */
+  | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
+  | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys; wallMs?: number }
+  | { kind: "credentials_checked"; facts?: CredentialFacts; error?: string; wallMs: number }
+  | { kind: "node_metrics_read"; sample?: NodeMetricsSample; error?: string }
+  | { kind: "keys_place_failed"; purpose: PlacePurpose; error: string }
+  | { kind: "keys_removed"; stop: number; ok: boolean; error?: string }
+  | {
+    kind: "signalled";
+    reason: SignalReason;
+    stop?: number;
+    pid?: number;
+    outcome: "ok" | "no_node" | SignalFailure;
+    error?: string;
+  }
+  | OpsEvent;
+
+/** How a fence ended, including the runs that needed no pod at all. */
+export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" } | {
+  proven: false;
+  why: string;
+  error: true;
+};
+
+/** Why keys are placed. */
+export type PlacePurpose = "promote" | "rotate" | "boot";
+
+/** What the runner performs, in the order given. */
+export type Effect =
+  | { kind: "probe_socket" }
+  | { kind: "read_lease"; timeoutMs: number }
+  | {
+    kind: "write_lease";
+    decision: WriteDecision;
+    deadline: number;
+    maxTimeoutMs: number;
+    /**
+     * The previous holder's facts as known when the write was decided (a watch event of our own
+     * write may arrive before its response; it must not stand in for the previous holder).
+     */
+    previous?: HolderFacts;
+    /** The fence obligation this write puts on the Lease (none: it is removed). */
+    fencePending?: FencePending;
+  }
+  | LeaseRelease
+  | {
+    kind: "start_fence";
+    term: number;
+    previousHolder: string;
+    previousPodUid?: string;
+    previousWrittenAt?: number;
+    /** Proof enough when the previous holder was our own pod (see `FenceRequest`). */
+    ownNodeStopped: boolean;
+  }
+  | { kind: "cancel_fence"; term: number }
+  | { kind: "check_node"; readyKey?: string }
+  | { kind: "check_sources" }
+  | { kind: "check_credentials" }
+  | { kind: "read_node_metrics" }
+  | { kind: "place_keys"; purpose: PlacePurpose }
+  | { kind: "remove_keys"; stop: number }
+  | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
+  /**
+   * Names this pod in the CardanoLeader status (one write, no read), before the promotion's
+   * SIGHUP: after a Lease deleted by hand under a dead sidecar, that name is all a successor has
+   * to fence (election.ts). Answered by `leader_claimed` within `timeoutMs` whatever happens; a
+   * write that fails does not stop the promotion (it is reported).
+   */
+  | { kind: "claim_leader"; term: number; timeoutMs: number }
+  | { kind: "report"; transition: Transition }
+  | OpsEffect;
+
+/** What telemetry (`telemetry.ts`) turns into logs, metrics, status and Events. */
+export type Transition =
+  | { kind: "boot_keys_placed"; changed: string[] }
+  | { kind: "waiting_for_socket" }
+  | { kind: "socket_timeout"; error: string }
+  | { kind: "standing_by"; pid?: number; nonProducing?: boolean }
+  | { kind: "lease_read_failed"; error: string }
+  | {
+    kind: "lease_write_failed";
+    operation: string;
+    conflict: boolean;
+    leading: boolean;
+    error: string;
+  }
+  | { kind: "renewed" }
+  | {
+    kind: "became_leader";
+    previous: string;
+    proofNeeded: boolean;
+    transitions: number;
+    probationSeconds?: number;
+  }
+  | { kind: "stopped_leading"; reason: StopReason }
+  | { kind: "demoted"; reason: StopReason }
+  | { kind: "stepping_aside"; reason: StopReason; why: string }
+  | { kind: "released"; clean: boolean }
+  | { kind: "release_failed"; error: string }
+  | { kind: "fence_started"; previous: string }
+  | { kind: "leader_claim_failed"; error: string }
+  | { kind: "fence_done"; outcome: FenceResult; previous: string }
+  | { kind: "forging_enabled"; placed: PlacedKeys; pid?: number }
+  | { kind: "forging_disabled"; reason: StopReason; confirmed: boolean }
+  | { kind: "forging_lost"; pid: number }
+  | { kind: "rotated"; placed: PlacedKeys }
+  | { kind: "rotation_unusable"; problem: string }
+  | { kind: "keys_remove_failed"; reason: StopReason; error: string }
+  | { kind: "signal_sent"; reason: SignalReason; pid?: number }
+  | {
+    kind: "signal_failed";
+    reason: SignalReason;
+    failure: SignalFailure;
+    pid?: number;
+    error: string;
+  }
+  | { kind: "place_failed"; purpose: PlacePurpose; error: string }
+  | { kind: "node_found"; pid: number; nonProducing: boolean }
+  | { kind: "node_gone"; pid: number }
+  | { kind: "node_restarted"; pid: number }
+  | { kind: "node_check_failed"; error: string }
+  | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
+  | { kind: "node_flag"; value: -1 | 0 | 1 }
+  | { kind: "unsafe_node"; pid: number }
+  | { kind: "credentials_judged"; check: CredentialCheck; changed: boolean }
+  | { kind: "credentials_unreadable"; error: string }
+  | {
+    kind: "forging_confirmation";
+    asked: boolean;
+    confirmation: ForgingConfirmation;
+    changed: boolean;
+  }
+  | OpsTransition;
+
+/** The operations' events. */
+export type OpsEvent =
+  /** `watched`: from the watch, not an answer to `read_control`. */
+  | { kind: "control_read"; control: ControlView; watched?: boolean }
+  | { kind: "control_read_failed"; error: string }
+  /** `watched`: from the watch, not an answer to `check_pod`. */
+  | { kind: "pod_checked"; watched?: boolean }
+  | { kind: "pod_terminating"; watched?: boolean }
+  | { kind: "pod_check_failed"; error: string };
+
+/** The operations' effects. */
+export type OpsEffect =
+  | { kind: "read_control"; timeoutMs: number }
+  | { kind: "check_pod"; timeoutMs: number }
+  | { kind: "publish_replica"; replica: ReplicaView }
+  | { kind: "report_handover"; id: string; result: HandoverResult };
+
+/** The operations' transitions (telemetry.ts). */
+export type OpsTransition =
+  | { kind: "control_read_failed"; error: string }
+  | { kind: "pause_started"; reason: string; by: string }
+  | { kind: "pause_ended" }
+  | { kind: "paused_leader"; reason: string; by: string; wasForging: boolean }
+  | { kind: "resumed_leader" }
+  | { kind: "handover_started"; id: string; to: string; by: string }
+  | { kind: "handover_done"; id: string; to: string; result: HandoverResult }
+  | { kind: "pod_terminating"; leading: boolean }
+  | { kind: "pod_check_failed"; error: string };
+
+/** The result of one step. */
+export interface Step {
+  state: ForgingState;
+  effects: Effect[];
+}
+
+const OPS_EVENTS: ReadonlySet<ForgingEvent["kind"]> = new Set([
+  "control_read",
+  "control_read_failed",
+  "pod_checked",
+  "pod_terminating",
+  "pod_check_failed",
+]);
+
+/** Whether `e` is one of the operations' events (`operations.ts` handles those). */
+export function isOpsEvent(e: ForgingEvent): e is OpsEvent {
+  return OPS_EVENTS.has(e.kind);
+}
+
+/** The effect that hands `transition` to telemetry. */
+export function report(transition: Transition): Effect {
+  return { kind: "report", transition };
+}

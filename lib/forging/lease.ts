@@ -1,0 +1,265 @@
+/**
+ * The Lease as the forging step drives it, through the election (`election.ts`): what a read, a
+ * watch event or a write's answer changes, an acquisition (straight to waiting for the node, or
+ * first the fence, carrying whom it still has to prove on every write), a lost race, the release,
+ * the fence's result, and the election's decision as time passes.
+ *
+ * @module
+ */
+
+import {
+  decide,
+  type Decision,
+  demoted,
+  needsProbation,
+  observe,
+  termDeadline,
+  writeFailed,
+  written,
+} from "./election.ts";
+import type { FencePending, LeaseRecord, Observation } from "../kube/lease_store.ts";
+import { mayForge } from "./credential_verdict.ts";
+import { type Effect, type FenceResult, type ForgingEvent, report } from "./events.ts";
+import {
+  type ForgingState,
+  type HolderFacts,
+  isForging,
+  LEADING_PHASES,
+  optional,
+  readTimeout,
+  type WriteDecision,
+} from "./state.ts";
+import { beginStop } from "./stopping.ts";
+
+/** Records a read or watch event of the Lease (and the last holder's facts, for the fence). */
+export function observed(s: ForgingState, observation: Observation, now: number): ForgingState {
+  const lastHolder = observation.kind === "present" && observation.record.holder !== ""
+    ? { podUid: observation.record.holderPodUid, writtenAt: observation.record.writtenAt }
+    : s.lastHolder;
+  return {
+    ...s,
+    election: observe(s.election, observation, now),
+    observedOnce: true,
+    ...(lastHolder !== undefined ? { lastHolder } : {}),
+  };
+}
+
+/** A write's answer: renewed, acquired (perhaps on probation), or late while on our way out. */
+export function leaseWritten(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "lease_written" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const held = s.election.term !== undefined;
+  const probation = !held && needsProbation(e.decision, s.cfg.identity);
+  const election = written(
+    s.election,
+    e.record,
+    e.sentAt,
+    now,
+    probation ? { timing: s.cfg } : undefined,
+  );
+  let next: ForgingState = {
+    ...s,
+    election,
+    leaseBusy: undefined,
+    observedOnce: true,
+    leaseCarries: e.fencePending,
+  };
+  fx.push(report({ kind: "renewed" }));
+  if (next.deferredRelease !== undefined) {
+    // The stop is done and its release waited for this answer: release the newest version.
+    fx.push({ ...next.deferredRelease, record: e.record });
+    return { ...next, deferredRelease: undefined, election: demoted(next.election, now) };
+  }
+  if (held) return next;
+  const decision: Extract<Decision, { kind: "acquire" }> = e.decision.kind === "acquire"
+    ? e.decision
+    : { kind: "acquire", record: e.record, previousHolder: "", proofNeeded: false };
+  const phase = s.phase.kind;
+  if (
+    phase === "stopping" || phase === "releasing" || phase === "done" || phase === "stepped_aside"
+  ) {
+    // A write sent before we decided to stop came back late: the term is ours, but we are on
+    // our way out. Leave it again; the release (if one is due) goes to this newer record.
+    next = { ...next, election: demoted(next.election, now) };
+    if (s.phase.kind === "stopping" && s.phase.release !== undefined) {
+      next = { ...next, phase: { ...s.phase, release: { ...s.phase.release, record: e.record } } };
+    }
+    return next;
+  }
+  return acquired(next, decision, e.record, probation, e.previous, fx);
+}
+
+function acquired(
+  s: ForgingState,
+  decision: Extract<Decision, { kind: "acquire" }>,
+  record: LeaseRecord,
+  probation: boolean,
+  previous: HolderFacts | undefined,
+  fx: Effect[],
+): ForgingState {
+  const term = s.term + 1;
+  fx.push(report({
+    kind: "became_leader",
+    previous: decision.previousHolder,
+    proofNeeded: decision.proofNeeded,
+    transitions: record.transitions,
+    ...(probation
+      ? { probationSeconds: (s.cfg.leaseDurationMs + s.cfg.acquireDelayMs) / 1000 }
+      : {}),
+  }));
+  if (!s.cfg.fence || !decision.proofNeeded) {
+    // A create with no holder known, not even from the CardanoLeader status (read with the
+    // absence, see election.ts): nobody to fence.
+    if (s.cfg.fence && decision.record === undefined && decision.previousHolder === "") {
+      fx.push(report({
+        kind: "fence_done",
+        previous: "",
+        outcome: { proven: true, how: "no_previous" },
+      }));
+    }
+    return { ...s, term, phase: { kind: "awaiting_node", term } };
+  }
+  const facts = fenceFacts(decision, previous);
+  fx.push(report({ kind: "fence_started", previous: decision.previousHolder }), {
+    kind: "start_fence",
+    term,
+    previousHolder: decision.previousHolder,
+    ...optional("previousPodUid", facts.podUid),
+    ...optional("previousWrittenAt", facts.writtenAt),
+    ownNodeStopped: s.stopConfirmed && !isForging(s),
+  });
+  // Until the proof, every write of this term tells a successor whom it still has to prove.
+  return { ...s, term, phase: { kind: "fencing", term }, owed: facts };
+}
+
+/** Whom an acquisition must prove stopped: the obligation it inherited, or the last holder. */
+function fenceFacts(
+  decision: Extract<Decision, { kind: "acquire" }>,
+  previous: HolderFacts | undefined,
+): FencePending {
+  if (decision.pending !== undefined) return decision.pending;
+  const podUid = decision.record?.holderPodUid ?? previous?.podUid;
+  const writtenAt = decision.record?.writtenAt ?? previous?.writtenAt;
+  return {
+    holder: decision.previousHolder,
+    ...(podUid !== undefined ? { podUid } : {}),
+    ...(writtenAt !== undefined ? { writtenAt } : {}),
+  };
+}
+
+/**
+ * The obligation a write carries: an acquisition that will have to fence carries it from the
+ * first write; a renew while the term still owes a proof carries it.
+ */
+function owedBy(s: ForgingState, d: WriteDecision): FencePending | undefined {
+  if (d.kind === "renew") return s.owed;
+  if (!s.cfg.fence || !d.proofNeeded) return undefined;
+  return fenceFacts(d, d.record === undefined ? s.lastHolder : undefined);
+}
+
+/** A write that failed: back off; a lost race reads the Lease again at once. */
+export function leaseWriteFailed(
+  s: ForgingState,
+  e: Extract<ForgingEvent, { kind: "lease_write_failed" }>,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const operation = e.decision.kind === "renew"
+    ? "renew"
+    : e.decision.record
+    ? "acquire"
+    : "create";
+  fx.push(report({
+    kind: "lease_write_failed",
+    operation,
+    conflict: e.conflict,
+    leading: e.decision.kind === "renew",
+    error: e.error,
+  }));
+  let next: ForgingState = { ...s, election: writeFailed(s.election, now), leaseBusy: undefined };
+  if (next.deferredRelease !== undefined) {
+    fx.push(next.deferredRelease);
+    next = { ...next, deferredRelease: undefined };
+  }
+  if (!e.conflict) return next;
+  // Lost a race: read the Lease again at once.
+  fx.push({ kind: "read_lease", timeoutMs: readTimeout(s.cfg) });
+  return { ...next, leaseBusy: { op: "read", since: now } };
+}
+
+/** After the release at shutdown (answered or failed), the process is done. */
+export function afterRelease(s: ForgingState): ForgingState {
+  return s.phase.kind === "releasing" ? { ...s, phase: { kind: "done" } } : s;
+}
+
+// ---- the fence ----------------------------------------------------------------------------
+
+/** The fence's result: proven, in this term's fencing, lets the term wait for the node. */
+export function fenceDone(s: ForgingState, term: number, outcome: FenceResult): ForgingState {
+  if (s.phase.kind !== "fencing" || s.phase.term !== term || !outcome.proven) return s;
+  // Proven: the next renew takes the obligation off the Lease, and forging waits for it.
+  const { owed: _proven, ...rest } = s;
+  return { ...rest, phase: { kind: "awaiting_node", term } };
+}
+
+// ---- as time passes -----------------------------------------------------------------------
+
+/** The election's decision now: demote at the deadline or on a lost Lease, or write when due. */
+export function settleElection(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const d = decide(s.election, now, s.cfg);
+  if (d.kind === "demote") {
+    return LEADING_PHASES.has(s.phase.kind)
+      ? beginStop(s, d.reason, { kind: "standby" }, now, fx)
+      : { ...s, election: demoted(s.election, now) };
+  }
+  if ((d.kind === "renew" || d.kind === "acquire") && s.leaseBusy === undefined && writable(s, d)) {
+    fx.push({
+      kind: "write_lease",
+      decision: d,
+      deadline: d.kind === "renew" ? d.deadline : Infinity,
+      maxTimeoutMs: d.kind === "renew"
+        ? s.cfg.renewDeadlineMs
+        : Math.min(s.cfg.renewDeadlineMs, 5000),
+      ...optional("previous", s.lastHolder),
+      ...optional("fencePending", owedBy(s, d)),
+    });
+    return { ...s, leaseBusy: { op: "write", since: now } };
+  }
+  return s;
+}
+
+/** A follower reads the Lease (when `DUE.lease` says so). */
+export function readLease(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  fx.push({ kind: "read_lease", timeoutMs: readTimeout(s.cfg) });
+  return { ...s, leaseBusy: { op: "read", since: now } };
+}
+
+/**
+ * Lease writes are not sent while a stop is under way or after shutdown began; a replica whose
+ * credentials cannot forge does not compete for the Lease (a renew is still sent: the leader
+ * steps aside through its own transition).
+ */
+function writable(s: ForgingState, d: Decision): boolean {
+  const k = s.phase.kind;
+  if (k === "stopping" || k === "releasing" || k === "retired") return false;
+  return d.kind !== "acquire" || s.credentials === undefined || mayForge(s.credentials);
+}
+
+/** Sends a renew at once (without the settled obligation), unless a write is in flight. */
+export function renewNow(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const seen = s.election.seen?.observation;
+  const deadline = termDeadline(s.election, s.cfg);
+  if (s.leaseBusy !== undefined || seen?.kind !== "present" || deadline === undefined) return s;
+  const decision: WriteDecision = { kind: "renew", record: seen.record, deadline };
+  fx.push({
+    kind: "write_lease",
+    decision,
+    deadline,
+    maxTimeoutMs: s.cfg.renewDeadlineMs,
+    ...optional("fencePending", s.owed),
+  });
+  return { ...s, leaseBusy: { op: "write", since: now } };
+}

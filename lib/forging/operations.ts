@@ -1,0 +1,283 @@
+/**
+ * Operations: the operator's pause and handover, our own Pod's deletion, and this replica's
+ * published state.
+ *
+ * With `cfg.operations`, every replica reads the CardanoLeader's spec every SLEEP_INTERVAL
+ * (`read_control`; a failed read keeps the last known value) and publishes its own state
+ * (`publish_replica`). The rules:
+ * - a pause (spec.pause, active until `until` passes) holds a leader in `paused`: keys unlinked,
+ *   node signalled, the Lease still renewed; a replica that acquires during a pause does not
+ *   promote; no term promotes before the spec was read once (a pause survives restarts);
+ * - a handover (spec.handover, a new id) ends a leader's term as a shutdown does, releasing
+ *   clean and naming the target (only that pod takes the release at once, see election.ts),
+ *   then steps aside; ids are remembered, and status.handover.id counts as handled;
+ * - our own Pod's deletion (read while leading, FENCE=pod) ends the term at once, releasing
+ *   clean to any standby, and the process never competes again (`retired`).
+ *
+ * @module
+ */
+
+import { termDeadline } from "./election.ts";
+import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_leader.ts";
+import { DUE, isDue } from "./due.ts";
+import { type Effect, type ForgingEvent, type OpsEvent, report } from "./events.ts";
+import {
+  type ForgingState,
+  holdsTerm,
+  isForging,
+  keysMoving,
+  leadsNow,
+  nodeCheckInterval,
+  type OpsState,
+  optional,
+  readTimeout,
+  withOps,
+} from "./state.ts";
+import { beginStop, stopNode } from "./stopping.ts";
+
+/** How often an unchanged replica state is published again (ms). */
+export const REPLICA_HEARTBEAT_MS = 10_000;
+
+/**
+ * The CardanoLeader and our Pod are watched (every change arrives at once); a read is the
+ * backstop for a watch gone quiet. After a watch event the next read of the CardanoLeader waits
+ * this long (our own heartbeats modify it every REPLICA_HEARTBEAT_MS, so a live watch keeps it
+ * from ever coming), after a read only SLEEP_INTERVAL. Our Pod is read this often while leading.
+ */
+export const WATCHED_READ_MS = 30_000;
+
+/** A handover request older than this when a leader first sees it is not acted on. */
+export const HANDOVER_MAX_AGE_MS = 60_000;
+
+/** Whether a pause is in force at `now` (monotonic). */
+export function pauseActive(control: ControlView | undefined, now: number): boolean {
+  const pause = control?.pause;
+  return pause !== undefined && (pause.endsAt === undefined || now < pause.endsAt);
+}
+
+/** Whether a term may promote now: the spec was read once and no pause is in force. */
+export function mayPromote(s: ForgingState, now: number): boolean {
+  if (!s.cfg.operations) return true;
+  return s.ops?.control !== undefined && !pauseActive(s.ops.control, now);
+}
+
+/** The operations' events: the CardanoLeader read or watched, our Pod read or watched. */
+export function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]): ForgingState {
+  const ops = s.ops ?? {};
+  const due = now + s.cfg.sleepIntervalMs;
+  switch (e.kind) {
+    case "control_read": {
+      if (!e.watched && ops.controlReadStale) {
+        // A watch event came after this read was sent: keep what it said.
+        return withOps(s, { ...ops, controlBusy: false, controlReadStale: false });
+      }
+      const next = e.watched
+        ? {
+          ...ops,
+          control: e.control,
+          nextControlReadAt: now + WATCHED_READ_MS,
+          controlReadStale: ops.controlBusy === true,
+        }
+        : { ...ops, control: e.control, controlBusy: false, nextControlReadAt: due };
+      return handover(withOps(s, next), e.control, now, fx);
+    }
+    case "control_read_failed":
+      fx.push(report({ kind: "control_read_failed", error: e.error }));
+      // The last known requests stay in force; with none known, there are none.
+      return withOps(s, {
+        ...ops,
+        control: ops.control ?? {},
+        controlBusy: false,
+        nextControlReadAt: due,
+      });
+    case "pod_checked":
+      return withOps(s, {
+        ...ops,
+        ...(e.watched ? {} : { podCheckBusy: false }),
+        nextPodCheckAt: now + WATCHED_READ_MS,
+      });
+    case "pod_check_failed":
+      fx.push(report({ kind: "pod_check_failed", error: e.error }));
+      return withOps(s, {
+        ...ops,
+        podCheckBusy: false,
+        nextPodCheckAt: now + nodeCheckInterval(s.cfg),
+      });
+    case "pod_terminating": {
+      const next = withOps(s, { ...ops, ...(e.watched ? {} : { podCheckBusy: false }) });
+      // Seen once is enough: a deletion is never undone.
+      return ops.podTerminating ? next : podTerminating(next, now, fx);
+    }
+  }
+}
+
+/** Results that belong to a handover in progress (its release), before the usual handling. */
+export function beforeEvent(s: ForgingState, e: ForgingEvent, fx: Effect[]): ForgingState {
+  const pending = s.ops?.pendingHandover;
+  if (pending === undefined) return s;
+  if (e.kind !== "lease_released" && e.kind !== "lease_release_failed") return s;
+  const result: HandoverResult = e.kind === "lease_release_failed"
+    ? "release_failed"
+    : e.clean
+    ? "released"
+    : "released_unclean";
+  fx.push(report({ kind: "handover_done", id: pending.id, to: pending.to, result }));
+  fx.push({ kind: "report_handover", id: pending.id, result });
+  const { pendingHandover: _done, ...ops } = s.ops!;
+  return withOps(s, ops);
+}
+
+function handover(s: ForgingState, control: ControlView, now: number, fx: Effect[]): ForgingState {
+  const h = control.handover;
+  const ops = s.ops ?? {};
+  const handled = ops.handled ?? [];
+  if (h === undefined || handled.includes(h.id) || h.id === control.handledId) return s;
+  // A clean release lets the target forge without proof; mid-fence, the previous holder's node
+  // is not proven stopped yet: act on the request once the fence is done (it is read again).
+  if (s.phase.kind === "fencing") return s;
+  let next = withOps(s, { ...ops, handled: [...handled.slice(-15), h.id] });
+  if (!holdsTerm(s)) return next;
+  const done = (result: HandoverResult): ForgingState => {
+    fx.push(report({ kind: "handover_done", id: h.id, to: h.to, result }));
+    fx.push({ kind: "report_handover", id: h.id, result });
+    return next;
+  };
+  if (h.ageMs > HANDOVER_MAX_AGE_MS) return done("stale");
+  if (h.to === s.cfg.podName) return done("already_leader");
+  fx.push(report({ kind: "handover_started", id: h.id, to: h.to, by: h.by }));
+  next = beginStop(next, "handover", { kind: "step_aside", provision: false }, now, fx, {
+    holdOffMs: 2 * s.cfg.leaseDurationMs,
+  });
+  const phase = next.phase;
+  if (phase.kind !== "stopping" || phase.release === undefined) return done("release_failed");
+  return {
+    ...next,
+    phase: {
+      ...phase,
+      release: { ...phase.release, ...optional("handoverTo", h.to || undefined) },
+    },
+    ops: { ...next.ops, pendingHandover: { id: h.id, to: h.to } },
+  };
+}
+
+/** A standby whose Pod is being deleted never competes again. */
+export function retireIfDeleted(s: ForgingState): ForgingState {
+  const k = s.phase.kind;
+  return s.ops?.podTerminating && (k === "standby" || k === "stepped_aside")
+    ? { ...s, phase: { kind: "retired" } }
+    : s;
+}
+
+function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const leading = holdsTerm(s);
+  fx.push(report({ kind: "pod_terminating", leading }));
+  const next = withOps(s, { ...s.ops, podTerminating: true });
+  const phase = next.phase;
+  if (leading) {
+    const deadline = termDeadline(next.election, next.cfg);
+    const left = (deadline ?? 0) - now;
+    return beginStop(next, "pod_terminating", { kind: "retire" }, now, fx, {
+      releaseTimeoutMs: Math.max(500, Math.min(3000, left > 0 ? left : 3000)),
+    });
+  }
+  if (phase.kind === "stopping" && phase.after.kind !== "shutdown") {
+    return { ...next, phase: { ...phase, after: { kind: "retire" } } };
+  }
+  if (phase.kind === "standby" || phase.kind === "stepped_aside") {
+    return { ...next, phase: { kind: "retired" } };
+  }
+  return next;
+}
+
+/** The time-driven part of the operations, run by `settle`. */
+export function settleRequests(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  if (!s.cfg.operations) return s;
+  if (keysMoving(s)) return rememberReason(s, now); // requests wait until the keys have moved
+  let ops: OpsState = s.ops ?? {};
+  if (isDue(DUE.control(s), now)) {
+    fx.push({ kind: "read_control", timeoutMs: readTimeout(s.cfg) });
+    ops = { ...ops, controlBusy: true };
+  }
+  if (isDue(DUE.pod(s), now)) {
+    fx.push({ kind: "check_pod", timeoutMs: readTimeout(s.cfg) });
+    ops = { ...ops, podCheckBusy: true };
+  }
+  return publish(withOps(s, ops), now, fx);
+}
+
+/** An operator's pause begins or ends: a leader is held in `paused`, or resumes. */
+export function pause(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const ops = s.ops ?? {};
+  const active = pauseActive(ops.control, now);
+  let next = s;
+  if (active !== (ops.pauseSeen ?? false)) {
+    const p = ops.control?.pause;
+    fx.push(report(
+      active && p !== undefined
+        ? { kind: "pause_started", reason: p.reason, by: p.by }
+        : { kind: "pause_ended" },
+    ));
+    next = withOps(next, { ...ops, pauseSeen: active });
+  }
+  const phase = next.phase;
+  if (
+    active && (phase.kind === "awaiting_node" || phase.kind === "promoting" ||
+      phase.kind === "forging")
+  ) {
+    const p = ops.control!.pause!;
+    const wasForging = phase.kind !== "awaiting_node";
+    fx.push(report({ kind: "paused_leader", reason: p.reason, by: p.by, wasForging }));
+    next = { ...next, phase: { kind: "paused", term: phase.term } };
+    // Keys placed (or being placed) and perhaps signalled: unlink, then SIGHUP, on the lane.
+    if (wasForging) next = stopNode(next, "paused", fx);
+    return next;
+  }
+  if (!active && phase.kind === "paused") {
+    fx.push(report({ kind: "resumed_leader" }));
+    return { ...next, phase: { kind: "awaiting_node", term: phase.term } };
+  }
+  return next;
+}
+
+/** This replica's state as `status` shows it. */
+export function replicaView(s: ForgingState, now: number): ReplicaView {
+  const phase = s.phase;
+  const reason = phase.kind === "stopping"
+    ? phase.reason
+    : phase.kind === "paused"
+    ? "paused"
+    : phase.kind === "retired"
+    ? "pod_terminating"
+    : s.ops?.lastReason ?? "";
+  return {
+    phase: phase.kind,
+    leader: leadsNow(s, now),
+    forging: isForging(s),
+    nodeFound: s.node.kind === "present",
+    fence: !s.cfg.fence ? "off" : phase.kind === "fencing" ? "proving" : "idle",
+    reason,
+  };
+}
+
+/** Keeps the reason of the last stop, which the published state shows after it. */
+function rememberReason(s: ForgingState, now: number): ForgingState {
+  const reason = replicaView(s, now).reason;
+  const ops = s.ops ?? {};
+  return reason === ops.lastReason ? s : withOps(s, { ...ops, lastReason: reason });
+}
+
+function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const view = replicaView(s, now);
+  const key = JSON.stringify(view);
+  const ops = s.ops ?? {};
+  if (key === ops.published && !isDue(DUE.publish(s), now)) return rememberReason(s, now);
+  fx.push({ kind: "publish_replica", replica: view });
+  return withOps(s, {
+    ...ops,
+    published: key,
+    // A change is published at once; an unchanged state only as a heartbeat, well within the
+    // 30 s after which `forge-manager status` calls an entry stale.
+    nextPublishAt: now + Math.max(s.cfg.sleepIntervalMs, REPLICA_HEARTBEAT_MS),
+    lastReason: view.reason,
+  });
+}
