@@ -1,9 +1,9 @@
 /**
  * Splits the test files under tests/ into the unit set (`deno task test:unit`: no control plane,
- * no root, no sidecar processes) and the integration set, by what each file needs, read from its
- * local module graph: a file that reaches one of {@linkcode INTEGRATION_NEEDS} is an integration
- * test, every other one is a unit test. No list to maintain: a new test file lands in the right
- * set by what it imports. `deno task test` runs both.
+ * no built tool, no root, no sidecar processes) and the integration set, by what each file needs,
+ * read from its local module graph: a file that reaches one of {@linkcode INTEGRATION_NEEDS} is an
+ * integration test, every other one is a unit test. No list to maintain: a new test file lands in
+ * the right set by what it imports. `deno task test` runs both.
  *
  *     deno run --allow-read tools/test_sets.ts unit|integration   # the set's files, one a line
  *
@@ -20,6 +20,8 @@ const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "
 export const INTEGRATION_NEEDS: Readonly<Record<string, string>> = {
   "tests/support/control_plane.ts": "the control plane (etcd and kube-apiserver)",
   "tests/support/pod.ts": "sidecar processes in pods of their own (root: unshare, nsenter)",
+  "tests/support/built_tools.ts":
+    "a tool built from Go modules (promtool, Prometheus, kubectl): minutes on a fresh machine",
 };
 
 /** The two sets, paths relative to the repository root, sorted. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { isTestFile, testSets } from "../../tools/test_sets.ts";
 
-Deno.test("a test file is integration when any module it imports reaches the control plane or the pods", async () => {
+Deno.test("a test file is integration when any module it imports reaches the control plane, a built tool or the pods", async () => {
   await using tmp = await tempRepo({
     "tests/pure_test.ts": 'import { exists } from "./support/fs.ts";\n',
     "tests/support/fs.ts": "export const exists = 1;\n",
@@ -15,12 +15,15 @@ Deno.test("a test file is integration when any module it imports reaches the con
     "tests/support/control_plane.ts": 'import "npm:left-alone@1";\n',
     "tests/support/pods_test.ts": 'import { startPod } from "./pod.ts";\n',
     "tests/support/pod.ts": "export const startPod = 1;\n",
+    "tests/rules_test.ts": 'import { builtTool } from "./support/built_tools.ts";\n',
+    "tests/support/built_tools.ts": "export const builtTool = 1;\n",
     "tests/README.md": "not a test\n",
   });
   const sets = await testSets(tmp.path);
   assert.deepEqual(sets.unit, ["tests/pure_test.ts"]);
   assert.deepEqual(sets.integration, [
     { file: "tests/indirect_test.ts", needs: ["tests/support/control_plane.ts"] },
+    { file: "tests/rules_test.ts", needs: ["tests/support/built_tools.ts"] },
     { file: "tests/support/pods_test.ts", needs: ["tests/support/pod.ts"] },
   ]);
 });
@@ -36,6 +39,8 @@ Deno.test("every test file of the repository is in exactly one set", async () =>
     assert.ok(integration.includes(fault), `${fault} needs the control plane`);
   }
   assert.ok(integration.includes("tests/runtime/forge_manager_integration_test.ts"));
+  // promtool is built from Go modules (minutes on a fresh machine): not in the unit set.
+  assert.ok(integration.includes("tests/manifests/prometheus_rules_test.ts"));
 });
 
 Deno.test("test files are named as deno test finds them", () => {
