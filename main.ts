@@ -23,7 +23,7 @@ import { COMMANDS } from "./lib/core/cli/commands.ts";
 import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/core/config.ts";
 import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "./lib/core/sandbox_grants.ts";
 import { ProcNodeProcess } from "./lib/core/proc.ts";
-import { newIdentity } from "./lib/core/identity.ts";
+import { newIdentity } from "./lib/base/identity.ts";
 import { createLogger, errorText } from "./lib/base/log.ts";
 import type { CoreReply, CoreRequest } from "./lib/core/node_process.ts";
 import { SignalError } from "./lib/core/node_process.ts";

@@ -48,7 +48,7 @@
  */
 
 import type { FencePending, LeaseRecord, Observation } from "../kube/lease_store.ts";
-import { podOf } from "../core/identity.ts";
+import { podOf } from "../base/identity.ts";
 import type { ElectionStopReason } from "./stop_reasons.ts";
 
 /** Timing parameters, in milliseconds (see `Config`). */

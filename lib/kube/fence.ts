@@ -26,7 +26,7 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import { podOf } from "../core/identity.ts";
+import { podOf } from "../base/identity.ts";
 import type { FencePending } from "./lease_store.ts";
 import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 

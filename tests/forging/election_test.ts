@@ -14,7 +14,7 @@ import {
   writeFailed,
   written,
 } from "../../lib/forging/election.ts";
-import { newIdentity, podOf } from "../../lib/core/identity.ts";
+import { newIdentity, podOf } from "../../lib/base/identity.ts";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import {
   ACQUIRE_PATHS,
