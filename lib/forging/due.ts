@@ -2,7 +2,8 @@
  * When each time-driven rule of the step is next due (monotonic ms), or undefined while it is not
  * (its request in flight, not configured, not in this phase). `settle` (`step.ts`) acts on a
  * rule whose time has come; `nextWake` wakes the loop at the earliest of them. Each rule is
- * written once, here, so the two cannot disagree. An undefined `next...At` is due at once.
+ * written once, here, so the two cannot disagree. An undefined `next...At` is due at once. While
+ * starting only the socket's rule runs; once done, none.
  *
  * @module
  */
@@ -11,9 +12,14 @@ import { type ForgingState, holdsTerm, keysMoving } from "./state.ts";
 
 type Rule = (s: ForgingState) => number | undefined;
 
+/** Whether the start-up is over and the process not done: every rule but the socket's. */
+function running(s: ForgingState): boolean {
+  return s.phase.kind !== "starting" && s.phase.kind !== "done";
+}
+
 /** Whether the operations' requests run now: configured, and no keys moving. */
 function requestsRun(s: ForgingState): boolean {
-  return s.cfg.operations === true && !keysMoving(s);
+  return running(s) && s.cfg.operations === true && !keysMoving(s);
 }
 
 /** Every time-driven rule, by name. */
@@ -25,16 +31,18 @@ export const DUE = {
   },
   /** A follower's read of the Lease (a leader learns from its own writes' answers). */
   lease: (s) =>
-    s.election.term === undefined && s.leaseBusy === undefined && !keysMoving(s)
+    running(s) && s.election.term === undefined && s.leaseBusy === undefined && !keysMoving(s)
       ? s.nextPollAt
       : undefined,
   /** Looking for the node (and, while forging, comparing the sources of a rotation). */
-  node: (s) => s.nodeCheckBusy ? undefined : s.nextNodeCheckAt,
+  node: (s) => running(s) && !s.nodeCheckBusy ? s.nextNodeCheckAt : undefined,
   /** Judging the source credentials again (the KES window moves with time). */
   credentials: (s) =>
-    s.cfg.kesTiming !== undefined && !s.credentialCheckBusy ? s.nextCredentialCheckAt : undefined,
+    running(s) && s.cfg.kesTiming !== undefined && !s.credentialCheckBusy
+      ? s.nextCredentialCheckAt
+      : undefined,
   /** Reading the node's metrics (its own account of forging). */
-  metrics: (s) => s.cfg.nodeMetrics && !s.metricsBusy ? s.nextMetricsAt : undefined,
+  metrics: (s) => running(s) && s.cfg.nodeMetrics && !s.metricsBusy ? s.nextMetricsAt : undefined,
   /** The end of stepping aside. */
   aside: (s) => s.phase.kind === "stepped_aside" ? s.phase.until : undefined,
   /** Reading the CardanoLeader's spec (the operator's requests). */
@@ -53,7 +61,9 @@ export const DUE = {
   /** The end of an operator's pause with an `until`, once its start was seen. */
   pauseEnd: (s) => {
     const endsAt = s.ops?.control?.pause?.endsAt;
-    return s.cfg.operations && s.ops?.pauseSeen && endsAt !== undefined ? endsAt : undefined;
+    return running(s) && s.cfg.operations && s.ops?.pauseSeen && endsAt !== undefined
+      ? endsAt
+      : undefined;
   },
 } satisfies Record<string, Rule>;
 

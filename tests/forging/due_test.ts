@@ -1,0 +1,277 @@
+/**
+ * lib/forging/due.ts: the step's time-driven rules are written once, and `settle` and `nextWake`
+ * agree on them. A property over random runs of the real step (fast-check): a driver answers the
+ * step's own effects (in any order, with any outcome), advances time, and injects what the world
+ * sends unasked (Lease watch events, operator requests, our Pod's deletion, shutdown). After every
+ * step, no rule is left due (settle acted on each one whose time had come), and the next wake-up
+ * lies in the future but no later than any rule's time, so the loop neither misses nor oversleeps
+ * a rule, nor spins.
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { ControlView } from "../../lib/kube/cardano_leader.ts";
+import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
+import type { NodeInfo } from "../../lib/core/node_process.ts";
+import { MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
+import { DUE, isDue } from "../../lib/forging/due.ts";
+import type { Effect, ForgingEvent } from "../../lib/forging/events.ts";
+import type { ForgingConfig, ForgingState } from "../../lib/forging/state.ts";
+import { nextWake, start, step } from "../../lib/forging/step.ts";
+
+const ME = "producer-0_me";
+const NODES: (NodeInfo | undefined)[] = [
+  { pid: 42, startTicks: 7, nonProducing: true },
+  { pid: 43, startTicks: 9, nonProducing: true },
+  { pid: 44, startTicks: 11, nonProducing: false },
+  undefined,
+];
+const FACTS = {
+  issueCounter: 3,
+  kesStartPeriod: 1000,
+  hotKeyId: "ab12cd34",
+  poolId: "00".repeat(28),
+  signatureValid: true,
+  vrfKeyConsistent: true,
+};
+const WALL = Date.parse("2026-12-01T00:00:00Z");
+
+/** One thing that happens to the sidecar. */
+type Action =
+  | { kind: "answer"; pick: number; variant: number }
+  | { kind: "wait"; ms: number }
+  | { kind: "watch"; holder: number; rv: number }
+  | { kind: "control"; variant: number }
+  | { kind: "pod_terminating" }
+  | { kind: "shutdown" };
+
+const action: fc.Arbitrary<Action> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant("answer" as const),
+      pick: fc.nat(),
+      variant: fc.nat(7),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant("wait" as const),
+      ms: fc.integer({ min: 1, max: 20_000 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("watch" as const),
+      holder: fc.nat(3),
+      rv: fc.nat(50),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("control" as const), variant: fc.nat(3) }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: "pod_terminating" as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: "shutdown" as const }) },
+);
+
+const config: fc.Arbitrary<ForgingConfig> = fc.record({
+  fence: fc.boolean(),
+  startAsNonProducing: fc.boolean(),
+  socketCheck: fc.boolean(),
+  operations: fc.boolean(),
+  nodeMetrics: fc.boolean(),
+  kes: fc.boolean(),
+}).map(({ kes, ...flags }) => ({
+  identity: ME,
+  podName: "producer-0",
+  socketWaitTimeoutMs: 30_000,
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+  acquireDelayMs: 2_000,
+  sleepIntervalMs: 5_000,
+  ...flags,
+  ...(kes ? { kesTiming: MAINNET_KES_TIMING } : {}),
+}));
+
+function record(holder: string, rv: number, extra: Partial<LeaseRecord> = {}): LeaseRecord {
+  return { holder, durationMs: 15_000, transitions: 1, resourceVersion: String(rv), ...extra };
+}
+
+const HOLDERS = ["producer-1_other", "", ME, "producer-2_third"];
+
+function observation(holder: number, rv: number): Observation {
+  const who = HOLDERS[holder % HOLDERS.length]!;
+  if (holder === 3 && rv % 5 === 0) return { kind: "absent" };
+  return { kind: "present", record: record(who, rv, who === "" ? { releasedBy: HOLDERS[0] } : {}) };
+}
+
+function controlView(variant: number, now: number): ControlView {
+  switch (variant) {
+    case 0:
+      return {};
+    case 1:
+      return { pause: { reason: "upgrade", by: "alice", endsAt: now + 7_000 } };
+    case 2:
+      return { handover: { id: `h${now}`, to: "", by: "bob", ageMs: 0 } };
+    default:
+      return { pause: { reason: "x", by: "a" }, handledId: "h0" };
+  }
+}
+
+/** The event that answers `e`, `variant` choosing among its outcomes; undefined: no answer. */
+function answer(e: Effect, variant: number, now: number, rv: number): ForgingEvent | undefined {
+  const ok = variant % 4 !== 3;
+  switch (e.kind) {
+    case "probe_socket":
+      return { kind: "socket_probed", accepts: ok };
+    case "read_lease":
+      return ok
+        ? { kind: "lease_read", observation: observation(variant, rv) }
+        : { kind: "lease_read_failed", error: "timeout" };
+    case "write_lease":
+      return ok
+        ? { kind: "lease_written", decision: e.decision, record: record(ME, rv), sentAt: now }
+        : { kind: "lease_write_failed", decision: e.decision, conflict: variant > 4, error: "x" };
+    case "release_lease":
+      return ok
+        ? { kind: "lease_released", record: record("", rv), clean: e.clean }
+        : { kind: "lease_release_failed", error: "x" };
+    case "start_fence":
+      return {
+        kind: "fence_done",
+        term: e.term,
+        previous: e.previousHolder,
+        outcome: ok ? { proven: true, how: "pod_gone" } : { proven: false, why: "x" },
+      };
+    case "claim_leader":
+      return { kind: "leader_claimed", term: e.term, ...(ok ? {} : { error: "x" }) };
+    case "check_node":
+      return { kind: "node_checked", node: NODES[variant % NODES.length], accepts: ok };
+    case "check_sources":
+      return { kind: "sources_checked", differ: variant > 3, ...(ok ? {} : { problem: "x" }) };
+    case "check_credentials":
+      return ok
+        ? { kind: "credentials_checked", facts: FACTS, wallMs: WALL + now }
+        : { kind: "credentials_checked", error: "x", wallMs: WALL + now };
+    case "read_node_metrics":
+      return ok
+        ? { kind: "node_metrics_read", sample: { atMs: now, forgingEnabled: variant % 2 } }
+        : { kind: "node_metrics_read", error: "x" };
+    case "place_keys":
+      return ok
+        ? {
+          kind: "keys_placed",
+          purpose: e.purpose,
+          placed: { changed: ["kes"], facts: FACTS },
+          wallMs: WALL + now,
+        }
+        : { kind: "keys_place_failed", purpose: e.purpose, error: "x" };
+    case "remove_keys":
+      return { kind: "keys_removed", stop: e.stop, ok };
+    case "signal":
+      return {
+        kind: "signalled",
+        reason: e.reason,
+        ...(e.stop !== undefined ? { stop: e.stop } : {}),
+        pid: 42,
+        outcome: ok ? "ok" : variant > 4 ? "not_found" : "refused",
+      };
+    case "read_control":
+      return ok
+        ? { kind: "control_read", control: controlView(variant, now) }
+        : { kind: "control_read_failed", error: "x" };
+    case "check_pod":
+      return ok ? { kind: "pod_checked" } : { kind: "pod_check_failed", error: "x" };
+    default:
+      return undefined; // reports, publishing, cancelling a fence: nothing comes back
+  }
+}
+
+/** What must hold after every step. */
+function checkSettled(state: ForgingState, now: number, after: string): void {
+  for (const [name, rule] of Object.entries(DUE)) {
+    assert.ok(!isDue(rule(state), now), `rule ${name} left due at ${now} after ${after}`);
+  }
+  const wake = nextWake(state, now);
+  assert.ok(wake === undefined || wake > now, `next wake ${wake} not after ${now} (${after})`);
+  for (const [name, rule] of Object.entries(DUE)) {
+    const at = rule(state);
+    if (at === undefined) continue;
+    assert.ok(wake !== undefined && wake <= at, `next wake ${wake} is after rule ${name} (${at})`);
+  }
+}
+
+Deno.test("after every step no time-driven rule is left due, and the loop wakes in time for each", () => {
+  fc.assert(
+    fc.property(config, fc.array(action, { maxLength: 120 }), (cfg, actions) => {
+      let now = 1_000;
+      let rv = 100;
+      let { state, effects } = start(cfg, now);
+      const pending: Effect[] = [...effects];
+      checkSettled(state, now, "start");
+      for (const a of actions) {
+        if (state.phase.kind === "done") break;
+        let event: ForgingEvent | undefined;
+        switch (a.kind) {
+          case "answer": {
+            if (pending.length === 0) continue;
+            const [effect] = pending.splice(a.pick % pending.length, 1);
+            event = answer(effect!, a.variant, now, ++rv);
+            break;
+          }
+          case "wait": {
+            // The loop wakes at nextWake (or the event comes first): never later.
+            const wake = nextWake(state, now);
+            now = wake === undefined ? now + a.ms : Math.min(now + a.ms, wake);
+            event = { kind: "tick" };
+            break;
+          }
+          case "watch":
+            event = { kind: "lease_watched", observation: observation(a.holder, a.rv + rv) };
+            break;
+          case "control":
+            event = { kind: "control_read", control: controlView(a.variant, now), watched: true };
+            break;
+          case "pod_terminating":
+            event = { kind: "pod_terminating", watched: true };
+            break;
+          case "shutdown":
+            event = { kind: "shutdown" };
+            break;
+        }
+        if (event === undefined) continue;
+        ({ state, effects } = step(state, event, now));
+        pending.push(...effects);
+        checkSettled(state, now, event.kind);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("the rules follow the state: a request in flight is never due, a finished one is", () => {
+  const cfg: ForgingConfig = {
+    identity: ME,
+    podName: "producer-0",
+    fence: false,
+    startAsNonProducing: false,
+    socketCheck: false,
+    socketWaitTimeoutMs: 5_000,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    acquireDelayMs: 2_000,
+    sleepIntervalMs: 5_000,
+    operations: true,
+  };
+  const { state } = start(cfg, 1_000);
+  assert.equal(DUE.node(state), undefined, "the first node check is in flight");
+  const checked = step(state, { kind: "node_checked", node: NODES[0], accepts: true }, 1_100).state;
+  assert.equal(DUE.node(checked), 1_100 + 2_000, "the next check, one interval later");
+  assert.equal(DUE.lease(checked), undefined, "no read while the startup stop moves keys");
+  assert.equal(DUE.control(checked), undefined, "no request while keys move");
+});
