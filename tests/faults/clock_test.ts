@@ -92,6 +92,9 @@ faultTest("fault suite 6: one replica's wall clock far off", {
       assert.deepEqual(seen, [first], "the skewed leader keeps its term");
       assert.equal((await c.readLease())?.spec?.leaseTransitions, transitions);
       const faultAt = nowMs();
+      // An unplanned death: the sidecar goes first, so it cannot see its Pod's deletion (it
+      // watches it) and hand over cleanly; the kubelet then kills the node with the Pod.
+      c.current(first).pod.signalSidecar("SIGKILL");
       await c.deletePod(first);
       const next = await c.waitSingleForger(30_000, [first]);
       const f1 = await c.figures(faultAt, first);
@@ -113,6 +116,7 @@ faultTest("fault suite 6: one replica's wall clock far off", {
       // Now the skewed replica is a standby, the other skewed one maybe too.
       const leader = await c.waitSingleForger(10_000);
       const faultAt2 = nowMs();
+      c.current(leader).pod.signalSidecar("SIGKILL"); // unplanned, as above
       await c.deletePod(leader);
       const next2 = await c.waitSingleForger(30_000, [leader]);
       const f2 = await c.figures(faultAt2, leader);
