@@ -6,7 +6,11 @@
  * - unplanned failover: the leader's whole pod is killed, until another node forges; a fresh pod
  *   replaces it;
  * - steady state: resident memory and CPU of each sidecar process, and Kubernetes API requests
- *   per second per replica (from forge_manager_api_requests_total).
+ *   per second per replica (from forge_manager_api_requests_total);
+ * - memory under the shipped limit: each sidecar runs in a memory cgroup of its own with the
+ *   StatefulSet's `limits.memory` (tools/memory_cgroup.ts, root only), from its first instruction:
+ *   the peak during start-up, during the planned handovers (restarts included) and in the steady
+ *   state, the anonymous memory at rest, and any OOM kill. The shipped resources rest on these.
  * Overlap (ms during which more than one node forged) is computed over the whole run from the
  * simulated nodes' own records. Each planned handover also gets a timeline (SIGTERM received,
  * old node disabled, SIGHUP sent, release written, standby saw it, acquire written, SIGHUP sent,
@@ -33,6 +37,8 @@ import { sleep } from "../tests/support/wait.ts";
 import { benchCluster } from "./bench_cluster.ts";
 import { readForgingRecords } from "../tests/support/forging_log.ts";
 import { type HandoverTimeline, handoverTimeline } from "./handover_timeline.ts";
+import { type MemoryCgroup, type MemoryReading } from "./memory_cgroup.ts";
+import { memoryFigures, type MemoryPhase, sidecarCgroup, sidecarLimit } from "./bench_memory.ts";
 import {
   apiRequestsByOperation,
   loadAverage,
@@ -104,21 +110,40 @@ console.log(
 const namespace = "cardano-bench";
 const credentials = makeCredentialSet();
 const everyPod: Pod[] = [];
+const limit = await sidecarLimit();
+const cgroups = new Map<Pod, MemoryCgroup>();
+const memory: Record<MemoryPhase, Record<string, MemoryReading>> = {
+  "start-up": {},
+  handovers: {},
+  steady: {},
+};
+/** Reads the cgroups of `pods` into `phase`, then starts new peaks. */
+const memoryPhase = async (phase: MemoryPhase, pods: Pod[]) => {
+  for (const pod of pods) {
+    const cg = cgroups.get(pod);
+    if (cg === undefined) continue;
+    memory[phase][pod.name] = await cg.read();
+    await cg.resetPeak();
+  }
+};
 let generation = 0;
 try {
   const kubeconfig = await installForgeManager(cp, namespace);
   const newPod = async (slot: number) => {
     const name = `bench-${slot}`;
     const folder = `${name}-${generation++}`;
+    const cgroup = await sidecarCgroup(`forge-manager-bench-${folder}`, limit.bytes);
     const pod = await startPod({
       name,
       dir: `${root}/${folder}`,
       ...(shm !== undefined ? { ipc: `${shm}/${folder}` } : {}),
+      ...(cgroup !== undefined ? { sidecarCgroupProcs: cgroup.procsFile } : {}),
       credentials,
       // debug: "sent SIGHUP" and "lease watch event" carry the timeline's steps.
       env: { NAMESPACE: namespace, KUBECONFIG: kubeconfig, LOG_LEVEL: "debug", ...timing },
     });
     everyPod.push(pod);
+    if (cgroup !== undefined) cgroups.set(pod, cgroup);
     return pod;
   };
   const live: Pod[] = [];
@@ -131,6 +156,7 @@ try {
   const firstEnable = (await readForgingRecords(live.map((p) => p.record)))
     .filter((r) => r.event === "enable").map((r) => r.t).sort((a, b) => a - b)[0];
   const firstForgerMs = firstEnable === undefined ? NaN : firstEnable - deployedAt;
+  await memoryPhase("start-up", live);
 
   const handovers: number[] = [];
   const timelines: HandoverTimeline[] = [];
@@ -161,6 +187,7 @@ try {
     await sleep(3000); // let it join as a standby
     leader = next;
   }
+  await memoryPhase("handovers", live);
 
   const failovers: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -216,6 +243,9 @@ try {
     };
   }));
   const overlapMs = totalOverlapMs(await intervalsOf(everyPod));
+  await memoryPhase("steady", live);
+  const oomKills = (await Promise.all([...cgroups.values()].map((cg) => cg.read())))
+    .reduce((n, r) => n + r.oomKills, 0);
 
   const result = {
     date: new Date().toISOString(),
@@ -232,6 +262,7 @@ try {
     steadySeconds: seconds,
     steady,
     firstForgerMs,
+    memory: { limit: limit.quantity, cgroups: cgroups.size > 0, phases: memory, oomKills },
     targets: { ...TARGETS, failoverMaxMs: (leaseSeconds + 2) * 1000 },
     before: BEFORE,
   };
@@ -306,9 +337,11 @@ try {
   for (const s of steady) console.log(`  ${s.pod.padEnd(10)} ${s.apiRequestsByOperation}`);
   console.log("CPU (% of a core) and wake-ups per second by thread (README: where idle CPU goes):");
   for (const s of steady) console.log(`  ${s.pod.padEnd(10)} ${s.threads}`);
+  console.log(memoryFigures(limit, cgroups.size > 0, memory, oomKills));
   console.log(`\nfigures written to ${out}`);
 } finally {
   await Promise.all(everyPod.map((p) => p.kill()));
+  await Promise.all([...cgroups.values()].map((cg) => cg.remove()));
   await cp.stop();
   if (shm !== undefined) await new Deno.Command("umount", { args: [shm] }).output().catch(() => {});
   // BENCH_KEEP=1 keeps the pods' folders (sidecar logs, forging records) for a closer look.

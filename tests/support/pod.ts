@@ -43,6 +43,12 @@ export interface PodOptions {
    * shipped StatefulSet mounts it as tmpfs (an emptyDir with `medium: Memory`).
    */
   ipc?: string;
+  /**
+   * A memory cgroup's `cgroup.procs` file: the sidecar joins it as it starts (every start), so its
+   * whole life is charged there, as a container's is under `limits.memory`
+   * (tools/memory_cgroup.ts).
+   */
+  sidecarCgroupProcs?: string;
 }
 
 /** The `--v8-flags` value of deno.json's `start` task ("" when it has none). */
@@ -171,6 +177,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     metricsPort,
     nodeFirst: opts.nodeFirst ?? false,
     v8Flags: opts.v8Flags ?? shippedV8Flags(),
+    ...(opts.sidecarCgroupProcs !== undefined ? { cgroupProcs: opts.sidecarCgroupProcs } : {}),
     ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
     node: {
       ...target,

@@ -37,6 +37,8 @@ interface PodSpec {
   serviceAccount?: { token: string; ca: string; namespace: string };
   /** The sidecar's `--v8-flags` value ("" for none). */
   v8Flags: string;
+  /** A memory cgroup's `cgroup.procs`: the sidecar joins it before it execs (all its life). */
+  cgroupProcs?: string;
 }
 
 const spec = JSON.parse(Deno.args[0]!) as PodSpec;
@@ -64,16 +66,22 @@ let node: SimNode | undefined;
 
 async function startSidecar(): Promise<void> {
   const log = await Deno.open(spec.sidecarLog, { append: true, create: true, write: true });
-  sidecar = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-P=forge-manager",
-      "--no-prompt",
-      ...(spec.v8Flags === "" ? [] : [`--v8-flags=${spec.v8Flags}`]),
-      "--config",
-      `${spec.repo}/deno.json`,
-      `${spec.repo}/main.ts`,
-    ],
+  const command = [
+    Deno.execPath(),
+    "run",
+    "-P=forge-manager",
+    "--no-prompt",
+    ...(spec.v8Flags === "" ? [] : [`--v8-flags=${spec.v8Flags}`]),
+    "--config",
+    `${spec.repo}/deno.json`,
+    `${spec.repo}/main.ts`,
+  ];
+  // In a memory cgroup: the shell joins it, then execs the sidecar (same PID, charged from start).
+  const [program, ...args] = spec.cgroupProcs === undefined
+    ? command
+    : ["sh", "-c", 'echo $$ > "$0" && exec "$@"', spec.cgroupProcs, ...command];
+  sidecar = new Deno.Command(program!, {
+    args,
     env: spec.env,
     clearEnv: true,
     stdin: "null",
