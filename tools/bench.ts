@@ -18,9 +18,12 @@
  * beside the targets (issue 12) and writes the figures as JSON. CPU figures print the load
  * average beside them: on a busy machine they are noisy.
  *
- * Usage: deno task bench [--rounds N] [--steady SECONDS] [--fast] [--out FILE]
+ * Usage: deno task bench [--rounds N] [--steady SECONDS] [--fast] [--memory-limit Q] [--out FILE]
  *        deno task bench --cluster [--rounds N] [--out FILE]
  *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
+ *   --memory-limit: the sidecars' cgroup limit (default: the StatefulSet's limits.memory; `none`
+ *   runs them without a cgroup, as before the memory figures existed, for a like-for-like time
+ *   comparison: near its limit the kernel reclaims the sidecar's file pages, which slows it).
  *   --cluster runs instead the operator's steps on the dummy example under the real StatefulSet
  *   controller (tools/bench_cluster.ts): rows for pod deletion, rolling restart, scale and a
  *   node that stops reporting; each round is one fresh cluster (about 2.5 min).
@@ -68,6 +71,7 @@ const { values } = parseArgs({
     fast: { type: "boolean", default: false },
     out: { type: "string" },
     cluster: { type: "boolean", default: false },
+    "memory-limit": { type: "string" },
   },
 });
 if (values.cluster) {
@@ -110,7 +114,7 @@ console.log(
 const namespace = "cardano-bench";
 const credentials = makeCredentialSet();
 const everyPod: Pod[] = [];
-const limit = await sidecarLimit();
+const limit = await sidecarLimit(values["memory-limit"]);
 const cgroups = new Map<Pod, MemoryCgroup>();
 const memory: Record<MemoryPhase, Record<string, MemoryReading>> = {
   "start-up": {},
@@ -132,7 +136,9 @@ try {
   const newPod = async (slot: number) => {
     const name = `bench-${slot}`;
     const folder = `${name}-${generation++}`;
-    const cgroup = await sidecarCgroup(`forge-manager-bench-${folder}`, limit.bytes);
+    const cgroup = limit.bytes === 0
+      ? undefined
+      : await sidecarCgroup(`forge-manager-bench-${folder}`, limit.bytes);
     const pod = await startPod({
       name,
       dir: `${root}/${folder}`,

@@ -13,10 +13,18 @@ import { MemoryCgroup, memoryQuantityBytes, type MemoryReading } from "./memory_
 /** The phases whose peaks are read apart. */
 export type MemoryPhase = "start-up" | "handovers" | "steady";
 
-/** The shipped limit of a container of manifests/statefulset.yaml (default: forge-manager's). */
+/**
+ * The sidecar's memory limit: `override` (a quantity, or `none` for no cgroup: 0 bytes), else the
+ * shipped limit of the forge-manager container in manifests/statefulset.yaml.
+ */
 export async function sidecarLimit(
+  override?: string,
   container = "forge-manager",
 ): Promise<{ quantity: string; bytes: number; requests: string }> {
+  if (override === "none") return { quantity: "none", bytes: 0, requests: "(none)" };
+  if (override !== undefined) {
+    return { quantity: override, bytes: memoryQuantityBytes(override), requests: "(not shipped)" };
+  }
   const path = new URL("../manifests/statefulset.yaml", import.meta.url);
   const [sts] = parseYaml(await Deno.readTextFile(path)) as [
     {
