@@ -318,9 +318,10 @@ Deno.test("the pods are hardened and forge-manager runs as a native sidecar that
         capabilities: { drop: ["ALL"] },
       }, c.name);
     }
-    // Below 64 MiB in use; the limit leaves headroom.
-    assert.equal(sidecar.resources.requests.memory, "64Mi");
-    assert.equal(sidecar.resources.limits.memory, "128Mi");
+    // As measured by the benchmark (README "Measured"): the request holds the memory at rest, the
+    // limit keeps real headroom over the peak.
+    assert.equal(sidecar.resources.requests.memory, "128Mi");
+    assert.equal(sidecar.resources.limits.memory, "192Mi");
 
     const volume = (name: string) => spec.volumes.find((v) => v.name === name);
     assert.deepEqual(volume("forging-keys")?.secret, {
