@@ -21,6 +21,11 @@ import {
 } from "./lib/core/cli/command.ts";
 import { COMMANDS } from "./lib/core/cli/commands.ts";
 import { type Config, CONFIG_DEFAULTS, ConfigError, parseConfig } from "./lib/core/config.ts";
+import { systemClock } from "./lib/base/clock.ts";
+import { removeKeysAndSignal } from "./lib/core/fail_safe.ts";
+import { runGuard } from "./lib/core/guard.ts";
+import { GUARD_VARIABLES, parseGuardConfig } from "./lib/core/guard_config.ts";
+import { GuardLink } from "./lib/core/guard_link.ts";
 import { inClusterApi, sandboxGrants, SERVICE_ACCOUNT_DIR } from "./lib/core/sandbox_grants.ts";
 import { ProcNodeProcess } from "./lib/core/proc.ts";
 import { newIdentity } from "./lib/base/identity.ts";
@@ -41,6 +46,7 @@ Runs beside cardano-node; elects one block producer through a Kubernetes Lease a
 the leader's node the forging keys (KES key, VRF key, operational certificate).
 
 Usage: forge-manager [--help | --version]      run the sidecar
+       forge-manager guard                    run the guard beside the node (see README)
        forge-manager COMMAND [--help] ...     run an operator command
 
 Commands:
@@ -48,7 +54,8 @@ ${Object.values(COMMANDS).map((c) => `  ${c.name.padEnd(24)} ${c.summary}`).join
 
 Configuration is read from environment variables (defaults in brackets):
 ${Object.entries(CONFIG_DEFAULTS).map(([k, v]) => `  ${k.padEnd(24)} [${v}]`).join("\n")}
-See README.md for what each one means. Signals: SIGTERM/SIGINT hand over leadership and exit.`;
+See README.md for what each one means. Signals: SIGTERM/SIGINT hand over leadership and exit.
+The guard reads ${GUARD_VARIABLES.join(", ")}.`;
 
 function spawnWorker(permissions: Deno.PermissionOptionsObject): Worker {
   return new Worker(WORKER_URL, { type: "module", deno: { permissions } });
@@ -97,22 +104,40 @@ async function failSafe(
   node: ProcNodeProcess,
   log: ReturnType<typeof createLogger>,
 ) {
-  for (const { target } of Object.values(config.credentials)) {
-    try {
-      await Deno.remove(target);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) {
-        log.error("fail-safe: cannot remove", { path: target, err });
-      }
+  const targets = Object.values(config.credentials).map((c) => c.target);
+  const { ok, ...result } = await removeKeysAndSignal(targets, node);
+  if (ok) log.warn("fail-safe: keys removed and node signalled by the core", { ...result });
+  else log.error("fail-safe: could not fully stop the node", { ...result });
+}
+
+/** `forge-manager guard`: the guard process (lib/core/guard.ts), until SIGTERM or SIGINT. */
+async function guardMain(): Promise<number> {
+  let config;
+  try {
+    config = parseGuardConfig(Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 2;
     }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, undefined, { part: "guard" });
+  const stop = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => stop.abort());
   }
   try {
-    const found = await node.find();
-    if (found !== undefined) await node.hangup(found);
-    log.warn("fail-safe: keys removed and node signalled by the core", { pid: found?.pid });
+    await runGuard(config, {
+      clock: systemClock,
+      log,
+      node: new ProcNodeProcess(config.nodeProcessName),
+    }, stop.signal);
   } catch (err) {
-    log.error("fail-safe: cannot signal the node", { err });
+    log.error("the guard failed", { err });
+    return 1;
   }
+  return 0;
 }
 
 /**
@@ -173,6 +198,7 @@ async function runCommand(spec: CommandSpec, args: string[]): Promise<number> {
 }
 
 async function main(args: string[]): Promise<number> {
+  if (args[0] === "guard" && args.length === 1) return await guardMain();
   const command = args[0] === undefined ? undefined : COMMANDS[args[0]];
   if (command !== undefined) return await runCommand(command, args.slice(1));
   if (args.includes("--help") || args.includes("-h")) {
@@ -226,7 +252,20 @@ async function main(args: string[]): Promise<number> {
     run: grants.run,
   });
   const worker = spawnWorker(sandboxPermissions(grants));
-  const finished = Promise.withResolvers<{ ok: boolean; message?: string }>();
+  const finished = Promise.withResolvers<{ ok: boolean; message?: string; safe?: boolean }>();
+  // The guard's socket is the core's: the worker answers its pings through us, never we for it.
+  const guard = config.guardSocket === undefined ? undefined : new GuardLink({
+    path: config.guardSocket,
+    hello: {
+      op: "hello",
+      targets: Object.values(config.credentials).map((c) => c.target),
+      nodeProcessName: config.nodeProcessName,
+      pingMs: config.retryPeriodMs,
+    },
+    clock: systemClock,
+    log,
+    notify: (notice) => worker.postMessage({ op: "guard", notice } satisfies ToWorker),
+  });
 
   async function answer(request: CoreRequest): Promise<CoreReply> {
     try {
@@ -254,10 +293,15 @@ async function main(args: string[]): Promise<number> {
       answer(msg.request).then((reply) =>
         worker.postMessage({ op: "reply", reply } satisfies ToWorker)
       );
+    } else if (msg.op === "guard_pong") {
+      guard?.pong(msg.seq, msg.armed, msg.leftMs);
+    } else if (msg.op === "guard_arm") {
+      guard?.arm(msg.id);
     } else if (msg.op === "done") {
       finished.resolve({
         ok: msg.ok,
         ...(msg.message !== undefined ? { message: msg.message } : {}),
+        ...(msg.safe !== undefined ? { safe: msg.safe } : {}),
       });
     } else if (msg.op === "listening") {
       log.info("serving /metrics, /healthz, /readyz, /startup-status", { port: msg.port });
@@ -283,6 +327,7 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
 
   worker.postMessage({ op: "start", config, identity } satisfies ToWorker);
+  guard?.start();
   const result = await finished.promise;
   worker.terminate();
   if (!result.ok) {
@@ -290,8 +335,12 @@ async function main(args: string[]): Promise<number> {
       err: result.message,
     });
     await failSafe(config, node, log);
+    guard?.close(); // armed, the guard acts too: the sidecar is gone
     return 1;
   }
+  // A confirmed last stop: the guard need not act when we go. Otherwise it does.
+  if (result.safe === true) await guard?.bye();
+  else guard?.close();
   return 0;
 }
 

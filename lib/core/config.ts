@@ -10,6 +10,9 @@
 import { NETWORK_NAMES, type NetworkName } from "../cardano/kes_period.ts";
 import { LOG_LEVELS, type LogLevel } from "../base/log.ts";
 import { parsePoolId } from "../cardano/pool_id.ts";
+import { CONFIG_DEFAULTS, EnvReader, normalizePath } from "./variables.ts";
+
+export { CONFIG_DEFAULTS, normalizePath };
 
 /** The three forging credential files, each copied from `source` to `target`. */
 export type CredentialName = "kes" | "vrf" | "opcert";
@@ -48,8 +51,19 @@ export interface Config {
   logLevel: LogLevel;
   /** A kubeconfig file (standalone binary on a VM); undefined means in-cluster. */
   kubeconfig: string | undefined;
-  /** `pod`: prove the previous leader's node stopped before forging (see lib/kube/fence.ts). */
-  fence: "pod" | "off";
+  /**
+   * Before forging, a new leader proves the previous holder's node stopped: `pod` through the
+   * API only (lib/kube/fence.ts); `guard` also by time, once the previous holder's guard bound
+   * has passed since its last renew we saw (a lost machine then needs no answer); `off`: never.
+   */
+  fence: "pod" | "guard" | "off";
+  /**
+   * The guard's unix socket (GUARD_SOCKET): with it, this replica forges only with its guard
+   * armed (lib/core/guard.ts); undefined: no guard.
+   */
+  guardSocket: string | undefined;
+  /** How long the guard may take to stop the node once its deadline passed (GUARD_REACTION). */
+  guardReactionMs: number;
   /** The network whose genesis parameters time the KES periods (NETWORK). */
   network: NetworkName;
   /** A shelley-genesis.json to read the KES timing from instead (SHELLEY_GENESIS_FILE). */
@@ -68,102 +82,23 @@ export class ConfigError extends Error {
   }
 }
 
-/** Every variable the sidecar reads, with its default ("" = required or optional, see docs). */
-export const CONFIG_DEFAULTS = {
-  NAMESPACE: "default",
-  POD_NAME: "",
-  POD_UID: "",
-  NODE_SOCKET: "/ipc/node.socket",
-  SOURCE_KES_KEY: "/secrets/kes.skey",
-  TARGET_KES_KEY: "/ipc/kes.skey",
-  SOURCE_VRF_KEY: "/secrets/vrf.skey",
-  TARGET_VRF_KEY: "/ipc/vrf.skey",
-  SOURCE_OP_CERT: "/secrets/node.cert",
-  TARGET_OP_CERT: "/ipc/node.cert",
-  LEASE_NAME: "cardano-node-leader",
-  LEASE_DURATION: "15",
-  RENEW_DEADLINE: "10",
-  SLEEP_INTERVAL: "5",
-  ACQUIRE_DELAY: "2",
-  METRICS_HOST: "0.0.0.0",
-  METRICS_PORT: "8000",
-  START_AS_NON_PRODUCING: "true",
-  DISABLE_SOCKET_CHECK: "false",
-  CARDANO_LEADER_NAME: "cardano-leader",
-  NODE_PROCESS_NAME: "cardano-node",
-  NODE_CONTAINER_NAME: "cardano-node",
-  SOCKET_WAIT_TIMEOUT: "600",
-  LOG_LEVEL: "info",
-  KUBECONFIG: "",
-  FENCE: "pod",
-  NETWORK: "mainnet",
-  SHELLEY_GENESIS_FILE: "",
-  POOL_ID: "",
-  NODE_METRICS_URL: "http://127.0.0.1:12798/metrics",
-} as const;
-
 /** The smallest time a leader is given to stop forging before anyone else may start. */
 export const MIN_STOP_BUDGET_MS = 3000;
 
+/**
+ * The least margin between the guard's bound (RENEW_DEADLINE + GUARD_REACTION) and the earliest
+ * takeover (LEASE_DURATION + ACQUIRE_DELAY after the last renew a standby saw): it covers clock
+ * rates that differ (a 1 % difference is 0.17 s over 17 s) with room to spare.
+ */
+export const MIN_GUARD_MARGIN_MS = 2000;
+
+/** The guard's bound with this configuration: its node stops this long after its last renew. */
+export function guardBoundMs(config: Pick<Config, "renewDeadlineMs" | "guardReactionMs">): number {
+  return config.renewDeadlineMs + config.guardReactionMs;
+}
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** `/a/./b//c/../d/` -> `/a/b/d`, lexically (the core avoids node: modules: they cost memory). */
-export function normalizePath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return "/" + parts.join("/");
-}
-
-/** Reads variables with their defaults and collects every problem, each naming its variable. */
-class EnvReader {
-  readonly problems: string[] = [];
-  constructor(readonly env: Record<string, string | undefined>) {}
-
-  get(name: keyof typeof CONFIG_DEFAULTS): string {
-    const value = this.env[name];
-    return value === undefined || value.trim() === "" ? CONFIG_DEFAULTS[name] : value.trim();
-  }
-  fail(name: string, value: string, rule: string): void {
-    this.problems.push(`${name}=${JSON.stringify(value)}: ${rule}`);
-  }
-  seconds(name: keyof typeof CONFIG_DEFAULTS, min: number, integer = false, max = 86_400): number {
-    const raw = this.get(name);
-    const value = Number(raw);
-    if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value)) {
-      this.fail(name, raw, "must be a number of seconds");
-      return NaN;
-    }
-    if (integer && !Number.isInteger(value)) {
-      this.fail(name, raw, "must be a whole number of seconds");
-    }
-    if (value < min) this.fail(name, raw, `must be at least ${min} s`);
-    if (value > max) this.fail(name, raw, `must be at most ${max} s`);
-    return value * 1000;
-  }
-  bool(name: keyof typeof CONFIG_DEFAULTS): boolean {
-    const raw = this.get(name).toLowerCase();
-    if (["true", "1", "yes", "on"].includes(raw)) return true;
-    if (["false", "0", "no", "off"].includes(raw)) return false;
-    this.fail(name, raw, "must be true or false");
-    return false;
-  }
-  path(name: keyof typeof CONFIG_DEFAULTS): string {
-    const raw = this.get(name);
-    if (!raw.startsWith("/")) this.fail(name, raw, "must be an absolute path");
-    // One spelling per file (/ipc/./kes.skey is /ipc/kes.skey), so duplicates cannot hide.
-    return raw.startsWith("/") ? normalizePath(raw) : raw;
-  }
-  name(varName: keyof typeof CONFIG_DEFAULTS, pattern: RegExp, what: string): string {
-    const raw = this.get(varName);
-    if (!pattern.test(raw)) this.fail(varName, raw, `must be ${what}`);
-    return raw;
-  }
-}
 
 const OBJECT_NAME = "a Kubernetes object name (DNS subdomain)";
 
@@ -221,6 +156,7 @@ function readTiming(r: EnvReader) {
   const sleepIntervalMs = r.seconds("SLEEP_INTERVAL", 0.1);
   const acquireDelayMs = r.seconds("ACQUIRE_DELAY", 0);
   const socketWaitTimeoutMs = r.seconds("SOCKET_WAIT_TIMEOUT", 1);
+  const guardReactionMs = r.seconds("GUARD_REACTION", 0.1, false, 10);
   if (renewDeadlineMs >= leaseDurationMs) {
     r.problems.push(
       `RENEW_DEADLINE=${r.get("RENEW_DEADLINE")}: must be below LEASE_DURATION=${
@@ -250,7 +186,43 @@ function readTiming(r: EnvReader) {
     sleepIntervalMs,
     acquireDelayMs,
     socketWaitTimeoutMs,
+    guardReactionMs,
   };
+}
+
+/**
+ * With a guard: the earliest takeover (LEASE_DURATION + ACQUIRE_DELAY after the last renew a
+ * standby saw) must come later than the guard's bound (RENEW_DEADLINE + GUARD_REACTION), with a
+ * margin; and its socket must be none of the files the sidecar writes.
+ */
+function checkGuard(
+  r: EnvReader,
+  timing: ReturnType<typeof readTiming>,
+  guardSocket: string | undefined,
+  files: ReturnType<typeof readFiles>,
+): void {
+  if (guardSocket === undefined) return;
+  const slack = timing.leaseDurationMs + timing.acquireDelayMs - guardBoundMs(timing);
+  if (Number.isFinite(slack) && slack < MIN_GUARD_MARGIN_MS) {
+    r.problems.push(
+      `GUARD_REACTION=${
+        JSON.stringify(r.get("GUARD_REACTION"))
+      }: the guard's bound RENEW_DEADLINE (${
+        r.get("RENEW_DEADLINE")
+      }) + GUARD_REACTION must stay at least ${
+        MIN_GUARD_MARGIN_MS / 1000
+      } s below LEASE_DURATION (${r.get("LEASE_DURATION")}) + ACQUIRE_DELAY (${
+        r.get("ACQUIRE_DELAY")
+      }): a standby could otherwise take over before a lost leader's guard has stopped its node`,
+    );
+  }
+  const taken = [
+    ...Object.values(files.credentials).flatMap((c) => [c.source, c.target]),
+    files.nodeSocket,
+  ];
+  if (taken.includes(guardSocket)) {
+    r.fail("GUARD_SOCKET", guardSocket, "must differ from every credential file and NODE_SOCKET");
+  }
 }
 
 /** The HTTP endpoint, the log, the fence and how to reach the API server. */
@@ -265,7 +237,16 @@ function readService(r: EnvReader, podName: string) {
     r.fail("LOG_LEVEL", r.get("LOG_LEVEL"), `must be one of ${LOG_LEVELS.join(", ")}`);
   }
   const fence = r.get("FENCE").toLowerCase();
-  if (fence !== "pod" && fence !== "off") r.fail("FENCE", r.get("FENCE"), "must be pod or off");
+  if (fence !== "pod" && fence !== "guard" && fence !== "off") {
+    r.fail("FENCE", r.get("FENCE"), "must be pod, guard or off");
+  }
+  const guardSocket = r.get("GUARD_SOCKET") === "" ? undefined : r.path("GUARD_SOCKET");
+  if (fence === "guard" && guardSocket === undefined) {
+    r.problems.push(
+      'GUARD_SOCKET="": is required with FENCE=guard (the takeover by time relies on the guard ' +
+        "on every leader's machine; run `forge-manager guard` beside the node and name its socket)",
+    );
+  }
   if (fence === "pod" && r.get("POD_UID") === "" && podName !== "") {
     r.problems.push(
       'POD_UID="": is required with FENCE=pod (set it from the downward API metadata.uid; ' +
@@ -280,13 +261,14 @@ function readService(r: EnvReader, podName: string) {
     metricsHost: r.get("METRICS_HOST"),
     metricsPort,
     logLevel,
-    fence: fence as "pod" | "off",
+    fence: fence as "pod" | "guard" | "off",
+    guardSocket,
     kubeconfig: kubeconfig === "" ? undefined : kubeconfig,
   };
 }
 
-/** The node process, and what the credentials are judged by. */
-function readNode(r: EnvReader) {
+/** NODE_PROCESS_NAME, as /proc/PID/comm shows it. */
+export function readNodeProcessName(r: EnvReader): string {
   const nodeProcessName = r.get("NODE_PROCESS_NAME");
   if (nodeProcessName.includes("/") || nodeProcessName.length > 15) {
     r.fail(
@@ -295,6 +277,12 @@ function readNode(r: EnvReader) {
       "must be a process name as in /proc/PID/comm (no '/', at most 15 characters)",
     );
   }
+  return nodeProcessName;
+}
+
+/** The node process, and what the credentials are judged by. */
+function readNode(r: EnvReader) {
+  const nodeProcessName = readNodeProcessName(r);
   const network = r.get("NETWORK").toLowerCase() as NetworkName;
   if (!NETWORK_NAMES.includes(network)) {
     r.fail("NETWORK", r.get("NETWORK"), `must be one of ${NETWORK_NAMES.join(", ")}`);
@@ -352,6 +340,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const files = readFiles(r);
   const timing = readTiming(r);
   const service = readService(r, names.podName);
+  checkGuard(r, timing, service.guardSocket, files);
   const node = readNode(r);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return { ...names, ...files, ...timing, ...service, ...node };
@@ -373,4 +362,13 @@ export function metricsHostPort(url: string): string | undefined {
   }
   const port = parsed.port !== "" ? parsed.port : parsed.protocol === "https:" ? "443" : "80";
   return `${parsed.hostname}:${port}`;
+}
+
+/**
+ * Whether this replica proves a previous holder's node stopped through Pods (the fence, its own
+ * Pod's deletion, the node container check): FENCE=pod, and FENCE=guard inside a pod (POD_UID
+ * set); a VM (no POD_UID) proves by the guard's bound alone.
+ */
+export function usesPodFence(config: Pick<Config, "fence" | "podUid">): boolean {
+  return config.fence === "pod" || (config.fence === "guard" && config.podUid !== "");
 }

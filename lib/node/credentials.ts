@@ -10,7 +10,7 @@
 
 import { type CredentialFacts, validateCredentialSet } from "../cardano/cardano_keys.ts";
 import type { CredentialName, CredentialPaths } from "../core/config.ts";
-import { hasContent, removeIfPresent, writeFileAtomic } from "./atomic_write.ts";
+import { hasContent, removeIfPresent, writeFileAtomic } from "../base/atomic_write.ts";
 import { equalBytes } from "../base/bytes.ts";
 
 /** What happened to one file, counted in `cardano_credential_operations_total`. */

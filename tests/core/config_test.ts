@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import {
   CONFIG_DEFAULTS,
   ConfigError,
+  guardBoundMs,
   metricsHostPort,
   MIN_STOP_BUDGET_MS,
   parseConfig,
+  usesPodFence,
 } from "../../lib/core/config.ts";
+import { parseGuardConfig } from "../../lib/core/guard_config.ts";
 
 /** The smallest valid environment: in a pod, POD_NAME comes from the downward API. */
 const BASE = { POD_NAME: "cardano-producer-0", POD_UID: "5e1a0c52-2b7e-4f0e-8d1c-3f4b5a6c7d8e" };
@@ -246,7 +249,33 @@ const REFUSED: { why: string; env: Record<string, string>; problem: string }[] =
   {
     why: "an unknown fence",
     env: { FENCE: "maybe" },
-    problem: 'FENCE="maybe": must be pod or off',
+    problem: 'FENCE="maybe": must be pod, guard or off',
+  },
+  {
+    why: "FENCE=guard without a guard",
+    env: { FENCE: "guard" },
+    problem: 'GUARD_SOCKET="": is required with FENCE=guard',
+  },
+  {
+    why: "a guard whose bound leaves less than 2 s before the earliest takeover",
+    env: { GUARD_SOCKET: "/run/guard/guard.sock", GUARD_REACTION: "6" },
+    problem: 'GUARD_REACTION="6": the guard\'s bound RENEW_DEADLINE (10) + GUARD_REACTION must ' +
+      "stay at least 2 s below LEASE_DURATION (15) + ACQUIRE_DELAY (2)",
+  },
+  {
+    why: "a guard socket that is a key file",
+    env: { GUARD_SOCKET: "/ipc/kes.skey" },
+    problem: 'GUARD_SOCKET="/ipc/kes.skey": must differ from every credential file and NODE_SOCKET',
+  },
+  {
+    why: "a relative guard socket",
+    env: { GUARD_SOCKET: "guard.sock" },
+    problem: 'GUARD_SOCKET="guard.sock": must be an absolute path',
+  },
+  {
+    why: "a guard reaction beyond 10 s",
+    env: { GUARD_SOCKET: "/run/guard/guard.sock", GUARD_REACTION: "11" },
+    problem: 'GUARD_REACTION="11": must be at most 10 s',
   },
   {
     why: "a node process name with '/'",
@@ -399,4 +428,54 @@ Deno.test("the pod fence needs POD_UID; FENCE=off does not", () => {
   const problems = problemsOf({ POD_NAME: "cardano-producer-0" });
   assert.ok(problems.some((p) => p.startsWith('POD_UID="": is required with FENCE=pod')));
   assert.equal(parseConfig({ POD_NAME: "cardano-producer-0", FENCE: "off" }).podUid, "");
+});
+
+Deno.test("FENCE=guard with a guard needs no POD_UID (a VM), and its bound fits the defaults", () => {
+  const config = parseConfig({
+    POD_NAME: "vm-a",
+    FENCE: "guard",
+    GUARD_SOCKET: "/run/forge-manager/guard.sock",
+  });
+  assert.equal(config.fence, "guard");
+  assert.equal(config.guardSocket, "/run/forge-manager/guard.sock");
+  assert.equal(config.guardReactionMs, 1000);
+  assert.equal(guardBoundMs(config), 11_000);
+  assert.equal(usesPodFence(config), false, "no pods to fence on a VM");
+  assert.equal(usesPodFence({ ...config, podUid: "uid" }), true, "in a pod: API proofs too");
+  // The bound is checked against every timing, not only the defaults: 20 + 2 - (15 + 3) = 4 s.
+  assert.equal(
+    parseConfig({
+      POD_NAME: "vm-a",
+      FENCE: "guard",
+      GUARD_SOCKET: "/run/g.sock",
+      LEASE_DURATION: "20",
+      RENEW_DEADLINE: "15",
+      GUARD_REACTION: "3",
+    }).guardReactionMs,
+    3000,
+  );
+});
+
+Deno.test("the guard's own configuration: the sidecar's names, refused as a whole", () => {
+  const config = parseGuardConfig({ GUARD_SOCKET: "/run/forge-manager/guard.sock" });
+  assert.deepEqual(config, {
+    socket: "/run/forge-manager/guard.sock",
+    stateFile: "/run/forge-manager/guard-state.json",
+    targets: ["/ipc/kes.skey", "/ipc/vrf.skey", "/ipc/node.cert"],
+    nodeProcessName: "cardano-node",
+    logLevel: "info",
+  });
+  assert.throws(
+    () => parseGuardConfig({ TARGET_VRF_KEY: "/ipc/kes.skey", NODE_PROCESS_NAME: "a/b" }),
+    (err: unknown) => {
+      const problems = (err as ConfigError).problems;
+      assert.ok(
+        problems.some((p) => p.startsWith('GUARD_SOCKET="": is required')),
+        problems.join(),
+      );
+      assert.ok(problems.some((p) => p.includes("must be three different files")));
+      assert.ok(problems.some((p) => p.startsWith('NODE_PROCESS_NAME="a/b"')));
+      return true;
+    },
+  );
 });

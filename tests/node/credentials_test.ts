@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hasContent, removeIfPresent, writeFileAtomic } from "../../lib/node/atomic_write.ts";
+import { hasContent, removeIfPresent, writeFileAtomic } from "../../lib/base/atomic_write.ts";
 import { CredentialError } from "../../lib/cardano/cardano_keys.ts";
 import type { CredentialName, CredentialPaths } from "../../lib/core/config.ts";
 import {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { equalBytes } from "../base/bytes.ts";
+import { equalBytes } from "./bytes.ts";
 
 /**
  * Writes `data` to `path` through a uniquely named temp file in the same folder:
