@@ -43,6 +43,8 @@ export const DUE = {
       : undefined,
   /** Reading the node's metrics (its own account of forging). */
   metrics: (s) => running(s) && s.cfg.nodeMetrics && !s.metricsBusy ? s.nextMetricsAt : undefined,
+  /** FENCE=guard: the previous holder's guard bound, after which the fence counts as proven. */
+  fenceBound: (s) => s.phase.kind === "fencing" ? s.phase.boundAt : undefined,
   /** The end of stepping aside. */
   aside: (s) => s.phase.kind === "stepped_aside" ? s.phase.until : undefined,
   /** Reading the CardanoLeader's spec (the operator's requests). */

@@ -94,6 +94,12 @@ export type Decision =
     proofNeeded: boolean;
     /** The holder to prove stopped came from a fence obligation on the Lease. */
     pending?: FencePending;
+    /**
+     * When we first saw the version this acquisition replaces (or the absence), monotonic: the
+     * previous holder's last successful renew was sent before it, so its guard's bound counts
+     * from here (FENCE=guard).
+     */
+    observedAt: number;
   }
   | { kind: "demote"; reason: ElectionStopReason }
   | { kind: "wait"; until: number; reason: string };
@@ -270,6 +276,7 @@ function decideFollowing(
     const previousHolder = state.lastHolder ?? "";
     return owed({
       kind: "acquire",
+      observedAt: seen.changedAt,
       record: undefined,
       previousHolder,
       proofNeeded: previousHolder !== "" && previousHolder !== state.identity,
@@ -280,7 +287,13 @@ function decideFollowing(
   if (record.holder === state.identity) {
     // Our own record whose write response we lost (identities are unique per process).
     return owed(
-      { kind: "acquire", record, previousHolder: "", proofNeeded: false },
+      {
+        kind: "acquire",
+        record,
+        previousHolder: "",
+        proofNeeded: false,
+        observedAt: seen.changedAt,
+      },
       record.fencePending,
     );
   }
@@ -294,6 +307,7 @@ function decideFollowing(
     if (now < waitUntil) return { kind: "wait", until: waitUntil, reason: "release_probation" };
     return owed({
       kind: "acquire",
+      observedAt: seen.changedAt,
       record,
       previousHolder: releasedBy,
       proofNeeded: false,
@@ -317,6 +331,7 @@ function decideFollowing(
     // proof is needed, as for a clean release taken at once.
     return notBeforeRetry({
       kind: "acquire",
+      observedAt: seen.changedAt,
       record,
       previousHolder: releasedBy,
       proofNeeded: false,
@@ -325,6 +340,7 @@ function decideFollowing(
   const previousHolder = record.holder !== "" ? record.holder : state.lastHolder ?? "";
   return owed({
     kind: "acquire",
+    observedAt: seen.changedAt,
     record,
     previousHolder,
     proofNeeded: previousHolder !== "" && previousHolder !== state.identity,

@@ -57,6 +57,15 @@ export type ForgingEvent =
   | { kind: "node_metrics_read"; sample?: NodeMetricsSample; error?: string }
   | { kind: "keys_place_failed"; purpose: PlacePurpose; error: string }
   | { kind: "keys_removed"; stop: number; ok: boolean; error?: string }
+  /** The guard holds a deadline for term `term`: the promotion's SIGHUP may go. */
+  | { kind: "guard_armed"; term: number }
+  | { kind: "guard_arm_failed"; term: number; error: string }
+  /** The guard's connection came up or went down (refused counts as down). */
+  | { kind: "guard_link"; up: boolean; error?: string }
+  /** The guard removed the keys and signalled the node itself. */
+  | { kind: "guard_fired"; reason: string; ok: boolean; error?: string }
+  /** The guard's own state (armed, its stops by reason), for metrics and status. */
+  | { kind: "guard_state"; armed: boolean; demotions: Record<string, number> }
   | {
     kind: "signalled";
     reason: SignalReason;
@@ -68,7 +77,7 @@ export type ForgingEvent =
   | OpsEvent;
 
 /** How a fence ended, including the runs that needed no pod at all. */
-export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" } | {
+export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" | "guard_bound" } | {
   proven: false;
   why: string;
   error: true;
@@ -110,6 +119,8 @@ export type Effect =
   | { kind: "check_credentials" }
   | { kind: "read_node_metrics" }
   | { kind: "place_keys"; purpose: PlacePurpose }
+  /** Asks the guard to hold a deadline now (before the promotion's SIGHUP); answered by an event. */
+  | { kind: "arm_guard"; term: number; timeoutMs: number }
   | { kind: "remove_keys"; stop: number }
   | { kind: "signal"; reason: SignalReason; node?: NodeInfo; stop?: number }
   /**
@@ -175,6 +186,10 @@ export type Transition =
   | { kind: "node_flag"; value: -1 | 0 | 1 }
   | { kind: "unsafe_node"; pid: number }
   | { kind: "credentials_judged"; check: CredentialCheck; changed: boolean }
+  | { kind: "guard_link"; up: boolean; error?: string }
+  | { kind: "guard_arm_failed"; error: string }
+  | { kind: "guard_fired"; reason: string; ok: boolean; error?: string; wasForging: boolean }
+  | { kind: "guard_state"; armed: boolean; demotions: Record<string, number> }
   | { kind: "credentials_unreadable"; error: string }
   | {
     kind: "forging_confirmation";

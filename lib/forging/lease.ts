@@ -34,7 +34,11 @@ import { beginStop } from "./stopping.ts";
 /** Records a read or watch event of the Lease (and the last holder's facts, for the fence). */
 export function observed(s: ForgingState, observation: Observation, now: number): ForgingState {
   const lastHolder = observation.kind === "present" && observation.record.holder !== ""
-    ? { podUid: observation.record.holderPodUid, writtenAt: observation.record.writtenAt }
+    ? {
+      podUid: observation.record.holderPodUid,
+      writtenAt: observation.record.writtenAt,
+      guardBoundMs: observation.record.guardBoundMs,
+    }
     : s.lastHolder;
   return {
     ...s,
@@ -76,7 +80,13 @@ export function leaseWritten(
   if (held) return next;
   const decision: Extract<Decision, { kind: "acquire" }> = e.decision.kind === "acquire"
     ? e.decision
-    : { kind: "acquire", record: e.record, previousHolder: "", proofNeeded: false };
+    : {
+      kind: "acquire",
+      record: e.record,
+      previousHolder: "",
+      proofNeeded: false,
+      observedAt: now,
+    };
   const phase = s.phase.kind;
   if (
     phase === "stopping" || phase === "releasing" || phase === "done" || phase === "stepped_aside"
@@ -89,17 +99,17 @@ export function leaseWritten(
     }
     return next;
   }
-  return acquired(next, decision, e.record, probation, e.previous, fx);
+  return acquired(next, decision, e.record, { probation, previous: e.previous, now }, fx);
 }
 
 function acquired(
   s: ForgingState,
   decision: Extract<Decision, { kind: "acquire" }>,
   record: LeaseRecord,
-  probation: boolean,
-  previous: HolderFacts | undefined,
+  how: { probation: boolean; previous: HolderFacts | undefined; now: number },
   fx: Effect[],
 ): ForgingState {
+  const { probation, previous, now } = how;
   const term = s.term + 1;
   fx.push(report({
     kind: "became_leader",
@@ -123,6 +133,16 @@ function acquired(
     return { ...s, term, phase: { kind: "awaiting_node", term } };
   }
   const facts = fenceFacts(decision, previous);
+  const boundAt = guardBoundAt(s, decision, facts);
+  if (boundAt !== undefined && now >= boundAt) {
+    // FENCE=guard, and the previous holder's guard has stopped its node by now: no API proof.
+    fx.push(report({
+      kind: "fence_done",
+      previous: decision.previousHolder,
+      outcome: { proven: true, how: "guard_bound" },
+    }));
+    return { ...s, term, phase: { kind: "awaiting_node", term } };
+  }
   fx.push(report({ kind: "fence_started", previous: decision.previousHolder }), {
     kind: "start_fence",
     term,
@@ -132,7 +152,39 @@ function acquired(
     ownNodeStopped: s.stopConfirmed && !isForging(s),
   });
   // Until the proof, every write of this term tells a successor whom it still has to prove.
-  return { ...s, term, phase: { kind: "fencing", term }, owed: facts };
+  return {
+    ...s,
+    term,
+    phase: { kind: "fencing", term, ...optional("boundAt", boundAt) },
+    owed: facts,
+  };
+}
+
+/**
+ * With FENCE=guard, when the previous holder's guard bound has passed (monotonic), if that holder
+ * wrote one: its last successful renew was sent before the version we replace was committed, so
+ * before we first saw it (`observedAt`), and its guard stopped its node within the bound of that.
+ */
+function guardBoundAt(
+  s: ForgingState,
+  decision: Extract<Decision, { kind: "acquire" }>,
+  facts: FencePending,
+): number | undefined {
+  return s.cfg.fenceBound && facts.guardBoundMs !== undefined
+    ? decision.observedAt + facts.guardBoundMs
+    : undefined;
+}
+
+/** FENCE=guard: the previous holder's bound has come while fencing; that proves it stopped. */
+export function fenceByBound(s: ForgingState, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  if (phase.kind !== "fencing") return s;
+  const outcome = { proven: true, how: "guard_bound" } as const;
+  fx.push(
+    { kind: "cancel_fence", term: phase.term },
+    report({ kind: "fence_done", previous: s.owed?.holder ?? "", outcome }),
+  );
+  return fenceDone(s, phase.term, outcome);
 }
 
 /** Whom an acquisition must prove stopped: the obligation it inherited, or the last holder. */
@@ -143,21 +195,26 @@ function fenceFacts(
   if (decision.pending !== undefined) return decision.pending;
   const podUid = decision.record?.holderPodUid ?? previous?.podUid;
   const writtenAt = decision.record?.writtenAt ?? previous?.writtenAt;
+  const guardBoundMs = decision.record?.guardBoundMs ?? previous?.guardBoundMs;
   return {
     holder: decision.previousHolder,
     ...(podUid !== undefined ? { podUid } : {}),
     ...(writtenAt !== undefined ? { writtenAt } : {}),
+    ...(guardBoundMs !== undefined ? { guardBoundMs } : {}),
   };
 }
 
 /**
  * The obligation a write carries: an acquisition that will have to fence carries it from the
- * first write; a renew while the term still owes a proof carries it.
+ * first write (unless the previous holder's guard bound has passed already: then it is proven);
+ * a renew while the term still owes a proof carries it.
  */
-function owedBy(s: ForgingState, d: WriteDecision): FencePending | undefined {
+function owedBy(s: ForgingState, d: WriteDecision, now: number): FencePending | undefined {
   if (d.kind === "renew") return s.owed;
   if (!s.cfg.fence || !d.proofNeeded) return undefined;
-  return fenceFacts(d, d.record === undefined ? s.lastHolder : undefined);
+  const facts = fenceFacts(d, d.record === undefined ? s.lastHolder : undefined);
+  const boundAt = guardBoundAt(s, d, facts);
+  return boundAt !== undefined && now >= boundAt ? undefined : facts;
 }
 
 /** A write that failed: back off; a lost race reads the Lease again at once. */
@@ -224,7 +281,7 @@ export function settleElection(s: ForgingState, now: number, fx: Effect[]): Forg
         ? s.cfg.renewDeadlineMs
         : Math.min(s.cfg.renewDeadlineMs, 5000),
       ...optional("previous", s.lastHolder),
-      ...optional("fencePending", owedBy(s, d)),
+      ...optional("fencePending", owedBy(s, d, now)),
     });
     return { ...s, leaseBusy: { op: "write", since: now } };
   }

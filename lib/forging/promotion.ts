@@ -1,8 +1,9 @@
 /**
  * Promotion and the keys: a leader whose term may forge and whose node is ready names itself in
- * the CardanoLeader status (the claim) and places the keys, then SIGHUPs the node once both are
- * answered; while forging, rotated sources are placed and signalled the same way. A placement or
- * signal that fails makes the leader step aside. Results of another term change nothing.
+ * the CardanoLeader status (the claim), arms its guard (with one) and places the keys, then
+ * SIGHUPs the node once all are answered; while forging, rotated sources are placed and signalled
+ * the same way. A placement or signal that fails makes the leader step aside. Results of another
+ * term change nothing.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import {
   type PlacedKeys,
   readTimeout,
 } from "./state.ts";
+import { armGuard } from "./guard.ts";
 import { stepAside, stopResult } from "./stopping.ts";
 import { badCredentials, judge } from "./verdicts.ts";
 
@@ -27,12 +29,12 @@ export function promote(s: ForgingState, term: number, now: number, fx: Effect[]
   }
   const view = s.node;
   if (view.kind === "present" && view.ready) {
-    // The claim goes out first and runs beside the placement; the SIGHUP waits for both.
-    fx.push({ kind: "claim_leader", term, timeoutMs: Math.min(readTimeout(s.cfg), 2000) }, {
-      kind: "place_keys",
-      purpose: "promote",
-    });
-    return { ...s, phase: { kind: "promoting", term, step: "placing" } };
+    // The claim goes out first and runs beside the arming and the placement; the SIGHUP waits
+    // for all of them.
+    fx.push({ kind: "claim_leader", term, timeoutMs: Math.min(readTimeout(s.cfg), 2000) });
+    const armed = s.cfg.guard ? armGuard(s, term, fx) : s;
+    fx.push({ kind: "place_keys", purpose: "promote" });
+    return { ...armed, phase: { kind: "promoting", term, step: "placing" } };
   }
   if (view.kind === "present" && view.info.nonProducing) {
     return stepAside(
@@ -91,9 +93,7 @@ export function keysPlaced(
     // The term may have ended while we wrote: then settle() demotes, and the stop it starts runs
     // after this placement and unlinks the keys again.
     if (!leadsNow(s, now)) return s;
-    if (!phase.claimed) return { ...s, phase: { ...phase, facts: placed } }; // the claim next
-    fx.push({ kind: "signal", reason: "promote", ...nodeOf(s) });
-    return { ...s, phase: { ...phase, step: "signalling", facts: placed } };
+    return signalWhenReady(s, { ...phase, facts: placed }, fx);
   }
   if (purpose === "rotate" && phase.kind === "forging" && phase.rotation?.step === "placing") {
     fx.push({ kind: "signal", reason: "rotate", ...nodeOf(s) });
@@ -102,19 +102,31 @@ export function keysPlaced(
   return s;
 }
 
-/** The claim was answered: signal now if the keys are already placed. */
-export function leaderClaimed(
+/** The claim (`claimed`) or the guard's arming (`armed`) was answered: signal if all are in. */
+export function promotionAnswered(
   s: ForgingState,
   term: number,
+  answer: "claimed" | "armed",
   now: number,
   fx: Effect[],
 ): ForgingState {
   const phase = s.phase;
   if (phase.kind !== "promoting" || phase.term !== term || phase.step !== "placing") return s;
-  if (phase.facts === undefined) return { ...s, phase: { ...phase, claimed: true } };
+  const next = { ...phase, [answer]: true };
+  if (next.facts === undefined) return { ...s, phase: next };
   if (!leadsNow(s, now)) return s; // settle() demotes; its stop unlinks the placed keys
+  return signalWhenReady(s, next, fx);
+}
+
+type Promoting = Extract<ForgingState["phase"], { kind: "promoting" }>;
+
+/** SIGHUP once the keys are placed, the claim answered and (with a guard) the guard armed. */
+function signalWhenReady(s: ForgingState, phase: Promoting, fx: Effect[]): ForgingState {
+  const ready = phase.facts !== undefined && phase.claimed === true &&
+    (!s.cfg.guard || phase.armed === true);
+  if (!ready) return { ...s, phase };
   fx.push({ kind: "signal", reason: "promote", ...nodeOf(s) });
-  return { ...s, phase: { ...phase, claimed: true, step: "signalling" } };
+  return { ...s, phase: { ...phase, step: "signalling" } };
 }
 
 /** A placement that failed: a promotion or rotation steps aside. */

@@ -21,8 +21,15 @@ import type { NodeMetricsSample } from "../node/node_metrics.ts";
 export interface ForgingConfig extends ElectionTiming {
   identity: string;
   podName: string;
-  /** Prove the previous holder's node stopped before forging (FENCE=pod). */
+  /** Prove the previous holder's node stopped before forging (FENCE=pod or guard). */
   fence: boolean;
+  /**
+   * FENCE=guard: a previous holder's guard bound (on the Lease), passed since the last renew of
+   * it we saw, is proof too: its guard has stopped its node by then without anyone's answer.
+   */
+  fenceBound?: boolean;
+  /** This replica forges only with its guard armed (GUARD_SOCKET; lib/forging/guard.ts). */
+  guard?: boolean;
   /** The node boots non-producing and needs key files to start (START_AS_NON_PRODUCING). */
   startAsNonProducing: boolean;
   /** Wait for the node socket at start (false: DISABLE_SOCKET_CHECK). */
@@ -54,6 +61,7 @@ export const MAX_SAMPLES = 12;
 export interface HolderFacts {
   podUid?: string;
   writtenAt?: number;
+  guardBoundMs?: number;
 }
 
 /** A lease write the election decided. */
@@ -90,14 +98,17 @@ export type Phase =
   | { kind: "standby" }
   /** Not competing for the Lease until `until`, after stepping aside. */
   | { kind: "stepped_aside"; until: number }
-  /** Holding the Lease; the fence is proving the previous holder's node stopped. */
-  | { kind: "fencing"; term: number }
+  /**
+   * Holding the Lease; the fence is proving the previous holder's node stopped, through the API,
+   * or (FENCE=guard) by time once `boundAt` (monotonic) has come.
+   */
+  | { kind: "fencing"; term: number; boundAt?: number }
   /** Holding the Lease, proof done; waiting for probation to end, then for the node. */
   | { kind: "awaiting_node"; term: number }
   /**
    * Placing the keys (`placing`), then signalling the node (`signalling`); `claimed` once the
-   * write naming this pod in the status was answered (or failed, or timed out): the SIGHUP waits
-   * for both, keys placed and claim answered.
+   * write naming this pod in the status was answered (or failed, or timed out); `armed` once the
+   * guard holds a deadline (with a guard): the SIGHUP waits for all three.
    */
   | {
     kind: "promoting";
@@ -105,6 +116,7 @@ export type Phase =
     step: "placing" | "signalling";
     facts?: PlacedKeys;
     claimed?: boolean;
+    armed?: boolean;
   }
   /** The node has the keys and was signalled; `rotation` while new sources are placed. */
   | {
@@ -237,6 +249,13 @@ export interface ForgingState {
   readonly leaseCarries?: FencePending;
   /** Operator requests and this replica's published state (with `cfg.operations`). */
   readonly ops?: OpsState;
+  /**
+   * Keys may be in place for forging: from a promotion's arming until a stop confirms (what the
+   * guard is told in every answer; with `cfg.guard`).
+   */
+  readonly guardWanted?: boolean;
+  /** The guard's connection, as last reported (with `cfg.guard`). */
+  readonly guardLink?: "up" | "down";
 }
 
 /** The operations' part of the state. */

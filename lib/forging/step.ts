@@ -34,6 +34,7 @@ import { DUE, isDue } from "./due.ts";
 import { type Effect, type ForgingEvent, isOpsEvent, report, type Step } from "./events.ts";
 import {
   afterRelease,
+  fenceByBound,
   fenceDone,
   leaseWriteFailed,
   leaseWritten,
@@ -42,6 +43,7 @@ import {
   renewNow,
   settleElection,
 } from "./lease.ts";
+import { guardEvent } from "./guard.ts";
 import { checkNode, nodeChecked, socketProbed } from "./node.ts";
 import {
   applyOps,
@@ -54,8 +56,8 @@ import {
 import {
   keysPlaced,
   keysPlaceFailed,
-  leaderClaimed,
   promote,
+  promotionAnswered,
   signalled,
   sourcesChecked,
 } from "./promotion.ts";
@@ -172,7 +174,14 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       return fenceDone(s, e.term, e.outcome);
     case "leader_claimed":
       if (e.error !== undefined) fx.push(report({ kind: "leader_claim_failed", error: e.error }));
-      return leaderClaimed(s, e.term, now, fx);
+      return promotionAnswered(s, e.term, "claimed", now, fx);
+    case "guard_armed":
+      return promotionAnswered(s, e.term, "armed", now, fx);
+    case "guard_arm_failed":
+    case "guard_link":
+    case "guard_fired":
+    case "guard_state":
+      return guardEvent(s, e, now, fx);
     case "node_checked":
       return nodeChecked(
         { ...s, nodeCheckBusy: false, nextNodeCheckAt: now + nodeCheckInterval(s.cfg) },
@@ -243,8 +252,9 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     return { state: next, effects: fx };
   }
 
-  // The election, and a follower's read of the Lease.
+  // The election, a fence proven by the previous holder's guard bound, a follower's read.
   next = settleElection(next, now, fx);
+  if (isDue(DUE.fenceBound(next), now)) next = fenceByBound(next, fx);
   if (isDue(DUE.lease(next), now)) next = readLease(next, now, fx);
   // The node (and, while forging, the sources of a rotation).
   if (isDue(DUE.node(next), now)) next = checkNode(next, fx);

@@ -33,7 +33,9 @@ export type StopReason =
   /** An operator handed the term over (spec.handover): stop, release to the target. */
   | "handover"
   /** The leader's own Pod is being deleted: stop and release at once, never compete again. */
-  | "pod_terminating";
+  | "pod_terminating"
+  /** The guard went away, could not be armed, or stopped the node itself (lib/core/guard.ts). */
+  | "guard";
 
 /** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
 export type SignalReason = StopReason | "promote" | "rotate";
@@ -117,5 +119,10 @@ export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
     metric: "pod_terminating",
     status: "Demoted_pod_terminating",
     text: "this replica's Pod is being deleted",
+  },
+  guard: {
+    metric: "guard",
+    status: "Demoted_guard",
+    text: "the guard went away, could not be armed, or stopped the node itself",
   },
 };

@@ -120,7 +120,14 @@ export function stopResult(
   const merged: PendingStop = { ...stop, ...result };
   if (merged.removed === undefined || merged.signal === undefined) return { ...s, stop: merged };
   const confirmed = merged.removed && merged.signal !== "failed";
-  return finishStop({ ...s, stop: undefined, stopConfirmed: confirmed }, confirmed, now, fx);
+  // A confirmed stop leaves no keys for the guard to guard; an unconfirmed one keeps it armed.
+  const stopped: ForgingState = {
+    ...s,
+    stop: undefined,
+    stopConfirmed: confirmed,
+    ...(confirmed ? { guardWanted: false } : {}),
+  };
+  return finishStop(stopped, confirmed, now, fx);
 }
 
 function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect[]): ForgingState {

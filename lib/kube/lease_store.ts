@@ -19,6 +19,11 @@ export const RELEASE_WAIT_ANNOTATION = "forge-manager.cardano.io/release-wait-ms
 export const HANDOVER_TO_ANNOTATION = "forge-manager.cardano.io/handover-to";
 /** Annotation naming the holder's pod UID, so the fence can tell a recreated pod. */
 export const HOLDER_POD_UID_ANNOTATION = "forge-manager.cardano.io/holder-pod-uid";
+/**
+ * Annotation of a holder that forges only with its guard armed: its bound in milliseconds
+ * (RENEW_DEADLINE + GUARD_REACTION), within which its node has stopped after its last renew.
+ */
+export const GUARD_BOUND_ANNOTATION = "forge-manager.cardano.io/guard-bound-ms";
 
 /**
  * A holder whose node is still to be proven stopped, carried on the Lease by a holder that took
@@ -30,6 +35,8 @@ export interface FencePending {
   /** Its pod UID and its last write (API server time), as the fence needs them. */
   podUid?: string;
   writtenAt?: number;
+  /** Its guard's bound (ms), when it wrote one: with FENCE=guard, time proves it stopped. */
+  guardBoundMs?: number;
 }
 
 /** The parts of a coordination.k8s.io/v1 Lease the election reads (`forging/election.ts`). */
@@ -56,6 +63,11 @@ export interface LeaseRecord {
   holderPodUid?: string;
   /** The holder has not forged: it still had to prove this earlier holder's node stopped. */
   fencePending?: FencePending;
+  /**
+   * The holder forges only with its guard armed, and its node has stopped within this many ms of
+   * its last renew (kept on an unclean release: it is still the one to prove).
+   */
+  guardBoundMs?: number;
   /**
    * When the record was last written, by the API server's clock (ms since the epoch, whole
    * seconds; from managedFields). Used by the fence only, never to judge expiry.
@@ -94,6 +106,8 @@ export interface ClaimArgs {
   timeoutMs: number;
   /** Written while our fence has not proven the earlier holder's node stopped; else removed. */
   fencePending?: FencePending;
+  /** Our guard's bound, when we run with a guard (written on every claim; else removed). */
+  guardBoundMs?: number;
 }
 
 /** What else a release carries. */
@@ -146,12 +160,24 @@ function parsePending(text: string | undefined): FencePending | undefined {
         holder: value.holder,
         ...(typeof value.podUid === "string" ? { podUid: value.podUid } : {}),
         ...(typeof value.writtenAt === "number" ? { writtenAt: value.writtenAt } : {}),
+        ...(boundOf(value.guardBoundMs) !== undefined
+          ? { guardBoundMs: boundOf(value.guardBoundMs)! }
+          : {}),
       };
     }
   } catch {
     // fall through
   }
   return { holder: text === "" ? "unreadable" : text.slice(0, 253) };
+}
+
+/**
+ * A guard bound as written (a count of milliseconds below an hour); anything else (a hand edit) is
+ * no bound at all, which leaves only the API's proof: safe, if slower.
+ */
+function boundOf(value: unknown): number | undefined {
+  const n = typeof value === "string" && /^\d{1,7}$/.test(value) ? Number(value) : value;
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n < 3_600_000 ? n : undefined;
 }
 
 /** Converts a V1Lease into the election's record. */
@@ -167,6 +193,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     ? Number(waitText)
     : 999_999_999;
   const holderPodUid = lease.metadata?.annotations?.[HOLDER_POD_UID_ANNOTATION];
+  const guardBoundMs = boundOf(lease.metadata?.annotations?.[GUARD_BOUND_ANNOTATION]);
   const handoverTo = lease.metadata?.annotations?.[HANDOVER_TO_ANNOTATION];
   const released = releasedBy !== undefined && (spec.holderIdentity ?? "") === "";
   const times = (lease.metadata?.managedFields ?? [])
@@ -182,6 +209,7 @@ export function toRecord(lease: k8s.V1Lease): LeaseRecord {
     ...(released && handoverTo !== undefined && handoverTo !== "" ? { handoverTo } : {}),
     ...(holderPodUid !== undefined ? { holderPodUid } : {}),
     ...(fencePending !== undefined ? { fencePending } : {}),
+    ...(guardBoundMs !== undefined ? { guardBoundMs } : {}),
     ...(times.length > 0 ? { writtenAt: Math.max(...times) } : {}),
   };
 }
@@ -246,6 +274,9 @@ export class KubeLeaseStore implements LeaseStore {
     delete annotations[HANDOVER_TO_ANNOTATION];
     if (args.podUid !== "") annotations[HOLDER_POD_UID_ANNOTATION] = args.podUid;
     else delete annotations[HOLDER_POD_UID_ANNOTATION];
+    if (args.guardBoundMs !== undefined) {
+      annotations[GUARD_BOUND_ANNOTATION] = String(Math.ceil(args.guardBoundMs));
+    } else delete annotations[GUARD_BOUND_ANNOTATION];
 
     if (args.record === undefined) {
       this.#count("create");
@@ -313,7 +344,10 @@ export class KubeLeaseStore implements LeaseStore {
     if (clean && handoverTo !== undefined && handoverTo !== "") {
       annotations[HANDOVER_TO_ANNOTATION] = handoverTo;
     } else delete annotations[HANDOVER_TO_ANNOTATION];
-    if (clean) delete annotations[HOLDER_POD_UID_ANNOTATION];
+    if (clean) {
+      delete annotations[HOLDER_POD_UID_ANNOTATION];
+      delete annotations[GUARD_BOUND_ANNOTATION];
+    }
     const spec = base?.spec ?? {};
     const body = this.#replacement(base, record, annotations, {
       holderIdentity: "",

@@ -25,6 +25,7 @@ import type { NodeMetricsRead } from "../node/node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
 import type { Telemetry } from "./telemetry.ts";
+import type { GuardPort } from "./guard_port.ts";
 
 /** Everything the runner acts on. */
 export interface EffectPorts {
@@ -44,6 +45,8 @@ export interface EffectPorts {
   control?: ControlStore | undefined;
   /** Our own Pod, read while leading with FENCE=pod. */
   ownPod?: OwnPod | undefined;
+  /** The guard on this machine (GUARD_SOCKET). */
+  guard?: GuardPort | undefined;
 }
 
 const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
@@ -167,6 +170,21 @@ export class EffectRunner {
       }
       case "start_fence":
         return await this.#fence(e);
+      case "arm_guard": {
+        if (p.guard === undefined) {
+          return this.#post({
+            kind: "guard_arm_failed",
+            term: e.term,
+            error: "no guard configured",
+          });
+        }
+        try {
+          await p.guard.arm(e.timeoutMs);
+          return this.#post({ kind: "guard_armed", term: e.term });
+        } catch (err) {
+          return this.#post({ kind: "guard_arm_failed", term: e.term, error: errorText(err) });
+        }
+      }
       case "cancel_fence":
         this.#fences.get(e.term)?.abort();
         return;

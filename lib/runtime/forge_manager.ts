@@ -16,6 +16,8 @@ import type { Fence } from "../kube/fence.ts";
 import type { ForgingEvent, Step } from "../forging/events.ts";
 import { type ForgingState, isForging, leadsNow, startupDone } from "../forging/state.ts";
 import { nextWake, start, step } from "../forging/step.ts";
+import { guardAnswer } from "../forging/guard.ts";
+import type { GuardPort } from "./guard_port.ts";
 import type { HealthView } from "./http_handler.ts";
 import type { LeaseStore } from "../kube/lease_store.ts";
 import type { Logger } from "../base/log.ts";
@@ -47,6 +49,8 @@ export interface ForgeManagerDeps {
   control?: ControlStore | undefined;
   /** Our own Pod, for the handover at its deletion (FENCE=pod). */
   ownPod?: OwnPod | undefined;
+  /** The guard on this machine (GUARD_SOCKET): forging then waits for it to be armed. */
+  guard?: GuardPort | undefined;
 }
 
 /** How long shutdown waits for the last release and status writes. */
@@ -89,7 +93,10 @@ export class ForgeManager implements HealthView {
     this.#advance(start({
       ...config,
       identity,
-      fence: this.#d.fence !== undefined,
+      // FENCE=guard proves by time where no API proof comes (a VM has no fence adapter at all).
+      fence: this.#d.fence !== undefined || config.fence === "guard",
+      fenceBound: config.fence === "guard",
+      guard: this.#d.guard !== undefined,
       socketCheck: !config.disableSocketCheck,
       ...(this.#d.kesTiming !== undefined ? { kesTiming: this.#d.kesTiming } : {}),
       ...(config.poolId !== undefined ? { poolId: config.poolId } : {}),
@@ -102,6 +109,30 @@ export class ForgeManager implements HealthView {
       (control) => this.#post({ kind: "control_read", control, watched: true }),
       watch.signal,
     );
+    this.#d.guard?.answerWith(() => guardAnswer(this.#state!, clock.monotonic()));
+    this.#d.guard?.watch((notice) => {
+      switch (notice.kind) {
+        case "link":
+          return this.#post({
+            kind: "guard_link",
+            up: notice.up,
+            ...(notice.error !== undefined ? { error: notice.error } : {}),
+          });
+        case "fired":
+          return this.#post({
+            kind: "guard_fired",
+            reason: notice.reason,
+            ok: notice.ok,
+            ...(notice.error !== undefined ? { error: notice.error } : {}),
+          });
+        case "state":
+          return this.#post({
+            kind: "guard_state",
+            armed: notice.armed,
+            demotions: notice.demotions,
+          });
+      }
+    });
     this.#d.ownPod?.watch(
       (terminating) =>
         this.#post({ kind: terminating ? "pod_terminating" : "pod_checked", watched: true }),
@@ -197,6 +228,13 @@ export class ForgeManager implements HealthView {
   /** Whether the node was given the keys and signalled. */
   get forging(): boolean {
     return this.#state !== undefined && isForging(this.#state);
+  }
+  /**
+   * Whether keys may still be in place for forging (from a promotion's arming until a stop
+   * confirms): the guard must then act if this process goes.
+   */
+  get keysAtRisk(): boolean {
+    return this.#state?.guardWanted === true;
   }
   /** The wall time of the last successful renew (ms), for the metrics gauge. */
   get lastRenewWall(): number | undefined {

@@ -41,6 +41,8 @@ export interface Metrics {
   readonly kesCurrentPeriod: Gauge<"source">;
   readonly credentialsValid: Gauge<"reason">;
   readonly nodeForgingConfirmed: Gauge<"state">;
+  readonly guardArmed: Gauge;
+  readonly guardDemotions: Counter<"reason">;
   readonly info: Gauge<"version" | "pod" | "namespace" | "lease" | "identity">;
 }
 
@@ -53,6 +55,11 @@ export function createMetrics(opts: {
   identity: string;
   /** Wall-clock ms of the last successful renew, or undefined if never. */
   lastRenewAt: () => number | undefined;
+  /**
+   * Seconds since this sidecar last answered its guard's ping while the guard was armed, or
+   * undefined when it is not (no guard, not connected, disarmed).
+   */
+  guardHeartbeatAge?: () => number | undefined;
 }): Metrics {
   const registry = new Registry();
   const registers = [registry];
@@ -109,6 +116,40 @@ export function createMetrics(opts: {
     ...eventMetrics(registers, opts.lastRenewAt),
     ...witnessMetrics(registers),
     ...operationsMetrics(registers),
+    ...guardMetrics(registers, opts.guardHeartbeatAge),
+  };
+}
+
+/** The guard (lib/core/guard.ts) as this sidecar sees it. */
+function guardMetrics(
+  registers: Registry[],
+  heartbeatAge: (() => number | undefined) | undefined,
+): Pick<Metrics, "guardArmed" | "guardDemotions"> {
+  new Gauge({
+    name: "forge_manager_guard_heartbeat_age_seconds",
+    help: "Seconds since this sidecar last answered its armed guard's ping (-1 when the guard " +
+      "is not armed or there is none)",
+    registers,
+    collect() {
+      this.set(heartbeatAge?.() ?? -1);
+    },
+  });
+  const guardArmed = new Gauge({
+    name: "forge_manager_guard_armed",
+    help: "The guard: 1 armed (it will stop this node when the term lapses or the sidecar dies), " +
+      "0 connected and idle, -1 no guard connected (or none configured)",
+    registers,
+  });
+  guardArmed.set(-1);
+  return {
+    guardArmed,
+    guardDemotions: new Counter({
+      name: "forge_manager_guard_demotions_total",
+      help: "Times the guard stopped the node itself, by reason: deadline, sidecar_gone, " +
+        "restarted_armed, guard_stopping (counted while the guard runs)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
   };
 }
 

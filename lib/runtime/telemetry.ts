@@ -48,6 +48,8 @@ interface Context {
   status(update: StatusUpdate, onlyIfLeaderIs?: string): void;
   event(type: "Normal" | "Warning", reason: string, message: string): void;
   renewed(): void;
+  /** Counts the guard's stops by reason, from its running totals (which restart with it). */
+  guardDemotions(totals: Record<string, number>): void;
 }
 
 type Handlers = {
@@ -370,7 +372,27 @@ const OPS: Pick<
 };
 
 /** Every transition's handler: the type requires one per kind. */
-const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE, ...WITNESSES, ...OPS };
+/** The guard on this machine (lib/core/guard.ts). */
+const GUARD: Pick<Handlers, "guard_link" | "guard_arm_failed" | "guard_fired" | "guard_state"> = {
+  guard_link: (t, c) => {
+    c.metrics.guardArmed.set(t.up ? 0 : -1);
+    if (t.up) c.log.info("connected to the guard");
+    else c.log.warn("no guard connected: this replica will not forge", { err: t.error });
+  },
+  guard_arm_failed: (t, c) => c.log.error("the guard could not be armed", { err: t.error }),
+  guard_fired: (t, c) => {
+    const fields = { reason: t.reason, ok: t.ok, wasForging: t.wasForging, err: t.error };
+    if (t.wasForging) c.log.error("the guard stopped the node while this replica forged", fields);
+    else c.log.warn("the guard stopped the node", fields);
+    c.event("Warning", "GuardStoppedNode", `the guard stopped ${c.d.podName}'s node (${t.reason})`);
+  },
+  guard_state: (t, c) => {
+    c.metrics.guardArmed.set(t.armed ? 1 : 0);
+    c.guardDemotions(t.demotions);
+  },
+};
+
+const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE, ...WITNESSES, ...OPS, ...GUARD };
 
 /** Turns transitions into logs, metrics, status and Events. */
 export class Telemetry {
@@ -378,6 +400,7 @@ export class Telemetry {
   readonly #log: Logger;
   #statusChain: Promise<unknown> = Promise.resolve();
   #lastRenewWall: number | undefined;
+  #guardTotals: Record<string, number> = {};
 
   readonly #context: Context;
 
@@ -392,6 +415,15 @@ export class Telemetry {
       status: (update, onlyIfLeaderIs) => this.#status(update, onlyIfLeaderIs),
       event: (type, reason, message) => this.#event(type, reason, message),
       renewed: () => (this.#lastRenewWall = deps.clock.wall().getTime()),
+      guardDemotions: (totals) => {
+        for (const [reason, total] of Object.entries(totals)) {
+          const before = this.#guardTotals[reason] ?? 0;
+          // A lower total is a guard that restarted and counts from 0 again.
+          const added = total >= before ? total - before : total;
+          if (added > 0) deps.metrics.guardDemotions.inc({ reason }, added);
+        }
+        this.#guardTotals = { ...totals };
+      },
     };
   }
 

@@ -9,7 +9,7 @@
 /// <reference lib="deno.worker" />
 
 import { systemClock } from "../base/clock.ts";
-import type { Config } from "../core/config.ts";
+import { type Config, usesPodFence } from "../core/config.ts";
 import { KubeCardanoLeader } from "../kube/cardano_leader.ts";
 import { FileCredentialStore } from "../node/credentials.ts";
 import { PodFence } from "../kube/fence.ts";
@@ -22,6 +22,7 @@ import { createLogger, errorText } from "../base/log.ts";
 import { createMetrics } from "./metrics.ts";
 import { readNodeMetrics } from "../node/node_metrics.ts";
 import { RpcNodeProcess } from "../core/node_process.ts";
+import { RpcGuard } from "./guard_port.ts";
 import { checkNodeContainer } from "../kube/pod_check.ts";
 import { KubeOwnPod } from "../kube/own_pod.ts";
 import { socketAccepts } from "../node/socket_check.ts";
@@ -31,6 +32,7 @@ import type { FromWorker, ToWorker } from "../core/worker_protocol.ts";
 const post = (msg: FromWorker) => self.postMessage(msg);
 const shutdown = new AbortController();
 let rpc: RpcNodeProcess | undefined;
+let guard: RpcGuard | undefined;
 
 self.onmessage = (event: MessageEvent<ToWorker>) => {
   const msg = event.data;
@@ -40,12 +42,15 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       break;
     case "start":
       start(msg.config, msg.identity).then(
-        () => post({ op: "done", ok: true }),
+        (safe) => post({ op: "done", ok: true, safe }),
         (err) => post({ op: "done", ok: false, message: errorText(err) }),
       );
       break;
     case "reply":
       rpc?.deliver(msg.reply);
+      break;
+    case "guard":
+      guard?.deliver(msg.notice);
       break;
     case "shutdown":
       shutdown.abort();
@@ -107,7 +112,7 @@ function kubeAdapters(
         }),
     }),
     status: cardanoLeader,
-    fence: config.fence === "pod"
+    fence: usesPodFence(config)
       ? new PodFence({
         ...where,
         ownPod: config.podName,
@@ -117,7 +122,7 @@ function kubeAdapters(
       })
       : undefined,
     control: cardanoLeader,
-    ownPod: config.fence === "pod"
+    ownPod: usesPodFence(config)
       ? new KubeOwnPod({ ...where, name: config.podName, uid: config.podUid })
       : undefined,
   };
@@ -130,7 +135,7 @@ async function checkContainer(
   log: ReturnType<typeof createLogger>,
   count: (operation: string) => void,
 ): Promise<void> {
-  if (config.fence !== "pod") return;
+  if (!usesPodFence(config)) return;
   // Refuses to start (ConfigError) when this pod has no container of that name.
   const check = await checkNodeContainer({
     kc,
@@ -147,10 +152,12 @@ async function checkContainer(
   }
 }
 
-async function start(config: Config, identity: string): Promise<void> {
+/** Runs the sidecar; resolves with whether it left no keys at risk (its last stop confirmed). */
+async function start(config: Config, identity: string): Promise<boolean> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
   const kc = loadKubeConfig(config.kubeconfig);
   rpc = new RpcNodeProcess((request) => post({ op: "request", request }));
+  if (config.guardSocket !== undefined) guard = new RpcGuard(post, systemClock);
   const holder: { manager?: ForgeManager } = {};
   const metrics = createMetrics({
     version: VERSION,
@@ -159,6 +166,7 @@ async function start(config: Config, identity: string): Promise<void> {
     lease: config.leaseName,
     identity,
     lastRenewAt: () => holder.manager?.lastRenewWall,
+    guardHeartbeatAge: () => guard?.heartbeatAge(),
   });
   const count = (operation: string) => metrics.apiRequests.inc({ operation });
   // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
@@ -180,6 +188,7 @@ async function start(config: Config, identity: string): Promise<void> {
     node: rpc,
     socketAccepts: (path) => socketAccepts(path),
     ...kubeAdapters(config, kc, log, count),
+    guard,
   });
   holder.manager = manager;
   const server = Deno.serve({
@@ -195,10 +204,12 @@ async function start(config: Config, identity: string): Promise<void> {
     nodeContainer: config.nodeContainerName,
     leaseDuration: config.leaseDurationMs / 1000,
     renewDeadline: config.renewDeadlineMs / 1000,
+    guard: config.guardSocket ?? "none",
   });
   try {
     await manager.run(shutdown.signal);
     log.info("forge-manager stopped");
+    return !manager.keysAtRisk;
   } finally {
     await server.shutdown();
   }

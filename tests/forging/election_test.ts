@@ -86,6 +86,8 @@ function shifted(decision: Decision, origin: number): Decision {
       return { ...decision, until: decision.until + origin };
     case "renew":
       return { ...decision, deadline: decision.deadline + origin };
+    case "acquire":
+      return { ...decision, observedAt: decision.observedAt + origin };
     default:
       return decision;
   }
@@ -117,6 +119,7 @@ const CASES: Case[] = [
         record: rec(OTHER, "10"),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 1_000,
       }],
     ],
     leading: [[1_000 + WAIT, false]],
@@ -134,6 +137,7 @@ const CASES: Case[] = [
         record: rec(OTHER, "11"),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 9_000,
       }],
     ],
   },
@@ -148,6 +152,7 @@ const CASES: Case[] = [
         record: rec(OTHER, "10", { durationMs: 1_000 }),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 1_000,
       }],
     ],
   },
@@ -161,6 +166,7 @@ const CASES: Case[] = [
         record: rec(OTHER, "10", { durationMs: 60_000 }),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 1_000,
       }],
     ],
   },
@@ -175,6 +181,7 @@ const CASES: Case[] = [
       record: rec("", "11", { durationMs: 1_000, releasedBy: OTHER }),
       previousHolder: OTHER,
       proofNeeded: false,
+      observedAt: 3_000,
     }]],
   },
   {
@@ -190,6 +197,7 @@ const CASES: Case[] = [
         record: rec("", "11", { durationMs: 1_000 }),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 3_000,
       }],
     ],
   },
@@ -212,6 +220,7 @@ const CASES: Case[] = [
       record: rec("", "11", { releasedBy: OTHER, handoverTo: "pod-a" }),
       previousHolder: OTHER,
       proofNeeded: false,
+      observedAt: 3_000,
     }]],
   },
   {
@@ -229,6 +238,7 @@ const CASES: Case[] = [
         record: rec("", "11", { releasedBy: OTHER, handoverTo: "pod-c" }),
         previousHolder: OTHER,
         proofNeeded: false,
+        observedAt: 3_000,
       }],
     ],
     leading: [[3_000 + WAIT, false]],
@@ -263,6 +273,7 @@ const CASES: Case[] = [
         record: undefined,
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 4_000,
       }],
     ],
   },
@@ -270,7 +281,13 @@ const CASES: Case[] = [
     name: "an absent lease whose holder was never seen is created at once, without proof",
     steps: [{ observe: ABSENT, at: 0 }],
     decisions: [
-      [0, { kind: "acquire", record: undefined, previousHolder: "", proofNeeded: false }],
+      [0, {
+        kind: "acquire",
+        record: undefined,
+        previousHolder: "",
+        proofNeeded: false,
+        observedAt: 0,
+      }],
     ],
   },
   {
@@ -298,6 +315,7 @@ const CASES: Case[] = [
       }),
       previousHolder: OTHER,
       proofNeeded: true,
+      observedAt: 0,
       pending: { holder: OTHER, podUid: "uid-1", writtenAt: 5_000 },
     }]],
   },
@@ -312,6 +330,7 @@ const CASES: Case[] = [
       record: undefined,
       previousHolder: OTHER,
       proofNeeded: true,
+      observedAt: 1_000,
       pending: { holder: OTHER },
     }]],
   },
@@ -426,6 +445,7 @@ const CASES: Case[] = [
       record: rec(ME, "30"),
       previousHolder: "",
       proofNeeded: false,
+      observedAt: 1_000,
     }]],
     leading: [[1_000, false]],
   },
@@ -442,6 +462,7 @@ const CASES: Case[] = [
       record: rec(ME, "30"),
       previousHolder: "",
       proofNeeded: false,
+      observedAt: 1_100,
     }]],
     leading: [[11_000, false]],
   },
@@ -458,6 +479,7 @@ const CASES: Case[] = [
         record: rec(OTHER, "10"),
         previousHolder: OTHER,
         proofNeeded: true,
+        observedAt: 0,
       }],
     ],
   },
@@ -503,6 +525,7 @@ const CASES: Case[] = [
         record: rec("", "31", { releasedBy: OTHER }),
         previousHolder: OTHER,
         proofNeeded: false,
+        observedAt: 6_000,
       }],
     ],
     leading: [[5_000, false], [6_000, false]],
@@ -595,6 +618,7 @@ Deno.test("two processes of the same pod never both count as leading for one rec
     record,
     previousHolder: first,
     proofNeeded: true,
+    observedAt: 1_100,
   });
 });
 
