@@ -13,7 +13,7 @@
  */
 
 import { type Clock, sleep } from "../base/clock.ts";
-import type { Config } from "../core/config.ts";
+import { type Config, guardBoundMs } from "../core/config.ts";
 import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import type { Fence } from "../kube/fence.ts";
@@ -333,6 +333,8 @@ export class EffectRunner {
         durationSeconds: p.config.leaseDurationMs / 1000,
         timeoutMs,
         ...(e.fencePending !== undefined ? { fencePending: e.fencePending } : {}),
+        // A guarded holder never forges without its guard armed: its bound is on every write.
+        ...(p.config.guardSocket !== undefined ? { guardBoundMs: guardBoundMs(p.config) } : {}),
       });
       this.#post({
         kind: "lease_written",

@@ -30,6 +30,8 @@ export class RpcGuard implements GuardPort {
   #next = 1;
   #answer: () => { armed: boolean; leftMs: number } = () => ({ armed: false, leftMs: 0 });
   #onNotice: ((notice: Exclude<GuardNotice, { kind: "ping" | "armed" }>) => void) | undefined;
+  /** Notices that came before the loop watched (the link comes up while the worker starts). */
+  readonly #early: Exclude<GuardNotice, { kind: "ping" | "armed" }>[] = [];
   #lastArmedAnswer: number | undefined;
 
   constructor(post: (message: FromWorker) => void, clock: Clock) {
@@ -53,7 +55,8 @@ export class RpcGuard implements GuardPort {
         return;
       }
       default:
-        this.#onNotice?.(notice);
+        if (this.#onNotice !== undefined) this.#onNotice(notice);
+        else this.#early.push(notice);
     }
   }
 
@@ -75,6 +78,7 @@ export class RpcGuard implements GuardPort {
 
   watch(onNotice: (notice: Exclude<GuardNotice, { kind: "ping" | "armed" }>) => void): void {
     this.#onNotice = onNotice;
+    for (const notice of this.#early.splice(0)) onNotice(notice);
   }
 
   answerWith(answer: () => { armed: boolean; leftMs: number }): void {

@@ -67,6 +67,8 @@ export interface FaultClusterOptions {
    * instead of after the create probation (LEASE_DURATION + ACQUIRE_DELAY). Default true.
    */
   seedReleasedLease?: boolean;
+  /** Runs `forge-manager guard` in every pod beside the sidecar (tests/support/pod.ts). */
+  guard?: boolean;
 }
 
 /** The figures of one fault. */
@@ -145,6 +147,7 @@ export class FaultCluster implements AsyncDisposable {
   readonly #env: Record<string, string>;
   readonly #envOf: (key: string) => Record<string, string>;
   readonly #nodeShutdownMs: number | undefined;
+  readonly #guard: boolean;
   readonly #coord: k8s.CoordinationV1Api;
   readonly #core: k8s.CoreV1Api;
 
@@ -160,6 +163,7 @@ export class FaultCluster implements AsyncDisposable {
     this.#env = opts.env ?? {};
     this.#envOf = opts.envOf ?? (() => ({}));
     this.#nodeShutdownMs = opts.nodeShutdownMs;
+    this.#guard = opts.guard ?? false;
     this.credentials = makeCredentialSet();
     const admin = opts.cp.admin();
     this.kubelet = new SimKubelet({ kc: admin, namespace: opts.namespace });
@@ -238,6 +242,7 @@ export class FaultCluster implements AsyncDisposable {
       dir,
       credentials: this.credentials,
       ...(this.#nodeShutdownMs !== undefined ? { nodeShutdownMs: this.#nodeShutdownMs } : {}),
+      guard: this.#guard,
       env: {
         NAMESPACE: this.namespace,
         KUBECONFIG: kubeconfig,
@@ -393,6 +398,10 @@ export class FaultCluster implements AsyncDisposable {
       const text = await Deno.readTextFile(inc.pod.sidecarLog).catch(() => "");
       parts.push(`--- ${inc.label} sidecar log (last ${lines} lines)`);
       parts.push(...text.trimEnd().split("\n").slice(-lines));
+      if (inc.pod.guardLog === "") continue;
+      const guard = await Deno.readTextFile(inc.pod.guardLog).catch(() => "");
+      parts.push(`--- ${inc.label} guard log (last ${lines} lines)`);
+      parts.push(...guard.trimEnd().split("\n").slice(-lines));
     }
     for (const [key, proxy] of this.#proxies) {
       parts.push(`--- proxy of ${key}: ${JSON.stringify(proxy.stats)}`);

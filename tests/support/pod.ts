@@ -49,6 +49,12 @@ export interface PodOptions {
    * (tools/memory_cgroup.ts).
    */
   sidecarCgroupProcs?: string;
+  /**
+   * Runs `forge-manager guard` in the pod too, started before the sidecar and restarted when it
+   * exits (as a kubelet runs a native sidecar), its socket at `<dir>/guard/guard.sock`; the sidecar
+   * gets GUARD_SOCKET (set FENCE in `env`). A memory cgroup's `cgroup.procs` for it, optional.
+   */
+  guard?: boolean | { cgroupProcs?: string };
 }
 
 /** The `--v8-flags` value of deno.json's `start` task ("" when it has none). */
@@ -66,10 +72,14 @@ export interface Pod extends AsyncDisposable {
   readonly record: string;
   readonly sidecarLog: string;
   readonly metricsPort: number;
+  /** The guard's log (empty without a guard). */
+  readonly guardLog: string;
   /** Host PIDs of the processes in the pod (undefined when not running). */
-  pids(): { init?: number; node?: number; sidecar?: number };
+  pids(): { init?: number; node?: number; sidecar?: number; guard?: number };
   /** Sends a signal to the sidecar (forge-manager's core process). */
   signalSidecar(signal: Deno.Signal): void;
+  /** Sends a signal to the guard process (none without a guard). */
+  signalGuard(signal: Deno.Signal): void;
   /** Starts the sidecar again after it was killed. */
   restartSidecar(): void;
   /** Restarts the node process (new PID). */
@@ -123,6 +133,16 @@ function comm(pid: number): string {
   }
 }
 
+/** Whether `pid` runs `forge-manager guard` (its command line ends with `guard`). */
+function isGuard(pid: number): boolean {
+  try {
+    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((a) => a !== "");
+    return args.at(-1) === "guard";
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `pid` has exited and waits to be reaped. */
 function zombie(pid: number): boolean {
   try {
@@ -151,6 +171,9 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   const metricsPort = freePort();
   const record = `${opts.dir}/forging.jsonl`;
   const sidecarLog = `${opts.dir}/forge-manager.log`;
+  const guardLog = `${opts.dir}/guard.log`;
+  const guardSocket = `${opts.dir}/guard/guard.sock`;
+  if (opts.guard) await Deno.mkdir(`${opts.dir}/guard`, { recursive: true });
   const target = { kes: `${ipc}/kes.skey`, vrf: `${ipc}/vrf.skey`, cert: `${ipc}/node.cert` };
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -168,8 +191,24 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     METRICS_PORT: String(metricsPort),
     // A pod without an object in the API (no simulated kubelet): a UID of its own all the same.
     POD_UID: crypto.randomUUID(),
+    ...(opts.guard ? { GUARD_SOCKET: guardSocket } : {}),
     ...opts.env,
   };
+  const guardOptions = typeof opts.guard === "object" ? opts.guard : {};
+  // The guard reads the sidecar's names: the same targets, node and socket.
+  const guardEnv = Object.fromEntries(
+    [
+      "PATH",
+      "HOME",
+      "DENO_DIR",
+      "GUARD_SOCKET",
+      "TARGET_KES_KEY",
+      "TARGET_VRF_KEY",
+      "TARGET_OP_CERT",
+      "NODE_PROCESS_NAME",
+      "LOG_LEVEL",
+    ].filter((k) => env[k] !== undefined).map((k) => [k, env[k]!]),
+  );
   const spec = {
     repo: REPO,
     env,
@@ -177,6 +216,17 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     metricsPort,
     nodeFirst: opts.nodeFirst ?? false,
     v8Flags: opts.v8Flags ?? shippedV8Flags(),
+    ...(opts.guard
+      ? {
+        guard: {
+          env: guardEnv,
+          log: guardLog,
+          ...(guardOptions.cgroupProcs !== undefined
+            ? { cgroupProcs: guardOptions.cgroupProcs }
+            : {}),
+        },
+      }
+      : {}),
     ...(opts.sidecarCgroupProcs !== undefined ? { cgroupProcs: opts.sidecarCgroupProcs } : {}),
     ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
     node: {
@@ -210,11 +260,14 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     if (init === undefined) return {};
     let node: number | undefined;
     let sidecar: number | undefined;
+    let guard: number | undefined;
     for (const pid of children(init)) {
-      if (comm(pid) === "cardano-node") node = pid;
-      else if (comm(pid) !== "") sidecar = pid;
+      const name = comm(pid);
+      if (name === "cardano-node") node = pid;
+      else if (name !== "" && isGuard(pid)) guard = pid;
+      else if (name !== "") sidecar = pid;
     }
-    return { init, node, sidecar };
+    return { init, node, sidecar, guard };
   };
   /** Sends `signal` to the host process `pid` and resolves once that process is gone. */
   const stopProcess = async (pid: number | undefined, signal: Deno.Signal) => {
@@ -246,12 +299,17 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     dir: opts.dir,
     record,
     sidecarLog,
+    guardLog: opts.guard ? guardLog : "",
     metricsPort,
     exited,
     pids,
     signalSidecar(signal) {
       const { sidecar } = pids();
       if (sidecar !== undefined) Deno.kill(sidecar, signal);
+    },
+    signalGuard(signal) {
+      const { guard } = pids();
+      if (guard !== undefined) Deno.kill(guard, signal);
     },
     restartSidecar: () => signalInit("SIGWINCH"),
     terminateNode: () => stopProcess(pids().node, "SIGTERM"),

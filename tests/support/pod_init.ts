@@ -8,7 +8,10 @@
  *   Deno open its inspector);
  * - SIGUSR2: restart the node (SIGTERM, then a new process with a new PID; a start that fails
  *   is retried with a back-off, as a kubelet restarts a crashing container);
- * - SIGTERM: stop the sidecar (planned shutdown), then the node, then exit.
+ * - SIGTERM: stop the sidecar (planned shutdown), then the node, then the guard, then exit.
+ *
+ * With a guard (`forge-manager guard`), it starts first and is started again whenever it exits,
+ * after half a second, as a kubelet restarts a native sidecar.
  *
  * @module
  */
@@ -39,6 +42,8 @@ interface PodSpec {
   v8Flags: string;
   /** A memory cgroup's `cgroup.procs`: the sidecar joins it before it execs (all its life). */
   cgroupProcs?: string;
+  /** The guard's environment and log, when the pod runs one. */
+  guard?: { env: Record<string, string>; log: string; cgroupProcs?: string };
 }
 
 const spec = JSON.parse(Deno.args[0]!) as PodSpec;
@@ -63,10 +68,61 @@ async function mountServiceAccount(sa: NonNullable<PodSpec["serviceAccount"]>): 
 if (spec.serviceAccount !== undefined) await mountServiceAccount(spec.serviceAccount);
 let sidecar: Deno.ChildProcess | undefined;
 let node: SimNode | undefined;
+let guard: Deno.ChildProcess | undefined;
+let terminating = false;
+
+/** `command`, joining the memory cgroup `procs` first when there is one (same PID after exec). */
+function inCgroup(command: string[], procs: string | undefined): string[] {
+  return procs === undefined
+    ? command
+    : ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, ...command];
+}
+
+/** Starts the guard, and again whenever it exits while the pod runs. */
+async function startGuard(g: NonNullable<PodSpec["guard"]>): Promise<void> {
+  const log = await Deno.open(g.log, { append: true, create: true, write: true });
+  const [program, ...args] = inCgroup([
+    Deno.execPath(),
+    "run",
+    "-P=forge-manager",
+    "--no-prompt",
+    "--config",
+    `${spec.repo}/deno.json`,
+    `${spec.repo}/main.ts`,
+    "guard",
+  ], g.cgroupProcs);
+  guard = new Deno.Command(program!, {
+    args,
+    env: g.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const pipe = (stream: ReadableStream<Uint8Array>) =>
+    stream.pipeTo(new WritableStream({ write: (chunk) => void log.write(chunk) })).catch(() => {});
+  void pipe(guard.stdout);
+  void pipe(guard.stderr);
+  void guard.status.then(async () => {
+    if (terminating) return;
+    await sleep(500);
+    if (!terminating) await startGuard(g);
+  });
+  // The sidecar connects when the socket exists (it also retries, as across a guard restart).
+  await waitUntil("the guard's socket", async () => {
+    try {
+      await Deno.lstat(g.env.GUARD_SOCKET!);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 30_000);
+}
 
 async function startSidecar(): Promise<void> {
   const log = await Deno.open(spec.sidecarLog, { append: true, create: true, write: true });
-  const command = [
+  // In a memory cgroup: the shell joins it, then execs the sidecar (same PID, charged from start).
+  const [program, ...args] = inCgroup([
     Deno.execPath(),
     "run",
     "-P=forge-manager",
@@ -75,11 +131,7 @@ async function startSidecar(): Promise<void> {
     "--config",
     `${spec.repo}/deno.json`,
     `${spec.repo}/main.ts`,
-  ];
-  // In a memory cgroup: the shell joins it, then execs the sidecar (same PID, charged from start).
-  const [program, ...args] = spec.cgroupProcs === undefined
-    ? command
-    : ["sh", "-c", 'echo $$ > "$0" && exec "$@"', spec.cgroupProcs, ...command];
+  ], spec.cgroupProcs);
   sidecar = new Deno.Command(program!, {
     args,
     env: spec.env,
@@ -132,15 +184,21 @@ async function restartNode(): Promise<void> {
 
 Deno.addSignalListener("SIGUSR2", () => void restartNode());
 Deno.addSignalListener("SIGTERM", async () => {
+  terminating = true;
   try {
     sidecar?.kill("SIGTERM");
   } catch { /* already gone */ }
   await sidecar?.status;
   await node?.kill("SIGTERM");
   await node?.exited;
+  try {
+    guard?.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await guard?.status;
   Deno.exit(0);
 });
 
+if (spec.guard !== undefined) await startGuard(spec.guard);
 if (spec.nodeFirst) {
   await startNode();
   await startSidecar();
