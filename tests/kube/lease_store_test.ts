@@ -9,6 +9,7 @@ import { CoordinationV1Api } from "@kubernetes/client-node";
 import type { FencePending, LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import { loadKubeConfig } from "../../lib/kube/kube_client.ts";
 import {
+  GUARD_BOUND_ANNOTATION,
   HANDOVER_TO_ANNOTATION,
   HOLDER_POD_UID_ANNOTATION,
   KubeLeaseStore,
@@ -25,7 +26,7 @@ function claimOf(
   record: LeaseRecord | undefined,
   identity: string,
   podUid: string,
-  extra: { fencePending?: FencePending } = {},
+  extra: { fencePending?: FencePending; guardBoundMs?: number } = {},
 ) {
   return { record, identity, podUid, durationSeconds: 15, timeoutMs: 5000, ...extra };
 }
@@ -152,5 +153,42 @@ Deno.test(
     assert.equal(taken.handoverTo, undefined, "a new holder clears the target");
     const unclean = await leases.release(taken, "b-0_2", false, 5000, { handoverTo: "c-0" });
     assert.equal(unclean.handoverTo, undefined, "an unclean release named a target");
+  },
+);
+
+Deno.test(
+  "a guarded holder's bound travels on its claims and an unclean release, and goes with a clean one",
+  opts,
+  async () => {
+    const { kc, leases } = await store("guard-bound");
+    const api = kc.makeApiClient(CoordinationV1Api);
+    const annotation = async () =>
+      (await api.readNamespacedLease({ name: "guard-bound", namespace: NS })).metadata
+        ?.annotations?.[GUARD_BOUND_ANNOTATION];
+    const created = await leases.claim(
+      claimOf(undefined, "a-0_1", "uid-a", { guardBoundMs: 11_000 }),
+    );
+    assert.equal(created.guardBoundMs, 11_000);
+    assert.equal(await annotation(), "11000");
+    // A holder without a guard writes none: a successor then waits for the API's proof.
+    const taken = await leases.claim(claimOf(created, "b-0_2", "uid-b"));
+    assert.equal(taken.guardBoundMs, undefined);
+    assert.equal(await annotation(), undefined);
+    const guarded = await leases.claim(claimOf(taken, "b-0_2", "uid-b", { guardBoundMs: 12_500 }));
+    // Unclean: the releaser is still the one to prove, with its bound.
+    const unclean = await leases.release(guarded, "b-0_2", false, 5000);
+    assert.equal(unclean.guardBoundMs, 12_500);
+    const again = await leases.claim(claimOf(unclean, "c-0_3", "uid-c", { guardBoundMs: 11_000 }));
+    const clean = await leases.release(again, "c-0_3", true, 5000);
+    assert.equal(clean.guardBoundMs, undefined, "a clean release needs no proof: no bound");
+    // A hand-edited bound that is not a count of milliseconds is no bound at all.
+    const lease = await api.readNamespacedLease({ name: "guard-bound", namespace: NS });
+    lease.metadata!.annotations = {
+      ...lease.metadata!.annotations,
+      [GUARD_BOUND_ANNOTATION]: "soon",
+    };
+    await api.replaceNamespacedLease({ name: "guard-bound", namespace: NS, body: lease });
+    const read = await leases.read(5000);
+    assert.equal(read.kind === "present" ? read.record.guardBoundMs : "absent", undefined);
   },
 );

@@ -18,6 +18,7 @@ import { createMetrics, type Metrics } from "../../lib/runtime/metrics.ts";
 import type { NodeInfo, SignalFailure } from "../../lib/core/node_process.ts";
 import {
   ControlledFence,
+  FakeGuard,
   FakeLeaseStore,
   FakeNode,
   type HangupRecord,
@@ -59,6 +60,8 @@ interface Options {
   env?: Record<string, string>;
   /** Inject a fence. */
   fence?: boolean;
+  /** Inject a guard (and set GUARD_SOCKET). */
+  guard?: boolean;
   /** Enable the socket check, with this first answer. */
   socketAccepts?: boolean;
   clock?: VirtualClock;
@@ -72,6 +75,7 @@ class Harness implements AsyncDisposable {
   readonly node: FakeNode;
   readonly status: RecordingStatus;
   readonly fence: ControlledFence | undefined;
+  readonly guard: FakeGuard | undefined;
   readonly metrics: Metrics;
   readonly lines: Record<string, unknown>[];
   readonly manager: ForgeManager;
@@ -98,6 +102,7 @@ class Harness implements AsyncDisposable {
     );
     this.status = new RecordingStatus(this.journal);
     this.fence = opts.fence ? new ControlledFence(this.journal) : undefined;
+    this.guard = opts.guard ? new FakeGuard(this.journal) : undefined;
     this.socket = { accepts: opts.socketAccepts ?? true };
     const { log, lines } = recordingLogger();
     this.lines = lines;
@@ -125,6 +130,7 @@ class Harness implements AsyncDisposable {
       socketAccepts: () => Promise.resolve(this.socket.accepts),
       status: this.status,
       fence: this.fence,
+      guard: this.guard,
     });
     holder.manager = this.manager;
   }
@@ -258,6 +264,7 @@ async function harness(opts: Options = {}): Promise<Harness> {
     NODE_SOCKET: `${dir}/ipc/node.socket`,
     DISABLE_SOCKET_CHECK: opts.socketAccepts === undefined ? "true" : "false",
     SOCKET_WAIT_TIMEOUT: "5",
+    ...(opts.guard ? { GUARD_SOCKET: `${dir}/guard.sock`, GUARD_REACTION: "0.5" } : {}),
     ...opts.env,
   });
   return new Harness(dir, config, sources, opts.clock ?? new VirtualClock(), opts);
@@ -946,4 +953,49 @@ Deno.test("/startup-status, /readyz and /healthz follow the loop", async () => {
   h.store.faults = {};
   h.store.unhang();
   await h.until("alive again", async () => (await get("/healthz")).status === 200);
+});
+
+// ---- the guard --------------------------------------------------------------------------------
+
+Deno.test("with a guard: its bound on every claim, the guard armed before the SIGHUP, answers that track the term", async () => {
+  const clock = new VirtualClock();
+  await using h = await harness({ guard: true, clock });
+  h.start();
+  await h.becomeForger();
+  const what = h.journal.entries.map((e) => e.what);
+  assert.ok(what.indexOf("guard_arm") >= 0, "armed");
+  assert.ok(what.indexOf("guard_arm") < what.lastIndexOf("hangup"), "armed before the SIGHUP");
+  // RENEW_DEADLINE (1 s) + GUARD_REACTION (0.5 s): what a successor may wait for.
+  assert.equal(h.store.record?.guardBoundMs, 1500);
+  const answer = h.guard!.ping();
+  assert.equal(answer.armed, true);
+  assert.ok(answer.leftMs > 0 && answer.leftMs <= 1000, `left ${answer.leftMs} ms`);
+  await h.stop();
+  assert.deepEqual(h.guard!.ping(), { armed: false, leftMs: 0 }, "disarmed by the confirmed stop");
+  assert.equal(h.store.record?.guardBoundMs, undefined, "a clean release drops the bound");
+});
+
+Deno.test("with a guard that cannot be armed, the leader steps aside without ever signalling to forge", async () => {
+  const clock = new VirtualClock();
+  await using h = await harness({ guard: true, clock });
+  h.guard!.armError = "no guard is connected";
+  h.start();
+  await h.until("standing by with the lease read", () => h.manager.ready());
+  h.handOver();
+  await h.until("stepped aside", () => h.store.record?.holder === "" && h.guard!.arms > 0);
+  assert.equal(h.manager.forging, false);
+  assert.ok(!h.node.hangups.some((r) => r.keysPresent > 0), "never SIGHUPed with the keys");
+  assert.equal(await h.metric("forge_manager_demotions_total", { reason: "guard" }), 1);
+});
+
+Deno.test("a guard that goes away while forging makes the leader step aside at once", async () => {
+  const clock = new VirtualClock();
+  await using h = await harness({ guard: true, clock });
+  h.start();
+  await h.becomeForger();
+  h.guard!.notify({ kind: "link", up: false, error: "the guard closed the connection" });
+  await h.until("stopped forging", () => !h.manager.forging);
+  await h.until("released", () => h.store.record?.holder === "");
+  assert.equal(h.node.hangups.at(-1)!.keysPresent, 0);
+  assert.equal(await h.metric("forge_manager_guard_armed"), -1);
 });

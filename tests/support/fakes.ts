@@ -14,6 +14,8 @@
 import type { Clock } from "../../lib/base/clock.ts";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import type { Fence, FenceOutcome, FenceRequest } from "../../lib/kube/fence.ts";
+import type { GuardPort } from "../../lib/runtime/guard_port.ts";
+import type { GuardNotice } from "../../lib/core/worker_protocol.ts";
 import {
   type ClaimArgs,
   LeaseConflict,
@@ -174,6 +176,7 @@ export class FakeLeaseStore implements LeaseStore {
             transitions: 0,
             ...(args.podUid !== "" ? { holderPodUid: args.podUid } : {}),
             ...(args.fencePending !== undefined ? { fencePending: args.fencePending } : {}),
+            ...(args.guardBoundMs !== undefined ? { guardBoundMs: args.guardBoundMs } : {}),
           });
         }
         this.#precondition(args.record);
@@ -184,6 +187,7 @@ export class FakeLeaseStore implements LeaseStore {
           transitions: same ? current!.transitions : current!.transitions + 1,
           ...(args.podUid !== "" ? { holderPodUid: args.podUid } : {}),
           ...(args.fencePending !== undefined ? { fencePending: args.fencePending } : {}),
+          ...(args.guardBoundMs !== undefined ? { guardBoundMs: args.guardBoundMs } : {}),
         });
       },
     );
@@ -209,6 +213,9 @@ export class FakeLeaseStore implements LeaseStore {
         ...(opts.fencePending !== undefined ? { fencePending: opts.fencePending } : {}),
         ...(!clean && current.holderPodUid !== undefined
           ? { holderPodUid: current.holderPodUid }
+          : {}),
+        ...(!clean && current.guardBoundMs !== undefined
+          ? { guardBoundMs: current.guardBoundMs }
           : {}),
       });
     });
@@ -473,4 +480,51 @@ export function recordingLogger(level: LogLevel = "debug"): {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger(level, (line) => lines.push(JSON.parse(line)));
   return { log, lines };
+}
+
+/**
+ * A guard the test drives: arming answers at once (or fails with `armError`), `ping()` asks the
+ * loop what the real guard would be told, and `notify()` sends what the guard would report.
+ */
+export class FakeGuard implements GuardPort {
+  readonly #journal: Journal;
+  #answer: () => { armed: boolean; leftMs: number } = () => ({ armed: false, leftMs: 0 });
+  #onNotice: ((n: Exclude<GuardNotice, { kind: "ping" | "armed" }>) => void) | undefined;
+  /** When set, arming fails with this error. */
+  armError: string | undefined;
+  arms = 0;
+
+  constructor(journal: Journal) {
+    this.#journal = journal;
+  }
+
+  arm(_timeoutMs: number): Promise<void> {
+    this.arms++;
+    this.#journal.add("guard_arm", { error: this.armError });
+    return this.armError === undefined
+      ? Promise.resolve()
+      : Promise.reject(new Error(this.armError));
+  }
+
+  watch(onNotice: (n: Exclude<GuardNotice, { kind: "ping" | "armed" }>) => void): void {
+    this.#onNotice = onNotice;
+  }
+
+  answerWith(answer: () => { armed: boolean; leftMs: number }): void {
+    this.#answer = answer;
+  }
+
+  heartbeatAge(): number | undefined {
+    return undefined;
+  }
+
+  /** What the loop answers a ping now. */
+  ping(): { armed: boolean; leftMs: number } {
+    return this.#answer();
+  }
+
+  /** Delivers a notice as the core would. */
+  notify(notice: Exclude<GuardNotice, { kind: "ping" | "armed" }>): void {
+    this.#onNotice?.(notice);
+  }
 }
