@@ -64,7 +64,11 @@ export function guardEvent(
     }
     case "guard_link": {
       fx.push(report({ kind: "guard_link", up: e.up, ...(e.error ? { error: e.error } : {}) }));
-      const next: ForgingState = { ...s, guardLink: e.up ? "up" : "down" };
+      const next: ForgingState = {
+        ...s,
+        guardLink: e.up ? "up" : "down",
+        ...(e.up ? {} : { guardArmed: false }),
+      };
       if (e.up || !keysAtRisk(next)) return next;
       return stepAside(
         next,
@@ -97,6 +101,13 @@ export function guardEvent(
     }
     case "guard_state":
       fx.push(report({ kind: "guard_state", armed: e.armed, demotions: e.demotions }));
-      return s;
+      return { ...s, guardArmed: e.armed };
   }
+}
+
+/** The guard as `status` shows it (see `ReplicaView.guard`). */
+export function guardView(s: ForgingState): "off" | "absent" | "idle" | "armed" {
+  if (!s.cfg.guard) return "off";
+  if (s.guardLink !== "up") return "absent";
+  return s.guardArmed ? "armed" : "idle";
 }

@@ -34,6 +34,7 @@ import {
   withOps,
 } from "./state.ts";
 import { beginStop, stopNode } from "./stopping.ts";
+import { guardView } from "./guard.ts";
 
 /** How often an unchanged replica state is published again (ms). */
 export const REPLICA_HEARTBEAT_MS = 10_000;
@@ -255,6 +256,7 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
     forging: isForging(s),
     nodeFound: s.node.kind === "present",
     fence: !s.cfg.fence ? "off" : phase.kind === "fencing" ? "proving" : "idle",
+    guard: guardView(s),
     reason,
   };
 }

@@ -256,6 +256,8 @@ export interface ForgingState {
   readonly guardWanted?: boolean;
   /** The guard's connection, as last reported (with `cfg.guard`). */
   readonly guardLink?: "up" | "down";
+  /** Whether the guard last reported itself armed. */
+  readonly guardArmed?: boolean;
 }
 
 /** The operations' part of the state. */

@@ -76,6 +76,12 @@ export interface ReplicaView {
   forging: boolean;
   nodeFound: boolean;
   fence: "off" | "idle" | "proving";
+  /**
+   * The guard on this replica's machine: `off` none configured, `absent` configured but not
+   * connected (this replica will not forge), `idle` connected and disarmed, `armed` it will stop
+   * this node if the term lapses or the sidecar dies. Absent in entries of older sidecars.
+   */
+  guard?: "off" | "absent" | "idle" | "armed";
   reason: string;
 }
 

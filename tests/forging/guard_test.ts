@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { guardAnswer } from "../../lib/forging/guard.ts";
+import { guardAnswer, guardView } from "../../lib/forging/guard.ts";
 import { isForging } from "../../lib/forging/state.ts";
 import { nextWake } from "../../lib/forging/step.ts";
 import {
@@ -144,6 +144,18 @@ Deno.test("the guard stopping the node while we forge ends forging the same way"
   m.feed({ kind: "guard_fired", reason: "deadline", ok: true });
   assert.deepEqual(m.did.slice(0, 2), ["report:guard_fired", "report:stepping_aside"]);
   assert.equal(m.phase, "stopping");
+});
+
+Deno.test("status shows the guard: off, absent until connected, then idle or armed as it reports", () => {
+  assert.equal(guardView(standby().state), "off");
+  const m = standby(GUARDED);
+  assert.equal(guardView(m.state), "absent");
+  m.feed({ kind: "guard_link", up: true });
+  assert.equal(guardView(m.state), "idle");
+  m.feed({ kind: "guard_state", armed: true, demotions: {} });
+  assert.equal(guardView(m.state), "armed");
+  m.feed({ kind: "guard_link", up: false });
+  assert.equal(guardView(m.state), "absent");
 });
 
 Deno.test("without a guard nothing waits for one", () => {

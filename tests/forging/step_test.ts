@@ -874,6 +874,7 @@ Deno.test("a replica publishes its state when it changes and as a heartbeat", ()
     forging: true,
     nodeFound: true,
     fence: "off",
+    guard: "off",
     reason: "startup",
   });
   m.feed({ kind: "tick" }, m.now + 5_000);

@@ -85,7 +85,7 @@ function inputs(change: Partial<StatusInputs> = {}): StatusInputs {
     lease: { holder: "p-0_x", acquireTime: iso(120_000), renewTime: iso(500), transitions: 3 },
     spec: {},
     replicas: {
-      "p-0": entry("p-0", { phase: "forging", leader: true, forging: true }),
+      "p-0": entry("p-0", { phase: "forging", leader: true, forging: true, guard: "armed" }),
       "p-1": entry("p-1"),
       "p-2": entry("p-2"),
     },
@@ -151,7 +151,9 @@ Deno.test("the status table shows the holder, the pause and one row per replica"
   assert.match(text, /^Pause: by alice at 2026-01-01T11:59:55\.000Z, until resumed: kes$/m);
   assert.match(
     text,
-    /^p-0\s+yes\s+yes\s+yes\s+found\s+idle\s+forging\s+1m00s\s+startup\s+1\.0s ago$/m,
+    /^p-0\s+yes\s+yes\s+yes\s+found\s+idle\s+armed\s+forging\s+1m00s\s+startup\s+1\.0s ago$/m,
   );
   assert.equal(text.split("\n").filter((l) => l.startsWith("p-")).length, 3);
+  // An older sidecar's entry has no guard: "-".
+  assert.match(text, /^p-1\s+yes\s+no\s+no\s+found\s+idle\s+-\s+standby/m);
 });
