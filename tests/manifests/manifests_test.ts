@@ -29,6 +29,7 @@ import { validateCredentialSet } from "../../lib/cardano/cardano_keys.ts";
 import { judgeCredentials } from "../../lib/forging/credential_verdict.ts";
 import { kesTimingFromGenesisFile } from "../../lib/cardano/kes_period.ts";
 import { parseConfig } from "../../lib/core/config.ts";
+import { parseGuardConfig } from "../../lib/core/guard_config.ts";
 import { createMetrics } from "../../lib/runtime/metrics.ts";
 import { VERSION } from "../../lib/base/version.ts";
 import {
@@ -131,6 +132,12 @@ function podSpec(sts: Obj): Record<string, unknown> & {
   volumes: Record<string, any>[];
 } {
   return sts.spec.template.spec;
+}
+
+function guardOf(sts: Obj): Json {
+  const guard = podSpec(sts).initContainers.find((c) => c.name === "forge-manager-guard");
+  assert.ok(guard !== undefined, "no forge-manager-guard init container");
+  return guard;
 }
 
 function sidecarOf(sts: Obj): Json {
@@ -248,7 +255,8 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
     assert.deepEqual(namesFor("cardanoleaders"), [config.cardanoLeaderName]);
     assert.deepEqual(namesFor("cardanoleaders/status"), [config.cardanoLeaderName]);
     assert.equal(find(objects, "CardanoLeader").metadata.name, config.cardanoLeaderName);
-    assert.equal(config.fence, "pod");
+    assert.equal(config.fence, "guard");
+    assert.equal(config.guardSocket, "/run/forge-manager-guard/guard.sock");
     assert.equal(config.nodeProcessName, "cardano-node");
     // The fence reads the node container's status by this name in the other replicas' pods.
     // (the pod's only main container; the sidecar is an init container).
@@ -309,7 +317,7 @@ Deno.test("the pods are hardened and forge-manager runs as a native sidecar that
     });
     const sidecar = sidecarOf(sts);
     assert.equal(sidecar.restartPolicy, "Always");
-    for (const c of [sidecar, nodeOf(sts)]) {
+    for (const c of [sidecar, guardOf(sts), nodeOf(sts)]) {
       // Same UID for both (the pod's), so no CAP_KILL is needed to send SIGHUP.
       assert.equal(c.securityContext.runAsUser, undefined, c.name);
       assert.deepEqual(c.securityContext, {
@@ -345,6 +353,51 @@ Deno.test("the pods are hardened and forge-manager runs as a native sidecar that
   }
   const anti = podSpec(find(base, "StatefulSet")).affinity as Json;
   assert.ok(anti.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution);
+});
+
+Deno.test("the guard runs first, from forge-manager's image, guarding the same files with no network or token", () => {
+  for (const objects of [base, dummy]) {
+    const sts = find(objects, "StatefulSet");
+    const spec = podSpec(sts);
+    const guard = guardOf(sts);
+    const sidecar = sidecarOf(sts);
+    const names = (spec.initContainers as Json[]).map((c) => c.name);
+    // Native sidecars start in order and stop in reverse: the guard outlives forge-manager.
+    assert.ok(names.indexOf("forge-manager-guard") < names.indexOf("forge-manager"));
+    assert.equal(guard.restartPolicy, "Always");
+    assert.equal(guard.image, sidecar.image, "the same image");
+    assert.deepEqual(guard.args, ["guard"]);
+    assert.equal(guard.ports, undefined, "no network");
+    const env = (c: Json) => Object.fromEntries((c.env as Json[]).map((e) => [e.name, e.value]));
+    const guardConfig = parseGuardConfig(env(guard));
+    const sidecarConfig = parseConfig({
+      ...env(sidecar),
+      POD_NAME: "cardano-producer-0",
+      POD_UID: "0b5a4a4e-8d9e-4a59-9c1b-4d39b1f2b2a1",
+    });
+    assert.equal(sidecarConfig.fence, "guard");
+    assert.equal(sidecarConfig.guardSocket, guardConfig.socket);
+    assert.deepEqual(
+      guardConfig.targets,
+      Object.values(sidecarConfig.credentials).map((c) => c.target),
+      "the guard unlinks the files forge-manager places",
+    );
+    assert.equal(guardConfig.nodeProcessName, sidecarConfig.nodeProcessName);
+    const mounts = (c: Json) =>
+      Object.fromEntries(
+        (c.volumeMounts as Json[]).map((m) => [m.name, m.mountPath]),
+      );
+    assert.deepEqual(mounts(guard), {
+      ipc: "/ipc",
+      guard: "/run/forge-manager-guard",
+      "guard-tmp": "/tmp",
+    }, "keys' folder and its own: no Secret, no API token");
+    assert.equal(mounts(sidecar).guard, "/run/forge-manager-guard");
+    assert.ok(!spec.containers.some((c: Json) => "guard" in mounts(c)), "the node cannot reach it");
+    const volume = spec.volumes.find((v: Json) => v.name === "guard");
+    assert.deepEqual(volume?.emptyDir, { medium: "Memory", sizeLimit: "1Mi" });
+    assert.ok(guard.resources.limits.memory !== undefined);
+  }
 });
 
 Deno.test("the PodDisruptionBudget and the Service select the StatefulSet's pods", () => {
@@ -412,7 +465,7 @@ Deno.test("the dummy StatefulSet differs from the real one only by its node, vol
       pod,
       spec,
       shared: volumes.filter((v) =>
-        ["forging-keys", "ipc", "tmp", "kube-api-access"].includes(v.name)
+        ["forging-keys", "ipc", "tmp", "kube-api-access", "guard", "guard-tmp"].includes(v.name)
       ),
     };
   };

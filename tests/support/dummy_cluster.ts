@@ -206,7 +206,9 @@ export class DummyCluster implements AsyncDisposable {
 }
 
 /** The shipped timings: LEASE_DURATION 15 + ACQUIRE_DELAY 2. */
-const LEASE_TAKEOVER_MS = 17_000;
+export const LEASE_TAKEOVER_MS = 17_000;
+/** The time a takeover may take beyond that: the watch, the acquire write, the promotion. */
+export const TAKEOVER_MARGIN_MS = 5_000;
 
 /**
  * The operator's steps on the installed, rolled-out example, in order: the first leader (shown by
@@ -270,7 +272,9 @@ export async function operatorSteps(cluster: DummyCluster): Promise<StepFigures[
     }),
   );
 
-  // 4. The leader's node stops reporting: its pod stays, nobody else may forge.
+  // 4. The leader's node stops reporting: its pod stays and no API proof can come; the cut-off
+  // leader stops at its renew deadline (it and its guard), and a standby takes over once the
+  // guard's bound has passed, which FENCE=guard counts as proof.
   leader = figures.at(-1)!.leaderAfter!;
   const lost = cluster.nodes.running(NAMESPACE, leader)!;
   const node = cluster.nodes.node(lost.node);
@@ -279,18 +283,22 @@ export async function operatorSteps(cluster: DummyCluster): Promise<StepFigures[
     await cluster.step("node stops reporting", async () => {
       cutAt = nowMs();
       node.stopReporting();
-      // Bounded: the lease takes over, then 30 s more; throughout, nobody but the cut-off
-      // leader (until its renew deadline) forges.
-      const until = cutAt + LEASE_TAKEOVER_MS + 30_000;
-      while (nowMs() < until) {
+      const until = cutAt + LEASE_TAKEOVER_MS + TAKEOVER_MARGIN_MS;
+      for (;;) {
         const forgers = await cluster.forgers();
-        if (!forgers.every((f) => f === lost.label)) {
-          throw new Error(`Only the cut-off pod may forge (until its renew deadline): ${forgers}`);
+        if (forgers.some((f) => f !== lost.label)) {
+          if (forgers.includes(lost.label)) throw new Error(`Two nodes forge: ${forgers}`);
+          break;
+        }
+        if (nowMs() > until) {
+          throw new Error(
+            `Nobody took over within ${(until - cutAt) / 1000} s of the lost node (forging: ${
+              forgers.join(", ") || "none"
+            })`,
+          );
         }
         await sleep(250);
       }
-      const still = await cluster.forgers();
-      if (still.length > 0) throw new Error(`The cut-off leader did not stop on its own: ${still}`);
       node.resumeReporting();
     }, { timeoutMs: 180_000 }),
   );

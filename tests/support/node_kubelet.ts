@@ -43,10 +43,11 @@
  *   terminated; then the object deleted with `gracePeriodSeconds: 0` and a UID precondition, as the
  *   kubelet's status manager does. A pod whose object vanished (a forced delete) is killed.
  *
- * What a container runs: its image is not used. The container named `forge-manager` runs
- * `deno run -P=forge-manager main.ts` of this checkout (the permission set it ships with); any
- * other container runs its own `command` and `args` under /bin/sh of the host, with the Deno
- * binary on its PATH as the `denoland/deno` image has it: the dummy example's `cardano-node`
+ * What a container runs: its image is not used. The container named `forge-manager`, and any
+ * container of the image `forge-manager:<tag>` (the guard: `args: [guard]`), runs
+ * `deno run -P=forge-manager main.ts` of this checkout with its `args` (the permission set it
+ * ships with); any other container runs its own `command` and `args` under /bin/sh of the host,
+ * with the Deno binary on its PATH as the `denoland/deno` image has it: the dummy example's `cardano-node`
  * container so starts the simulated node (tests/support/sim_node.ts) from its ConfigMap exactly
  * as in a cluster. A container's stdout is its log (`<pod folder>/<container>.log`), stderr
  * goes to `<container>.stderr.log`: the simulated node's stdout is its forging record
@@ -906,7 +907,7 @@ export class FakeNodes implements AsyncDisposable {
 
   /** The container's command line, inside its root. */
   #command(c: k8s.V1Container): string[] {
-    if (c.name === "forge-manager") {
+    if (c.name === "forge-manager" || c.image?.startsWith("forge-manager:")) {
       return [
         Deno.execPath(),
         "run",
@@ -915,6 +916,7 @@ export class FakeNodes implements AsyncDisposable {
         "--config",
         `${REPO}/deno.json`,
         `${REPO}/main.ts`,
+        ...(c.args ?? []),
       ];
     }
     const argv = [...(c.command ?? []), ...(c.args ?? [])];
