@@ -20,6 +20,7 @@
  *
  * Usage: deno task bench [--rounds N] [--steady SECONDS] [--fast] [--memory-limit Q] [--out FILE]
  *        deno task bench --cluster [--rounds N] [--out FILE]
+ *        deno task bench --lost [--rounds N] [--out FILE]
  *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
  *   --memory-limit: the sidecars' cgroup limit (default: the StatefulSet's limits.memory; `none`
  *   runs them without a cgroup, as before the memory figures existed, for a like-for-like time
@@ -27,6 +28,8 @@
  *   --cluster runs instead the operator's steps on the dummy example under the real StatefulSet
  *   controller (tools/bench_cluster.ts): rows for pod deletion, rolling restart, scale and a
  *   node that stops reporting; each round is one fresh cluster (about 2.5 min).
+ *   --lost runs instead the leader's machine lost four ways with the guard (tools/bench_lost.ts):
+ *   when the old node stopped and another forged, beside the bounds; about 1.5 min a round.
  */
 
 import { parseArgs } from "node:util";
@@ -38,6 +41,7 @@ import { figures, intervalsOf, nowMs, waitForSingleForger } from "../tests/suppo
 import { totalOverlapMs } from "../tests/support/forging_log.ts";
 import { sleep } from "../tests/support/wait.ts";
 import { benchCluster } from "./bench_cluster.ts";
+import { benchLost } from "./bench_lost.ts";
 import { readForgingRecords } from "../tests/support/forging_log.ts";
 import { type HandoverTimeline, handoverTimeline } from "./handover_timeline.ts";
 import { type MemoryCgroup, type MemoryReading } from "./memory_cgroup.ts";
@@ -71,9 +75,14 @@ const { values } = parseArgs({
     fast: { type: "boolean", default: false },
     out: { type: "string" },
     cluster: { type: "boolean", default: false },
+    lost: { type: "boolean", default: false },
     "memory-limit": { type: "string" },
   },
 });
+if (values.lost) {
+  await benchLost(Number(values.rounds ?? "5"), values.out ?? "bench-results/bench-lost.json");
+  Deno.exit(0);
+}
 if (values.cluster) {
   await benchCluster(
     Number(values.rounds ?? "5"),
@@ -115,19 +124,26 @@ const namespace = "cardano-bench";
 const credentials = makeCredentialSet();
 const everyPod: Pod[] = [];
 const limit = await sidecarLimit(values["memory-limit"]);
+// The guard as shipped (its own container's limit); none when the sidecars run without cgroups.
+const guardLimit = limit.bytes === 0 ? limit : await sidecarLimit(undefined, "forge-manager-guard");
 const cgroups = new Map<Pod, MemoryCgroup>();
-const memory: Record<MemoryPhase, Record<string, MemoryReading>> = {
+const guardCgroups = new Map<Pod, MemoryCgroup>();
+const emptyPhases = (): Record<MemoryPhase, Record<string, MemoryReading>> => ({
   "start-up": {},
   handovers: {},
   steady: {},
-};
+});
+const memory = emptyPhases();
+const guardMemory = emptyPhases();
 /** Reads the cgroups of `pods` into `phase`, then starts new peaks. */
 const memoryPhase = async (phase: MemoryPhase, pods: Pod[]) => {
-  for (const pod of pods) {
-    const cg = cgroups.get(pod);
-    if (cg === undefined) continue;
-    memory[phase][pod.name] = await cg.read();
-    await cg.resetPeak();
+  for (const [groups, figures] of [[cgroups, memory], [guardCgroups, guardMemory]] as const) {
+    for (const pod of pods) {
+      const cg = groups.get(pod);
+      if (cg === undefined) continue;
+      figures[phase][pod.name] = await cg.read();
+      await cg.resetPeak();
+    }
   }
 };
 let generation = 0;
@@ -139,17 +155,29 @@ try {
     const cgroup = limit.bytes === 0
       ? undefined
       : await sidecarCgroup(`forge-manager-bench-${folder}`, limit.bytes);
+    const guardCgroup = guardLimit.bytes === 0
+      ? undefined
+      : await sidecarCgroup(`forge-manager-bench-guard-${folder}`, guardLimit.bytes);
     const pod = await startPod({
       name,
       dir: `${root}/${folder}`,
       ...(shm !== undefined ? { ipc: `${shm}/${folder}` } : {}),
       ...(cgroup !== undefined ? { sidecarCgroupProcs: cgroup.procsFile } : {}),
+      // As shipped: the guard beside each sidecar, FENCE=guard.
+      guard: guardCgroup !== undefined ? { cgroupProcs: guardCgroup.procsFile } : true,
       credentials,
       // debug: "sent SIGHUP" and "lease watch event" carry the timeline's steps.
-      env: { NAMESPACE: namespace, KUBECONFIG: kubeconfig, LOG_LEVEL: "debug", ...timing },
+      env: {
+        NAMESPACE: namespace,
+        KUBECONFIG: kubeconfig,
+        LOG_LEVEL: "debug",
+        FENCE: "guard",
+        ...timing,
+      },
     });
     everyPod.push(pod);
     if (cgroup !== undefined) cgroups.set(pod, cgroup);
+    if (guardCgroup !== undefined) guardCgroups.set(pod, guardCgroup);
     return pod;
   };
   const live: Pod[] = [];
@@ -217,6 +245,7 @@ try {
   await sleep(5000);
   const loadBefore = loadAverage();
   const before = await Promise.all(live.map(async (p) => ({
+    guard: procStat(p.pids().guard!),
     stat: procStat(p.pids().sidecar!),
     ticks: threadTicks(p.pids().sidecar!),
     switches: threadSwitches(p.pids().sidecar!),
@@ -228,11 +257,16 @@ try {
   const loadAfter = loadAverage();
   const steady = await Promise.all(live.map(async (p, i) => {
     const now = procStat(p.pids().sidecar!);
+    const guardNow = procStat(p.pids().guard!);
     const role = p === leader ? "leader" : "standby";
     const requests = await apiRequests(p);
     return {
       pod: p.name,
       role,
+      guard: {
+        rssMiB: guardNow.rssBytes / 2 ** 20,
+        cpuPercent: (100 * (guardNow.cpuSeconds - before[i]!.guard.cpuSeconds)) / seconds,
+      },
       rssMiB: now.rssBytes / 2 ** 20,
       cpuPercent: (100 * (now.cpuSeconds - before[i]!.stat.cpuSeconds)) / seconds,
       apiRequestsPerSecond: (sum(requests) - sum(before[i]!.requests)) / seconds,
@@ -250,6 +284,8 @@ try {
   }));
   const overlapMs = totalOverlapMs(await intervalsOf(everyPod));
   await memoryPhase("steady", live);
+  const guardOomKills = (await Promise.all([...guardCgroups.values()].map((cg) => cg.read())))
+    .reduce((n, r) => n + r.oomKills, 0);
   const oomKills = (await Promise.all([...cgroups.values()].map((cg) => cg.read())))
     .reduce((n, r) => n + r.oomKills, 0);
 
@@ -269,6 +305,12 @@ try {
     steady,
     firstForgerMs,
     memory: { limit: limit.quantity, cgroups: cgroups.size > 0, phases: memory, oomKills },
+    guardMemory: {
+      limit: guardLimit.quantity,
+      cgroups: guardCgroups.size > 0,
+      phases: guardMemory,
+      oomKills: guardOomKills,
+    },
     targets: { ...TARGETS, failoverMaxMs: (leaseSeconds + 2) * 1000 },
     before: BEFORE,
   };
@@ -344,10 +386,21 @@ try {
   console.log("CPU (% of a core) and wake-ups per second by thread (README: where idle CPU goes):");
   for (const s of steady) console.log(`  ${s.pod.padEnd(10)} ${s.threads}`);
   console.log(memoryFigures(limit, cgroups.size > 0, memory, oomKills));
+  console.log(
+    memoryFigures(guardLimit, guardCgroups.size > 0, guardMemory, guardOomKills, "guard"),
+  );
+  console.log("guard in the steady state (its own process, beside each sidecar):");
+  for (const s of steady) {
+    console.log(
+      `  ${s.pod.padEnd(10)} ${s.role.padEnd(8)} RSS ${s.guard.rssMiB.toFixed(1)} MiB, CPU ${
+        s.guard.cpuPercent.toFixed(2)
+      } %`,
+    );
+  }
   console.log(`\nfigures written to ${out}`);
 } finally {
   await Promise.all(everyPod.map((p) => p.kill()));
-  await Promise.all([...cgroups.values()].map((cg) => cg.remove()));
+  await Promise.all([...cgroups.values(), ...guardCgroups.values()].map((cg) => cg.remove()));
   await cp.stop();
   if (shm !== undefined) await new Deno.Command("umount", { args: [shm] }).output().catch(() => {});
   // BENCH_KEEP=1 keeps the pods' folders (sidecar logs, forging records) for a closer look.

@@ -80,11 +80,12 @@ export function memoryFigures(
   measured: boolean,
   phases: Record<MemoryPhase, Record<string, MemoryReading>>,
   oomKills: number,
+  what = "sidecar",
 ): string {
-  if (!measured) return "\nmemory under the shipped limit: not measured (no memory cgroup)";
+  if (!measured) return `\n${what} memory under its limit: not measured (no memory cgroup)`;
   const lines = [
-    `\nmemory under the shipped limits.memory ${limit.quantity} (requests ${limit.requests}), ` +
-    "each sidecar in a cgroup of its own from its start:",
+    `\n${what} memory under limits.memory ${limit.quantity} (requests ${limit.requests}), ` +
+    `each ${what} in a cgroup of its own from its start:`,
     "phase       peak MiB (max)   anonymous MiB (max)   pods",
   ];
   let worst = 0;
