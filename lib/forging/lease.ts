@@ -93,7 +93,21 @@ export function leaseWritten(
   ) {
     // A write sent before we decided to stop came back late: the term is ours, but we are on
     // our way out. Leave it again; the release (if one is due) goes to this newer record.
+    const left = (next.election.term?.forgeFrom ?? now) - now;
     next = { ...next, election: demoted(next.election, now) };
+    if (s.phase.kind === "releasing" && s.phase.afterWrite) {
+      // Shut down before this acquire was answered: nothing was placed or signalled, so the
+      // release is clean, and it passes on the obligation and any probation the write carried.
+      fx.push({
+        kind: "release_lease",
+        record: e.record,
+        clean: true,
+        timeoutMs: 3000,
+        ...optional("fencePending", e.fencePending),
+        ...(left > 0 ? { waitMs: left } : {}),
+      });
+      return { ...next, phase: { kind: "releasing" } };
+    }
     if (s.phase.kind === "stopping" && s.phase.release !== undefined) {
       next = { ...next, phase: { ...s.phase, release: { ...s.phase.release, record: e.record } } };
     }
@@ -237,6 +251,10 @@ export function leaseWriteFailed(
     error: e.error,
   }));
   let next: ForgingState = { ...s, election: writeFailed(s.election, now), leaseBusy: undefined };
+  // Shut down while this acquire was in flight, and it lost: nothing to release.
+  if (s.phase.kind === "releasing" && s.phase.afterWrite) {
+    return { ...next, phase: { kind: "done" } };
+  }
   if (next.deferredRelease !== undefined) {
     fx.push(next.deferredRelease);
     next = { ...next, deferredRelease: undefined };

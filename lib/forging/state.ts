@@ -141,8 +141,11 @@ export type Phase =
   | { kind: "paused"; term: number }
   /** Our Pod is being deleted: the term ended; never competing again in this process. */
   | { kind: "retired" }
-  /** Releasing the Lease at shutdown. */
-  | { kind: "releasing" }
+  /**
+   * Releasing the Lease at shutdown. `afterWrite`: a replica without a term stopped with an
+   * acquire in flight; its answer decides (won: release at once, lost: done).
+   */
+  | { kind: "releasing"; afterWrite?: true }
   /** Finished (after shutdown), or failed to start. */
   | { kind: "done"; error?: string };
 

@@ -19,6 +19,7 @@ import {
   nodeOf,
   optional,
   type PendingStop,
+  type Phase,
   type Release,
 } from "./state.ts";
 
@@ -186,7 +187,14 @@ export function shutdown(s: ForgingState, now: number, fx: Effect[]): ForgingSta
     case "standby":
     case "stepped_aside":
     case "retired":
-      if (s.election.term === undefined) return { ...s, phase: { kind: "done" } };
+      if (s.election.term === undefined) {
+        // An acquire in flight may still win. Wait for its answer and release what it won:
+        // left held by a process that is gone, the Lease would make everyone wait a whole term.
+        const phase: Phase = s.leaseBusy?.op === "write"
+          ? { kind: "releasing", afterWrite: true }
+          : { kind: "done" };
+        return { ...s, phase };
+      }
       break;
     case "stopping":
       if (phase.after.kind === "shutdown") return s;

@@ -900,3 +900,56 @@ Deno.test("a handover waits while the fence proves the previous holder stopped, 
   m.feed({ kind: "control_read", control: { handover: HANDOVER } });
   assert.ok(m.did.includes("report:handover_started"), JSON.stringify(m.did));
 });
+
+Deno.test("a standby shut down with its acquire in flight releases what that acquire won, clean", () => {
+  // A scale-down deletes the leader and a standby at once: the standby may have answered the
+  // leader's clean release with an acquire. Exiting before its answer would leave the Lease held
+  // by a process that is gone, and every other replica would wait a whole term.
+  const m = standby({ fence: true });
+  m.feed({ kind: "tick" }, 1_000 + 17_002);
+  const acquire = m.effect("write_lease");
+  assert.equal(acquire.decision.kind, "acquire");
+  m.feed({ kind: "shutdown" }, m.now + 10);
+  assert.equal(m.phase, "releasing", "done now would leave the acquire's result behind");
+  assert.deepEqual(m.did.filter((d) => !d.startsWith("report")), []);
+  m.writtenCarrying(acquire, "12");
+  const release = m.effect("release_lease");
+  assert.equal(release.clean, true, "nothing was placed or signalled");
+  assert.equal(release.record.resourceVersion, "12");
+  assert.equal(release.fencePending?.holder, OTHER, "the obligation it took on is passed on");
+  assert.ok(!m.did.some((d) => d.startsWith("place") || d.startsWith("signal")), m.did.join());
+  m.feed({ kind: "lease_released", record: rec("", "13", { releasedBy: ME }), clean: true });
+  assert.equal(m.phase, "done");
+});
+
+Deno.test("a standby shut down with its acquire in flight is done when the acquire loses", () => {
+  const m = standby();
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const acquire = m.effect("write_lease");
+  m.feed({ kind: "shutdown" }, m.now + 10);
+  assert.equal(m.phase, "releasing");
+  m.feed({ kind: "lease_write_failed", decision: acquire.decision, conflict: true, error: "409" });
+  assert.equal(m.phase, "done");
+  assert.ok(!m.did.includes("release:clean"), "it won nothing: nothing to release");
+});
+
+Deno.test("a standby shut down with no write in flight is done at once", () => {
+  const m = standby();
+  m.feed({ kind: "shutdown" }, m.now + 10);
+  assert.equal(m.phase, "done");
+});
+
+Deno.test("a create won after shutdown passes its probation on with the release", () => {
+  const m = standby({}, { kind: "absent" });
+  const create = m.effect("write_lease");
+  m.feed({ kind: "shutdown" }, m.now + 10);
+  m.feed({
+    kind: "lease_written",
+    decision: create.decision,
+    record: rec(ME, "11"),
+    sentAt: m.now,
+  });
+  const release = m.effect("release_lease");
+  // A deleted Lease's last holder may still forge: the successor waits out the rest.
+  assert.equal(release.waitMs, 15_000 + 2_000, "LEASE_DURATION + ACQUIRE_DELAY");
+});
