@@ -23,7 +23,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { blake2b } from "@noble/hashes/blake2.js";
 import { CborError, type CborItem, decodeCbor, describeCbor } from "./cbor.ts";
-import { equalBytes } from "../base/bytes.ts";
+import { equalBytes, toHex } from "../base/bytes.ts";
 
 /** Text envelope type of a KES signing key (Sum6KES over Ed25519, 64 periods). */
 export const KES_KEY_TYPE = "KesSigningKey_ed25519_kes_2^6";
@@ -367,8 +367,4 @@ function isBytes(item: CborItem | undefined, size: number): item is Uint8Array {
 function toSafeNumber(value: bigint, field: string, fail: (reason: string) => Error): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw fail(`${field} is implausibly large`);
   return Number(value);
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -1,7 +1,9 @@
 /**
  * A minimal, strict CBOR (RFC 8949) decoder for the shapes inside Cardano text envelopes:
  * unsigned integers, byte strings and arrays, all with definite lengths. Anything else (negative
- * integers, text, maps, tags, floats, indefinite lengths) and any trailing byte is rejected.
+ * integers, text, maps, tags, floats, indefinite lengths) and any trailing byte is rejected. The
+ * matching encoders (shortest headers, as cardano-cli writes them) build the decoy credentials
+ * (`decoy_keys.ts`) and the tests' key sets.
  *
  * Error messages give offsets and CBOR types, never the bytes themselves, so they are safe to
  * log even when the input is key material.
@@ -110,4 +112,53 @@ function toLength(reader: Reader, argument: bigint, start: number): number {
     );
   }
   return Number(argument);
+}
+
+/** CBOR byte string (major type 2) with the shortest length header. */
+export function cborBytes(bytes: Uint8Array): Uint8Array {
+  return concatBytes(header(2, bytes.length), bytes);
+}
+
+/** CBOR unsigned integer (major type 0). */
+export function cborUint(value: number): Uint8Array {
+  return header(0, value);
+}
+
+/** CBOR definite-length array (major type 4) of already-encoded items. */
+export function cborArray(items: readonly Uint8Array[]): Uint8Array {
+  return concatBytes(header(4, items.length), ...items);
+}
+
+/** The concatenation of `parts`. */
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function header(major: number, value: number): Uint8Array {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`Cannot encode a CBOR header: value is ${value}, expected a uint`);
+  }
+  const type = major << 5;
+  if (value < 24) return Uint8Array.of(type | value);
+  if (value < 0x100) return Uint8Array.of(type | 24, value);
+  if (value < 0x10000) return Uint8Array.of(type | 25, value >> 8, value & 0xff);
+  if (value < 0x100000000) {
+    return Uint8Array.of(
+      type | 26,
+      value >>> 24,
+      (value >> 16) & 0xff,
+      (value >> 8) & 0xff,
+      value & 0xff,
+    );
+  }
+  const out = new Uint8Array(9);
+  out[0] = type | 27;
+  new DataView(out.buffer).setBigUint64(1, BigInt(value));
+  return out;
 }

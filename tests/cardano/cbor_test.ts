@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { CborError, decodeCbor, describeCbor } from "../../lib/cardano/cbor.ts";
+import {
+  cborArray,
+  cborBytes,
+  CborError,
+  cborUint,
+  decodeCbor,
+  describeCbor,
+} from "../../lib/cardano/cbor.ts";
 
 function bytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
@@ -58,4 +65,20 @@ Deno.test("describes items by type and size only", () => {
   assert.equal(describeCbor(5n), "uint");
   assert.equal(describeCbor(new Uint8Array(32)), "bytes(32)");
   assert.equal(describeCbor([1n, 2n]), "array(2)");
+});
+
+Deno.test("encodes with the shortest headers, and what it encodes decodes to the same items", () => {
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  assert.equal(hex(cborUint(0)), "00");
+  assert.equal(hex(cborUint(23)), "17");
+  assert.equal(hex(cborUint(24)), "1818");
+  assert.equal(hex(cborUint(1000)), "1903e8");
+  assert.equal(hex(cborUint(1_000_000)), "1a000f4240");
+  assert.equal(hex(cborUint(1_000_000_000_000)), "1b000000e8d4a51000");
+  assert.equal(hex(cborBytes(new Uint8Array(608))).slice(0, 6), "590260");
+  assert.equal(hex(cborBytes(new Uint8Array(64))).slice(0, 4), "5840");
+  const item = cborArray([cborArray([cborBytes(Uint8Array.of(1, 2)), cborUint(7)]), cborUint(9)]);
+  assert.deepEqual(decodeCbor(item), [[Uint8Array.of(1, 2), 7n], 9n]);
+  assert.throws(() => cborUint(-1), /Cannot encode a CBOR header: value is -1/);
+  assert.throws(() => cborUint(1.5), /expected a uint/);
 });

@@ -7,23 +7,36 @@
  *   Ed25519 key pairs), 64 bytes;
  * - the operational certificate is signed by a freshly generated Ed25519 cold key over the
  *   bytes cardano-ledger signs.
- * They are nobody's keys and cannot forge for any registered pool; every envelope says so.
+ * They are nobody's keys and cannot forge for any registered pool; every envelope says so. The
+ * keys and the certificate come from lib/cardano/decoy_keys.ts, which makes the sidecar's decoys
+ * the same way; this module adds the test options (counter, start period, a bad signature) and
+ * the test description.
  *
  * @module
  */
 
-import { ed25519 } from "@noble/curves/ed25519.js";
-import { blake2b } from "@noble/hashes/blake2.js";
 import {
   type CredentialTriple,
-  KES_KEY_BYTES,
   KES_KEY_TYPE,
   OPCERT_TYPE,
-  opCertSignable,
-  poolIdOf,
   VRF_KEY_TYPE,
 } from "../../lib/cardano/cardano_keys.ts";
+import { cborBytes } from "../../lib/cardano/cbor.ts";
+import {
+  type ColdKey,
+  makeColdKey,
+  makeKesKey,
+  makeVrfKey,
+  opCertCbor,
+  randomBytes,
+  signOpCert,
+  textEnvelope,
+} from "../../lib/cardano/decoy_keys.ts";
 import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
+
+export { cborArray, cborBytes, cborUint } from "../../lib/cardano/cbor.ts";
+export { toHex } from "../../lib/base/bytes.ts";
+export { type ColdKey, makeColdKey, randomBytes };
 
 /** The description every test envelope carries. */
 export const DUMMY_DESCRIPTION = "forge-manager test key, not a real key";
@@ -34,14 +47,6 @@ export const CREDENTIAL_FILE_NAMES: CredentialTriple<string> = {
   vrf: "vrf.skey",
   opcert: "node.cert",
 };
-
-/** A pool's cold key pair (the seed is the signing key). */
-export interface ColdKey {
-  seed: Uint8Array;
-  vkey: Uint8Array;
-  /** Blake2b-224 of `vkey`, hex. */
-  poolId: string;
-}
 
 /** Options of {@linkcode makeCredentialSet}. */
 export interface CredentialSetOptions {
@@ -74,33 +79,6 @@ export interface PoolCredentials {
   vrfVkey: Uint8Array;
 }
 
-/** A fresh cold key pair. */
-export function makeColdKey(seed: Uint8Array = randomBytes(32)): ColdKey {
-  const vkey = ed25519.getPublicKey(seed);
-  return { seed, vkey, poolId: poolIdOf(vkey) };
-}
-
-/**
- * A real Sum6KES signing key (608 bytes) and its verification key, from a 32-byte seed, as
- * cardano-base's `genKeyKES` for `Sum6KES Ed25519DSIGN Blake2b_256` at period 0.
- */
-export function makeKesKey(seed: Uint8Array = randomBytes(32)): { sk: Uint8Array; vk: Uint8Array } {
-  const gen = (seed: Uint8Array, depth: number): { sk: Uint8Array; vk: Uint8Array } => {
-    if (depth === 0) return { sk: seed.slice(), vk: ed25519.getPublicKey(seed) };
-    const r0 = blake2b(concat(Uint8Array.of(1), seed), { dkLen: 32 });
-    const r1 = blake2b(concat(Uint8Array.of(2), seed), { dkLen: 32 });
-    const left = gen(r0, depth - 1);
-    const right = gen(r1, depth - 1);
-    return {
-      sk: concat(left.sk, r1, left.vk, right.vk),
-      vk: blake2b(concat(left.vk, right.vk), { dkLen: 32 }),
-    };
-  };
-  const key = gen(seed, 6);
-  if (key.sk.length !== KES_KEY_BYTES) throw new Error(`Sum6KES key is ${key.sk.length} bytes`);
-  return key;
-}
-
 /**
  * Makes a consistent credential set and returns it with its public facts: a real KES key, a
  * real VRF key and a certificate for them signed by the pool's cold key. Needs no permissions.
@@ -108,32 +86,24 @@ export function makeKesKey(seed: Uint8Array = randomBytes(32)): { sk: Uint8Array
 export function makePoolCredentials(opts: CredentialSetOptions = {}): PoolCredentials {
   const cold = opts.cold ?? makeColdKey();
   const kes = makeKesKey();
-  const vrfSeed = randomBytes(32);
-  const vrfVkey = ed25519.getPublicKey(vrfSeed);
-  const counter = opts.counter ?? 0;
-  const kesStartPeriod = opts.kesStartPeriod ?? kesPeriodAt(MAINNET_KES_TIMING, Date.now());
-  const signable = opCertSignable({ hotVkey: kes.vk, issueCounter: counter, kesStartPeriod });
-  const signature = opts.signature === "zero"
+  const vrf = makeVrfKey();
+  const fields = {
+    hotVkey: kes.vk,
+    issueCounter: opts.counter ?? 0,
+    kesStartPeriod: opts.kesStartPeriod ?? kesPeriodAt(MAINNET_KES_TIMING, Date.now()),
+  };
+  const coldSignature = opts.signature === "zero"
     ? new Uint8Array(64)
-    : ed25519.sign(signable, opts.signature === "other_key" ? randomBytes(32) : cold.seed);
-  const opcert = cborArray([
-    cborArray([
-      cborBytes(kes.vk),
-      cborUint(counter),
-      cborUint(kesStartPeriod),
-      cborBytes(signature),
-    ]),
-    cborBytes(cold.vkey),
-  ]);
+    : signOpCert(opts.signature === "other_key" ? makeColdKey() : cold, fields);
   return {
     set: {
       kes: envelope(KES_KEY_TYPE, cborBytes(kes.sk)),
-      vrf: envelope(VRF_KEY_TYPE, cborBytes(concat(vrfSeed, vrfVkey))),
-      opcert: envelope(OPCERT_TYPE, opcert),
+      vrf: envelope(VRF_KEY_TYPE, cborBytes(vrf.sk)),
+      opcert: envelope(OPCERT_TYPE, opCertCbor({ ...fields, coldSignature, coldVkey: cold.vkey })),
     },
     cold,
     kesVkey: kes.vk,
-    vrfVkey,
+    vrfVkey: vrf.vk,
   };
 }
 
@@ -165,69 +135,10 @@ export async function writeCredentialSet(
 
 /** A text envelope as cardano-cli writes it (4-space indent, trailing newline). */
 export function envelope(type: string, cbor: Uint8Array, description = DUMMY_DESCRIPTION): string {
-  return JSON.stringify({ type, description, cborHex: toHex(cbor) }, null, 4) + "\n";
+  return textEnvelope(type, cbor, description);
 }
 
 /** The cborHex field of an envelope text (for tests that look for leaks). */
 export function cborHexOf(text: string): string {
   return (JSON.parse(text) as { cborHex: string }).cborHex;
-}
-
-/** CBOR byte string (major type 2) with the shortest length header. */
-export function cborBytes(bytes: Uint8Array): Uint8Array {
-  return concat(header(2, bytes.length), bytes);
-}
-
-/** CBOR unsigned integer (major type 0). */
-export function cborUint(value: number): Uint8Array {
-  return header(0, value);
-}
-
-/** CBOR definite-length array (major type 4) of already-encoded items. */
-export function cborArray(items: Uint8Array[]): Uint8Array {
-  return concat(header(4, items.length), ...items);
-}
-
-/** Random bytes from `crypto.getRandomValues`. */
-export function randomBytes(length: number): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(length));
-}
-
-/** Lower-case hex of `bytes`. */
-export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function header(major: number, value: number): Uint8Array {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`Cannot encode CBOR header: value is ${value}, expected a uint`);
-  }
-  const type = major << 5;
-  if (value < 24) return Uint8Array.of(type | value);
-  if (value < 0x100) return Uint8Array.of(type | 24, value);
-  if (value < 0x10000) return Uint8Array.of(type | 25, value >> 8, value & 0xff);
-  if (value < 0x100000000) {
-    return Uint8Array.of(
-      type | 26,
-      value >>> 24,
-      (value >> 16) & 0xff,
-      (value >> 8) & 0xff,
-      value & 0xff,
-    );
-  }
-  const out = new Uint8Array(9);
-  out[0] = type | 27;
-  new DataView(out.buffer).setBigUint64(1, BigInt(value));
-  return out;
-}
-
-/** The concatenation of `parts`. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
