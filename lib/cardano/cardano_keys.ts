@@ -47,6 +47,14 @@ export interface CredentialTriple<T> {
   opcert: T;
 }
 
+/** A credential set as forge-manager manages it: no KES key when a KES agent holds it. */
+export type CredentialSet<T> =
+  & Partial<Pick<CredentialTriple<T>, "kes">>
+  & Omit<
+    CredentialTriple<T>,
+    "kes"
+  >;
+
 /** Thrown when a credential file cannot be used. The message is safe to log. */
 export class CredentialError extends Error {
   override name = "CredentialError";
@@ -187,25 +195,31 @@ export function parseOpCert(text: string, label: string): OpCert {
  * its own, then that the KES key is the certificate's hot key. Checks in the order KES key,
  * VRF key, certificate, match, and throws the first problem found.
  *
- * @param texts the three files' contents
+ * Without a KES key (`texts.kes` undefined: a KES agent supplies the node's key), the VRF key and
+ * the certificate are checked alone; the facts come from the certificate as always, and whether
+ * the agent's key is the certificate's hot key is for the agent to check when the key is
+ * installed.
+ *
+ * @param texts the files' contents
  * @param labels how to name each file in errors, usually their paths
  * @returns non-secret facts about the set
  * @throws {CredentialError} for the first unusable file, or with `credential: "set"` on a
  * KES key / certificate mismatch
  */
 export function validateCredentialSet(
-  texts: CredentialTriple<string>,
-  labels: CredentialTriple<string>,
+  texts: CredentialSet<string>,
+  labels: CredentialSet<string>,
 ): CredentialFacts {
-  const kes = parseKesKey(texts.kes, labels.kes);
+  const kes = texts.kes === undefined ? undefined : parseKesKey(texts.kes, labels.kes ?? "KES key");
   const vrf = parseVrfKey(texts.vrf, labels.vrf);
   const opcert = parseOpCert(texts.opcert, labels.opcert);
-  if (!equalBytes(kes.vkey, opcert.hotVkey)) {
+  if (kes !== undefined && !equalBytes(kes.vkey, opcert.hotVkey)) {
+    const label = labels.kes ?? "KES key";
     throw new CredentialError(
-      `Cannot use KES key ${labels.kes} with operational certificate ${labels.opcert}: ` +
+      `Cannot use KES key ${label} with operational certificate ${labels.opcert}: ` +
         "KES key does not match the operational certificate's hot key",
       "set",
-      labels.kes,
+      label,
     );
   }
   return {

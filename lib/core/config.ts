@@ -23,6 +23,14 @@ export interface CredentialPaths {
   target: string;
 }
 
+/**
+ * The credential files forge-manager manages: the VRF key and the certificate always, the KES key
+ * unless a KES agent supplies it to the node.
+ */
+export type CredentialPathSet =
+  & { readonly kes?: CredentialPaths }
+  & Readonly<Record<"vrf" | "opcert", CredentialPaths>>;
+
 /** The validated configuration. Durations are milliseconds. */
 export interface Config {
   namespace: string;
@@ -30,7 +38,7 @@ export interface Config {
   /** The pod's UID (POD_UID), written on the Lease so the fence can tell a recreated pod. */
   podUid: string;
   nodeSocket: string;
-  credentials: Record<CredentialName, CredentialPaths>;
+  credentials: CredentialPathSet;
   leaseName: string;
   leaseDurationMs: number;
   renewDeadlineMs: number;
@@ -120,7 +128,7 @@ function readNames(r: EnvReader) {
 
 /** The credential files and the node socket: absolute, and all different. */
 function readFiles(r: EnvReader) {
-  const credentials: Record<CredentialName, CredentialPaths> = {
+  const credentials: CredentialPathSet = {
     kes: { source: r.path("SOURCE_KES_KEY"), target: r.path("TARGET_KES_KEY") },
     vrf: { source: r.path("SOURCE_VRF_KEY"), target: r.path("TARGET_VRF_KEY") },
     opcert: { source: r.path("SOURCE_OP_CERT"), target: r.path("TARGET_OP_CERT") },

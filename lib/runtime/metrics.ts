@@ -207,7 +207,7 @@ function eventMetrics(registers: Registry[], lastRenewAt: () => number | undefin
     }),
     credentialOperations: new Counter({
       name: "cardano_credential_operations_total",
-      help: "Credential file operations (write, unchanged, remove, error) by file",
+      help: "Credential file operations (write, decoy, unchanged, remove, error) by file",
       labelNames: ["operation", "file"] as const,
       registers,
     }),

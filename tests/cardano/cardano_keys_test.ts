@@ -497,3 +497,21 @@ Deno.test("a VRF key whose halves do not belong together is reported, not refuse
   assert.equal(parseVrfKey(vrf, LABELS.vrf).consistent, false);
   assert.equal(validateCredentialSet({ ...set, vrf }, LABELS).vrfKeyConsistent, false);
 });
+
+Deno.test("without a KES key (a KES agent holds it) the VRF key and the certificate are the set", () => {
+  const set = makeCredentialSet({ counter: 2 });
+  const other = makeCredentialSet();
+  const { kes: _kes, ...agentSet } = { ...set, kes: other.kes };
+  const { kes: _label, ...agentLabels } = LABELS;
+  const facts = validateCredentialSet(agentSet, agentLabels);
+  assert.deepEqual(facts, validateCredentialSet(set, LABELS));
+  // Given, a KES key that is not the certificate's hot key is still refused.
+  assert.throws(
+    () => validateCredentialSet({ ...set, kes: other.kes }, LABELS),
+    /KES key does not match the operational certificate's hot key/,
+  );
+  assert.throws(
+    () => validateCredentialSet({ ...agentSet, opcert: set.vrf }, agentLabels),
+    /Cannot use operational certificate \/secrets\/node.cert: type is/,
+  );
+});

@@ -280,7 +280,7 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
       opcert: "--shelley-operational-certificate",
     } as const;
     for (const kind of ["kes", "vrf", "opcert"] as const) {
-      const { source, target } = config.credentials[kind];
+      const { source, target } = config.credentials[kind]!;
       assert.ok(source.startsWith(`${secrets}/`), `${kind} source ${source}`);
       assert.ok(target.startsWith(`${ipc}/`), `${kind} target ${target}`);
       assert.equal(flagValue(args, flags[kind]), target);

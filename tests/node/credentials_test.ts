@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { hasContent, removeIfPresent, writeFileAtomic } from "../../lib/base/atomic_write.ts";
-import { CredentialError } from "../../lib/cardano/cardano_keys.ts";
+import { CredentialError, validateCredentialSet } from "../../lib/cardano/cardano_keys.ts";
+import { makeDecoyCredentials } from "../../lib/cardano/decoy_keys.ts";
 import type { CredentialName, CredentialPaths } from "../../lib/core/config.ts";
 import {
   type CredentialOperation,
@@ -17,6 +18,7 @@ import {
 import { exists } from "../support/fs.ts";
 
 const NAMES: CredentialName[] = ["kes", "vrf", "opcert"];
+const LABELS = { kes: "kes.skey", vrf: "vrf.skey", opcert: "node.cert" };
 
 /** A temp dir with `secrets/` (the sources) and `ipc/` (the targets), removed on dispose. */
 async function workspace(): Promise<
@@ -441,4 +443,115 @@ Deno.test("remove() never deletes a directory standing at a target path, even an
   assert.ok(err instanceof AggregateError);
   assert.equal((await Deno.stat(ws.paths.vrf.target)).isDirectory, true);
   assert.deepEqual(ops, ["error:vrf"]);
+});
+
+// ---- decoys ---------------------------------------------------------------------------------
+
+const decoySet = () => makeDecoyCredentials({ kesStartPeriod: 1000 });
+
+Deno.test("placeDecoys() writes the decoy set with mode 0600; place() then renames the pool's keys over it", async () => {
+  await using ws = await workspace();
+  const real = makeCredentialSet();
+  await writeCredentialSet(ws.secrets, real);
+  const decoys = decoySet();
+  const { hook, ops } = recorder();
+  const store = new FileCredentialStore(ws.paths, hook, { decoys });
+
+  assert.deepEqual(await store.placeDecoys(), { changed: ["kes", "vrf", "opcert"] });
+  assert.deepEqual(await targets(ws.paths), {
+    kes: decoys.kes,
+    vrf: decoys.vrf,
+    opcert: decoys.opcert,
+  });
+  for (const name of NAMES) assert.equal(await modeOf(ws.paths[name].target), 0o600, name);
+  assert.deepEqual(await listDir(ws.ipc), ["kes.skey", "node.cert", "vrf.skey"]);
+  assert.deepEqual(ops, ["decoy:kes", "decoy:vrf", "decoy:opcert"]);
+  ops.length = 0;
+  assert.deepEqual(await store.placeDecoys(), { changed: [] });
+  assert.deepEqual(ops, ["unchanged:kes", "unchanged:vrf", "unchanged:opcert"]);
+
+  // A reader that opened the decoy before the promotion still reads the decoy: the pool's key
+  // arrives by rename, never by rewriting the file the node may be reading.
+  using reader = await Deno.open(ws.paths.kes.target);
+  assert.deepEqual((await store.place()).changed, ["kes", "vrf", "opcert"]);
+  assert.deepEqual(await targets(ws.paths), textsOf(real));
+  const held = new Uint8Array((await reader.stat()).size);
+  await reader.read(held);
+  assert.equal(new TextDecoder().decode(held), decoys.kes);
+
+  // And back: the pool's keys leave by unlink, the decoys come again.
+  await store.remove();
+  await store.placeDecoys();
+  assert.deepEqual(await targets(ws.paths), {
+    kes: decoys.kes,
+    vrf: decoys.vrf,
+    opcert: decoys.opcert,
+  });
+});
+
+Deno.test("placeDecoys() needs a decoy set holding every managed file", async () => {
+  await using ws = await workspace();
+  const err = await rejection(new FileCredentialStore(ws.paths).placeDecoys());
+  assert.match(errorText(err), /Cannot place decoys: this store was made without a decoy set/);
+  assert.throws(
+    () =>
+      new FileCredentialStore(ws.paths, undefined, {
+        decoys: makeDecoyCredentials({ kesStartPeriod: 0, withKes: false }),
+      }),
+    /Cannot use the decoy set: it has no kes file, and kes is managed/,
+  );
+  assert.deepEqual(await listDir(ws.ipc), []);
+});
+
+Deno.test("a decoy copied into the sources is refused: a leader would never forge with it", async () => {
+  await using ws = await workspace();
+  const decoys = decoySet();
+  await writeCredentialSet(ws.secrets, { ...makeCredentialSet(), vrf: decoys.vrf });
+  const store = new FileCredentialStore(ws.paths, undefined, { decoys });
+  for (const attempt of [store.place(), store.check()]) {
+    const err = await rejection(attempt);
+    assert.ok(err instanceof CredentialError);
+    assert.equal(err.credential, "vrf");
+    assert.equal(
+      err.message,
+      `Cannot use source ${ws.paths.vrf.source}: it is a forge-manager decoy (copied from a ` +
+        "node's folder?), not the pool's key",
+    );
+  }
+  assert.deepEqual(await listDir(ws.ipc), []);
+});
+
+// ---- with a KES agent -----------------------------------------------------------------------
+
+Deno.test("without a KES key path, only the VRF key and the certificate are checked, placed and removed", async () => {
+  await using ws = await workspace();
+  const real = makeCredentialSet({ counter: 4 });
+  // A KES key in the sources that does NOT match the certificate: with an agent it is never read.
+  await writeCredentialSet(ws.secrets, { ...real, kes: makeCredentialSet().kes });
+  // A stray kes.skey in the node's folder is not ours to touch either.
+  await Deno.writeTextFile(ws.paths.kes.target, "left by an earlier setup");
+  const { kes: _kes, ...agentPaths } = ws.paths;
+  const decoys = makeDecoyCredentials({ kesStartPeriod: 1, withKes: false });
+  const { hook, ops } = recorder();
+  const store = new FileCredentialStore(agentPaths, hook, { decoys });
+
+  const { changed, facts } = await store.place();
+  assert.deepEqual(changed, ["vrf", "opcert"]);
+  assert.equal(facts.issueCounter, 4);
+  assert.equal(facts.hotKeyId, validateCredentialSet(real, LABELS).hotKeyId);
+  assert.equal(await Deno.readTextFile(ws.paths.vrf.target), real.vrf);
+  assert.equal(await Deno.readTextFile(ws.paths.opcert.target), real.opcert);
+  assert.equal(await store.sourcesDiffer(), false);
+  assert.deepEqual(await store.remove(), { removed: ["vrf", "opcert"] });
+  assert.deepEqual(await store.placeDecoys(), { changed: ["vrf", "opcert"] });
+  assert.equal(await Deno.readTextFile(ws.paths.opcert.target), decoys.opcert);
+  assert.equal(await Deno.readTextFile(ws.paths.kes.target), "left by an earlier setup");
+  assert.deepEqual(ops, [
+    "write:vrf",
+    "write:opcert",
+    "remove:vrf",
+    "remove:opcert",
+    "decoy:vrf",
+    "decoy:opcert",
+  ]);
 });

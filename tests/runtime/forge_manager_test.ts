@@ -97,7 +97,7 @@ class Harness implements AsyncDisposable {
     );
     this.node = new FakeNode(
       this.journal,
-      NAMES.map((n) => config.credentials[n].target),
+      NAMES.map((n) => config.credentials[n]!.target),
       opts.node === null ? undefined : opts.node ?? NODE,
     );
     this.status = new RecordingStatus(this.journal);
@@ -167,7 +167,7 @@ class Harness implements AsyncDisposable {
   async keysOnDisk(): Promise<number> {
     let n = 0;
     for (const name of NAMES) {
-      if (await exists(this.config.credentials[name].target)) n++;
+      if (await exists(this.config.credentials[name]!.target)) n++;
     }
     return n;
   }
@@ -305,7 +305,7 @@ Deno.test("a single manager creates the lease at once, waits out its probation, 
   assert.ok(promote.at <= created.doneAt! + 4000 + 300, "forged late after the probation");
   assert.equal(promote.keysPresent, 3, "signalled before all three files were in place");
   for (const name of NAMES) {
-    const target = h.config.credentials[name].target;
+    const target = h.config.credentials[name]!.target;
     assert.equal(await Deno.readTextFile(target), h.sources[name], name);
     assert.equal((await Deno.stat(target)).mode! & 0o777, 0o600, `${name} mode`);
   }
@@ -771,14 +771,14 @@ Deno.test("a leader follows a key rotation: a valid new set is placed and signal
   await using h = await harness();
   h.start();
   await h.becomeForger();
-  const dir = h.config.credentials.kes.source.replace(/\/[^/]*$/, "");
-  const target = h.config.credentials.kes.target;
+  const dir = h.config.credentials.kes!.source.replace(/\/[^/]*$/, "");
+  const target = h.config.credentials.kes!.target;
   const before = await Deno.readTextFile(target);
   const hangups = h.node.delivered.length;
 
   // Half done: a new KES key whose certificate has not arrived yet (they do not match).
   const rotated = makeCredentialSet({ counter: 1 });
-  await Deno.writeTextFile(h.config.credentials.kes.source, rotated.kes);
+  await Deno.writeTextFile(h.config.credentials.kes!.source, rotated.kes);
   await h.run(600); // several node checks
   assert.equal(
     await Deno.readTextFile(target),
