@@ -50,6 +50,11 @@ export interface Config {
   metricsHost: string;
   metricsPort: number;
   startAsNonProducing: boolean;
+  /**
+   * The node boots on decoy credentials made at start, and the pool's keys enter its folder only
+   * at promotion (DECOY_CREDENTIALS; only with START_AS_NON_PRODUCING).
+   */
+  decoys: boolean;
   disableSocketCheck: boolean;
   cardanoLeaderName: string;
   nodeProcessName: string;
@@ -332,9 +337,26 @@ function readNode(r: EnvReader) {
     poolId,
     nodeMetricsUrl,
     nodeContainerName,
-    startAsNonProducing: r.bool("START_AS_NON_PRODUCING"),
+    ...readBoot(r),
     disableSocketCheck: r.bool("DISABLE_SOCKET_CHECK"),
   };
+}
+
+/** What the node boots on: nothing of ours, the pool's keys, or decoys. */
+function readBoot(r: EnvReader) {
+  const startAsNonProducing = r.bool("START_AS_NON_PRODUCING");
+  const decoys = r.bool("DECOY_CREDENTIALS");
+  // Decoys are what a non-producing node boots on; a node started otherwise gets no files from
+  // us at boot, so the default gives way, and only an explicit request is a contradiction.
+  if (decoys && !startAsNonProducing && (r.env.DECOY_CREDENTIALS?.trim() ?? "") !== "") {
+    r.fail(
+      "DECOY_CREDENTIALS",
+      r.get("DECOY_CREDENTIALS"),
+      "needs START_AS_NON_PRODUCING=true (decoys are what a non-producing node boots on); " +
+        "set DECOY_CREDENTIALS=false",
+    );
+  }
+  return { startAsNonProducing, decoys: decoys && startAsNonProducing };
 }
 
 /**

@@ -45,6 +45,8 @@ export const DUE = {
   metrics: (s) => running(s) && s.cfg.nodeMetrics && !s.metricsBusy ? s.nextMetricsAt : undefined,
   /** FENCE=guard: the previous holder's guard bound, after which the fence counts as proven. */
   fenceBound: (s) => s.phase.kind === "fencing" ? s.phase.boundAt : undefined,
+  /** Placing the decoys again after a stop, once no stop is in flight (`cfg.decoys`). */
+  decoys: (s) => running(s) && s.stop === undefined ? s.decoysDueAt : undefined,
   /** The end of stepping aside. */
   aside: (s) => s.phase.kind === "stepped_aside" ? s.phase.until : undefined,
   /** Reading the CardanoLeader's spec (the operator's requests). */

@@ -16,6 +16,7 @@ import type { CredentialCheck } from "./credential_verdict.ts";
 import type { ForgingConfirmation } from "./forging_confirmation.ts";
 import type { NodeMetricsSample } from "../node/node_metrics.ts";
 import type {
+  ForgingConfig,
   ForgingState,
   HolderFacts,
   LeaseRelease,
@@ -53,6 +54,8 @@ export type ForgingEvent =
   /** An effect failed outside its own result events (an adapter's bug, a best-effort write). */
   | { kind: "effect_failed"; effect: Effect["kind"]; error: string }
   | { kind: "keys_placed"; purpose: PlacePurpose; placed: PlacedKeys; wallMs?: number }
+  /** The decoys are in place (a failure comes as `keys_place_failed` with purpose `boot`). */
+  | { kind: "decoys_placed"; changed: string[] }
   | { kind: "credentials_checked"; facts?: CredentialFacts; error?: string; wallMs: number }
   | { kind: "node_metrics_read"; sample?: NodeMetricsSample; error?: string }
   | { kind: "keys_place_failed"; purpose: PlacePurpose; error: string }
@@ -118,7 +121,12 @@ export type Effect =
   | { kind: "check_sources" }
   | { kind: "check_credentials" }
   | { kind: "read_node_metrics" }
-  | { kind: "place_keys"; purpose: PlacePurpose }
+  | { kind: "place_keys"; purpose: Exclude<PlacePurpose, "boot"> }
+  /**
+   * What the node boots on: the pool's keys, or with `decoys` the decoy set (answered by
+   * `decoys_placed`).
+   */
+  | { kind: "place_keys"; purpose: "boot"; decoys?: true }
   /** Asks the guard to hold a deadline now (before the promotion's SIGHUP); answered by an event. */
   | { kind: "arm_guard"; term: number; timeoutMs: number }
   | { kind: "remove_keys"; stop: number }
@@ -135,7 +143,7 @@ export type Effect =
 
 /** What telemetry (`telemetry.ts`) turns into logs, metrics, status and Events. */
 export type Transition =
-  | { kind: "boot_keys_placed"; changed: string[] }
+  | { kind: "boot_keys_placed"; changed: string[]; decoys?: true }
   | { kind: "waiting_for_socket" }
   | { kind: "socket_timeout"; error: string }
   | { kind: "standing_by"; pid?: number; nonProducing?: boolean }
@@ -245,6 +253,14 @@ const OPS_EVENTS: ReadonlySet<ForgingEvent["kind"]> = new Set([
 /** Whether `e` is one of the operations' events (`operations.ts` handles those). */
 export function isOpsEvent(e: ForgingEvent): e is OpsEvent {
   return OPS_EVENTS.has(e.kind);
+}
+
+/** The placement of what the node boots on: the decoys with `cfg.decoys`, else the pool's keys. */
+export function bootKeys(cfg: ForgingConfig): Effect {
+  return cfg.decoys ? { kind: "place_keys", purpose: "boot", decoys: true } : {
+    kind: "place_keys",
+    purpose: "boot",
+  };
 }
 
 /** The effect that hands `transition` to telemetry. */

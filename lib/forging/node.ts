@@ -8,7 +8,7 @@
  */
 
 import type { NodeInfo } from "../core/node_process.ts";
-import { type Effect, type ForgingEvent, report } from "./events.ts";
+import { bootKeys, type Effect, type ForgingEvent, report } from "./events.ts";
 import {
   type ForgingState,
   isForging,
@@ -88,7 +88,7 @@ export function nodeChecked(
     ) {
       return stepAside(gone, `node pid ${before.pid} exited`, now, fx, { provision: true });
     }
-    if (s.cfg.startAsNonProducing) fx.push({ kind: "place_keys", purpose: "boot" });
+    if (s.cfg.startAsNonProducing) fx.push(bootKeys(s.cfg));
     return gone;
   }
   let next = s;
@@ -118,6 +118,25 @@ export function nodeChecked(
     if (!leadsNow(next, now) && next.stop === s.stop) next = stopNode(next, "node_restart", fx);
   }
   return next;
+}
+
+/** The decoys are in place: at start, the start-up wait ends. */
+export function decoysPlaced(s: ForgingState, changed: string[], fx: Effect[]): ForgingState {
+  fx.push(report({ kind: "boot_keys_placed", changed, decoys: true }));
+  const phase = s.phase;
+  return phase.kind === "starting" ? { ...s, phase: { ...phase, provisioned: true } } : s;
+}
+
+/**
+ * The decoys are due again after a stop: placed, unless a promotion has begun since (its keys
+ * are placed after the decoys on the runner's lane, never the other way round) or forging goes
+ * on (the stop was refused and the term goes on: the pool's keys stay).
+ */
+export function decoysDue(s: ForgingState, fx: Effect[]): ForgingState {
+  const { decoysDueAt: _due, ...rest } = s;
+  if (s.phase.kind === "promoting" || s.phase.kind === "forging") return rest;
+  fx.push(bootKeys(s.cfg));
+  return rest;
 }
 
 /** Looks for the node (and, while forging, compares the sources of a rotation). */

@@ -32,6 +32,12 @@ export interface ForgingConfig extends ElectionTiming {
   guard?: boolean;
   /** The node boots non-producing and needs key files to start (START_AS_NON_PRODUCING). */
   startAsNonProducing: boolean;
+  /**
+   * The node boots on decoys (DECOY_CREDENTIALS): they are what the boot placement writes, and
+   * every stop places them again once the node has handled its SIGHUP, so that the pool's keys
+   * are in the node's folder only from a promotion to the next stop.
+   */
+  decoys?: boolean;
   /** Wait for the node socket at start (false: DISABLE_SOCKET_CHECK). */
   socketCheck: boolean;
   socketWaitTimeoutMs: number;
@@ -53,6 +59,15 @@ export const CREDENTIAL_CHECK_MS = 60_000;
 
 /** How often the node's metrics are read, in ms (and soon after every signal). */
 export const NODE_METRICS_MS = 10_000;
+
+/**
+ * How long after a stop's SIGHUP the decoys are placed, in ms. cardano-node reads the files on a
+ * thread of its own some time after the signal (a garbage collection can hold it back for a
+ * second or more); decoys in place by then would be enabled instead of forging being disabled.
+ * That is safe (they belong to no pool, so it never leads) but the node would run leadership
+ * checks and its metrics would say it forges while it should not.
+ */
+export const DECOY_SETTLE_MS = 5000;
 
 /** Readings kept since the last signal (two minutes at one a 10 s). */
 export const MAX_SAMPLES = 12;
@@ -225,6 +240,8 @@ export interface ForgingState {
   readonly stopCount: number;
   /** The last stop of the node unlinked every key and reached it (or it had exited). */
   readonly stopConfirmed: boolean;
+  /** When the decoys are placed again after a stop (with `cfg.decoys`), until they are. */
+  readonly decoysDueAt?: number;
   /** Node processes (`pid:startTicks`) already reported as running without the flag. */
   readonly warnedUnsafe: readonly string[];
   /** The unusable rotated sources were reported (once per change). */

@@ -31,7 +31,14 @@
 
 import { decide, initialState, termDeadline } from "./election.ts";
 import { DUE, isDue } from "./due.ts";
-import { type Effect, type ForgingEvent, isOpsEvent, report, type Step } from "./events.ts";
+import {
+  bootKeys,
+  type Effect,
+  type ForgingEvent,
+  isOpsEvent,
+  report,
+  type Step,
+} from "./events.ts";
 import {
   afterRelease,
   fenceByBound,
@@ -44,7 +51,7 @@ import {
   settleElection,
 } from "./lease.ts";
 import { guardEvent } from "./guard.ts";
-import { checkNode, nodeChecked, socketProbed } from "./node.ts";
+import { checkNode, decoysDue, decoysPlaced, nodeChecked, socketProbed } from "./node.ts";
 import {
   applyOps,
   beforeEvent,
@@ -100,7 +107,7 @@ export function start(cfg: ForgingConfig, now: number): Step {
   };
   const effects: Effect[] = [];
   // The node exits at boot without credential files, even when non-producing.
-  if (cfg.startAsNonProducing) effects.push({ kind: "place_keys", purpose: "boot" });
+  if (cfg.startAsNonProducing) effects.push(bootKeys(cfg));
   if (cfg.socketCheck) effects.push(report({ kind: "waiting_for_socket" }));
   return settle(state, now, effects);
 }
@@ -202,6 +209,8 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       return s;
     case "keys_placed":
       return keysPlaced(s, e.purpose, e.placed, e.wallMs, now, fx);
+    case "decoys_placed":
+      return decoysPlaced(s, e.changed, fx);
     case "keys_place_failed":
       return keysPlaceFailed(s, e.purpose, e.error, now, fx);
     case "keys_removed":
@@ -280,6 +289,9 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);
     else next = renewNow(next, now, fx);
   }
+  // The decoys come back after a stop, unless a promotion has begun (its keys take their place;
+  // queued after the promotion's placement, they would cover the pool's keys before the SIGHUP).
+  if (isDue(DUE.decoys(next), now)) next = decoysDue(next, fx);
   // Requests for the operations (the CardanoLeader's spec, our Pod) and this replica's published
   // state: after the promotion, so that none of them starts beside its placement.
   next = settleRequests(next, now, fx);

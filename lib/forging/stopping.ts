@@ -13,6 +13,7 @@ import type { StopReason } from "./stop_reasons.ts";
 import { type Effect, report } from "./events.ts";
 import {
   type AfterStop,
+  DECOY_SETTLE_MS,
   type ForgingState,
   isForging,
   type LeaseRelease,
@@ -86,7 +87,8 @@ export function beginStop(
     next = rest;
   }
   if (opts.keepKeys) {
-    next = { ...next, stop: undefined, stopConfirmed: true };
+    // The booting node was never signalled: the decoys can replace the pool's keys at once.
+    next = { ...next, stop: undefined, stopConfirmed: true, ...decoysAfterStop(s, now, 0) };
     return finishStop(next, true, now, fx);
   }
   return stopNode(next, reason, fx);
@@ -121,14 +123,26 @@ export function stopResult(
   const merged: PendingStop = { ...stop, ...result };
   if (merged.removed === undefined || merged.signal === undefined) return { ...s, stop: merged };
   const confirmed = merged.removed && merged.signal !== "failed";
-  // A confirmed stop leaves no keys for the guard to guard; an unconfirmed one keeps it armed.
+  // Unlinked and signalled: the decoys come back once the node has read the folder (or at once
+  // when no node runs to read it). A confirmed stop leaves no keys for the guard to guard; an
+  // unconfirmed one keeps it armed.
+  const settle = merged.signal === "exited" || merged.signal === "none" ? 0 : DECOY_SETTLE_MS;
   const stopped: ForgingState = {
     ...s,
     stop: undefined,
     stopConfirmed: confirmed,
     ...(confirmed ? { guardWanted: false } : {}),
+    ...decoysAfterStop(s, now, settle),
   };
   return finishStop(stopped, confirmed, now, fx);
+}
+
+/**
+ * With decoys, when a stop's end places them again. The latest stop decides: only the node it
+ * signalled (or found gone) can still be reading the folder.
+ */
+function decoysAfterStop(s: ForgingState, now: number, settleMs: number): { decoysDueAt?: number } {
+  return s.cfg.decoys ? { decoysDueAt: now + settleMs } : {};
 }
 
 function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect[]): ForgingState {
@@ -167,8 +181,12 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
       }
       return { ...s, phase: { kind: "standby" } };
     case "step_aside":
-      if (phase.after.provision && s.cfg.startAsNonProducing && s.node.kind !== "present") {
-        // A node that is not running needs the key files to boot again (it boots non-producing).
+      if (
+        phase.after.provision && s.cfg.startAsNonProducing && !s.cfg.decoys &&
+        s.node.kind !== "present"
+      ) {
+        // A node that is not running needs the key files to boot again (it boots non-producing);
+        // with decoys, every stop's end places them (decoysAfterStop).
         fx.push({ kind: "place_keys", purpose: "boot" });
       }
       return { ...s, phase: { kind: "stepped_aside", until: s.election.notBefore ?? now } };

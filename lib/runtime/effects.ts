@@ -243,9 +243,18 @@ export class EffectRunner {
     }
   }
 
-  /** Places or removes the keys; every outcome is an event. */
+  /** Places the pool's keys or the decoys, or removes them; every outcome is an event. */
   async #keys(e: Extract<Effect, { kind: "place_keys" | "remove_keys" }>): Promise<void> {
     const { credentials, clock } = this.#p;
+    if (e.kind === "place_keys" && e.purpose === "boot" && e.decoys) {
+      try {
+        const { changed } = await credentials.placeDecoys();
+        this.#post({ kind: "decoys_placed", changed });
+      } catch (err) {
+        this.#post({ kind: "keys_place_failed", purpose: e.purpose, error: errorText(err) });
+      }
+      return;
+    }
     if (e.kind === "place_keys") {
       try {
         const placed = await credentials.place();

@@ -75,7 +75,11 @@ const LEASE: Pick<
   | "fence_done"
 > = {
   boot_keys_placed: (t, c) =>
-    c.log.info("provisioned credentials for node startup", { changed: t.changed }),
+    t.decoys
+      ? c.log.info("placed the decoy credentials the node boots on (no pool's keys)", {
+        changed: t.changed,
+      })
+      : c.log.info("provisioned credentials for node startup", { changed: t.changed }),
   waiting_for_socket: (_, c) =>
     c.log.info("waiting for the node socket to accept connections", { path: c.d.nodeSocket }),
   socket_timeout: (t, c) => c.log.error(t.error),

@@ -16,7 +16,8 @@ import { PodFence } from "../kube/fence.ts";
 import { ForgeManager } from "./forge_manager.ts";
 import { createHandler } from "./http_handler.ts";
 import { apiServerHostPort, loadKubeConfig } from "../kube/kube_client.ts";
-import { loadKesTiming } from "../cardano/kes_period.ts";
+import { kesPeriodAt, type KesTiming, loadKesTiming } from "../cardano/kes_period.ts";
+import { type DecoyCredentials, makeDecoyCredentials } from "../cardano/decoy_keys.ts";
 import { KubeLeaseStore } from "../kube/lease_store.ts";
 import { createLogger, errorText } from "../base/log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -152,6 +153,34 @@ async function checkContainer(
   }
 }
 
+/**
+ * The decoy set the node boots on while this replica does not lead (DECOY_CREDENTIALS), made
+ * once, in memory: its certificate starts in the current KES period (0 before Shelley), and it
+ * has no KES key when a KES agent supplies the node's.
+ */
+function makeDecoys(
+  config: Config,
+  kesTiming: KesTiming,
+  log: ReturnType<typeof createLogger>,
+): DecoyCredentials | undefined {
+  if (!config.decoys) return undefined;
+  let kesStartPeriod = 0;
+  try {
+    kesStartPeriod = Math.max(0, kesPeriodAt(kesTiming, Date.now()));
+  } catch {
+    // Before the Shelley era: any period will do, the node does not judge it at boot.
+  }
+  const decoys = makeDecoyCredentials({
+    kesStartPeriod,
+    withKes: config.credentials.kes !== undefined,
+  });
+  // The throwaway pool's id is public and tells an operator a decoy from the pool's keys.
+  log.info("made the decoy credentials the node boots on while not leading", {
+    decoyPool: decoys.poolId,
+  });
+  return decoys;
+}
+
 /** Runs the sidecar; resolves with whether it left no keys at risk (its last stop confirmed). */
 async function start(config: Config, identity: string): Promise<boolean> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
@@ -184,6 +213,7 @@ async function start(config: Config, identity: string): Promise<boolean> {
     credentials: new FileCredentialStore(
       config.credentials,
       (operation, file) => metrics.credentialOperations.inc({ operation, file }),
+      { decoys: makeDecoys(config, kesTiming, log) },
     ),
     node: rpc,
     socketAccepts: (path) => socketAccepts(path),

@@ -479,3 +479,24 @@ Deno.test("the guard's own configuration: the sidecar's names, refused as a whol
     },
   );
 });
+
+Deno.test("decoys are on by default, and off when asked or when the node does not boot on our files", () => {
+  assert.equal(parseConfig(BASE).decoys, true);
+  assert.equal(parseConfig({ ...BASE, DECOY_CREDENTIALS: "false" }).decoys, false);
+  assert.equal(parseConfig({ ...BASE, DECOY_CREDENTIALS: "Off" }).decoys, false);
+  // START_AS_NON_PRODUCING=false places nothing at boot: the default gives way...
+  const plain = parseConfig({ ...BASE, START_AS_NON_PRODUCING: "false" });
+  assert.equal(plain.decoys, false);
+  assert.equal(plain.startAsNonProducing, false);
+  // ...but an explicit request is a contradiction, named with the rule.
+  assert.deepEqual(
+    problemsOf({ ...BASE, START_AS_NON_PRODUCING: "false", DECOY_CREDENTIALS: "true" }),
+    [
+      'DECOY_CREDENTIALS="true": needs START_AS_NON_PRODUCING=true (decoys are what a ' +
+      "non-producing node boots on); set DECOY_CREDENTIALS=false",
+    ],
+  );
+  assert.deepEqual(problemsOf({ ...BASE, DECOY_CREDENTIALS: "maybe" }), [
+    'DECOY_CREDENTIALS="maybe": must be true or false',
+  ]);
+});

@@ -80,6 +80,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 const config: fc.Arbitrary<ForgingConfig> = fc.record({
   fence: fc.boolean(),
   startAsNonProducing: fc.boolean(),
+  decoys: fc.boolean(),
   socketCheck: fc.boolean(),
   operations: fc.boolean(),
   nodeMetrics: fc.boolean(),
@@ -162,6 +163,11 @@ function answer(e: Effect, variant: number, now: number, rv: number): ForgingEve
         ? { kind: "node_metrics_read", sample: { atMs: now, forgingEnabled: variant % 2 } }
         : { kind: "node_metrics_read", error: "x" };
     case "place_keys":
+      if (e.purpose === "boot" && e.decoys) {
+        return ok
+          ? { kind: "decoys_placed", changed: ["vrf"] }
+          : { kind: "keys_place_failed", purpose: "boot", error: "x" };
+      }
       return ok
         ? {
           kind: "keys_placed",

@@ -698,6 +698,8 @@ interface Totals {
   handovers: Record<string, number>;
   faults: Record<string, number>;
   forgingMs: number;
+  /** Forging intervals by pod (pods 0 and 2 boot on decoys, pod 1 on the pool's keys). */
+  forgedBy: number[];
 }
 
 function runSchedules(
@@ -711,6 +713,7 @@ function runSchedules(
     handovers: {},
     faults: {},
     forgingMs: 0,
+    forgedBy: [0, 0, 0],
   };
   const first = opts.firstSeed ?? 1;
   for (let seed = first; seed < first + seeds; seed++) {
@@ -731,7 +734,10 @@ function runSchedules(
     for (const [fault, n] of Object.entries(result.faults)) {
       totals.faults[fault] = (totals.faults[fault] ?? 0) + n;
     }
-    for (const interval of result.forging) totals.forgingMs += interval.end - interval.start;
+    for (const interval of result.forging) {
+      totals.forgingMs += interval.end - interval.start;
+      totals.forgedBy[interval.pod] = (totals.forgedBy[interval.pod] ?? 0) + 1;
+    }
   }
   return totals;
 }
@@ -748,6 +754,10 @@ function assertNotVacuous(totals: Totals, scale: number): void {
   assert.ok((totals.handovers.released ?? 0) > 100 * scale, summary);
   assert.ok((totals.handovers.create ?? 0) > 30 * scale, summary);
   assert.ok((totals.handovers.own ?? 0) > 10 * scale, summary);
+  // Every pod forged often, those that boot on decoys as the one that boots on the pool's keys.
+  for (const [pod, n] of totals.forgedBy.entries()) {
+    assert.ok(n > 500 * scale, `pod ${pod} forged ${n} times: ${summary}`);
+  }
   for (
     const fault of [
       "partition",

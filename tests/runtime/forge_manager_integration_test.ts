@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import { sharedControlPlane } from "../support/control_plane.ts";
 import { execPluginKubeconfig } from "../support/exec_plugin.ts";
-import { exists } from "../support/fs.ts";
 import { installForgeManager, startReplicas } from "../support/replicas.ts";
 import { metricValue, type Pod } from "../support/pod.ts";
 import { figures, forgersNow, nowMs, waitForSingleForger } from "../support/scenario.ts";
@@ -63,10 +62,11 @@ Deno.test(
       return s.forgingEnabled === true ? s : undefined;
     }, 10_000);
     assert.equal(status.leaderPod, leader.name);
-    // Only the leader's ipc folder holds keys.
+    // Only the leader's ipc folder holds the pool's keys (the standbys' nodes boot on decoys).
     for (const pod of d.pods) {
-      const present = await exists(`${pod.dir}/ipc/kes.skey`);
-      assert.equal(present, pod === leader, `${pod.name} has keys`);
+      const placed = await Deno.readTextFile(`${pod.dir}/ipc/kes.skey`).catch(() => "");
+      const pool = await Deno.readTextFile(`${pod.dir}/secrets/kes.skey`);
+      assert.equal(placed === pool, pod === leader, `${pod.name} has the pool's keys`);
     }
   },
 );

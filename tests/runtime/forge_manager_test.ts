@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import type { CredentialName } from "../../lib/core/config.ts";
 import { type Config, parseConfig } from "../../lib/core/config.ts";
 import { FileCredentialStore } from "../../lib/node/credentials.ts";
+import { type DecoyCredentials, makeDecoyCredentials } from "../../lib/cardano/decoy_keys.ts";
 import { ForgeManager } from "../../lib/runtime/forge_manager.ts";
 import { createHandler } from "../../lib/runtime/http_handler.ts";
 import { createMetrics, type Metrics } from "../../lib/runtime/metrics.ts";
@@ -34,7 +35,6 @@ import {
   makeCredentialSet,
   writeCredentialSet,
 } from "../support/keys.ts";
-import { exists } from "../support/fs.ts";
 
 const POD = "producer-0";
 const IDENTITY = `${POD}_self`;
@@ -80,6 +80,8 @@ class Harness implements AsyncDisposable {
   readonly lines: Record<string, unknown>[];
   readonly manager: ForgeManager;
   readonly socket: { accepts: boolean };
+  /** The decoy set the store places (with the default DECOY_CREDENTIALS=true), as the worker's. */
+  readonly decoys: DecoyCredentials | undefined;
   #run: Promise<void> | undefined;
   runError: unknown;
 
@@ -91,6 +93,9 @@ class Harness implements AsyncDisposable {
     opts: Options,
   ) {
     this.journal = new Journal(clock);
+    this.decoys = config.decoys
+      ? makeDecoyCredentials({ kesStartPeriod: 0, withKes: config.credentials.kes !== undefined })
+      : undefined;
     this.store = new FakeLeaseStore(
       this.journal,
       opts.lease === "absent" ? undefined : opts.lease ?? HELD_BY_OTHER,
@@ -125,7 +130,7 @@ class Harness implements AsyncDisposable {
       credentials: new FileCredentialStore(config.credentials, (operation, file) => {
         this.metrics.credentialOperations.inc({ operation, file });
         this.journal.add(`credential_${operation}`, { file });
-      }),
+      }, { decoys: this.decoys }),
       node: this.node,
       socketAccepts: () => Promise.resolve(this.socket.accepts),
       status: this.status,
@@ -163,11 +168,12 @@ class Harness implements AsyncDisposable {
     await this.until("forging", () => this.manager.forging);
   }
 
-  /** How many of the three target files exist. */
+  /** How many of the three target files hold the pool's keys (decoys do not count). */
   async keysOnDisk(): Promise<number> {
     let n = 0;
     for (const name of NAMES) {
-      if (await exists(this.config.credentials[name]!.target)) n++;
+      const text = await Deno.readTextFile(this.config.credentials[name]!.target).catch(() => "");
+      if (text === this.sources[name]) n++;
     }
     return n;
   }
@@ -310,13 +316,16 @@ Deno.test("a single manager creates the lease at once, waits out its probation, 
     assert.equal((await Deno.stat(target)).mode! & 0o777, 0o600, `${name} mode`);
   }
   await h.run(600); // three more renewals
-  // Startup: provisioned for the node's boot, removed, signalled. Then the promotion: the three
-  // files written, then exactly one SIGHUP.
-  assert.deepEqual(h.journal.sequence("credential_write", "credential_remove", "hangup"), [
-    ...["credential_write", "credential_write", "credential_write"],
-    ...["credential_remove", "credential_remove", "credential_remove", "hangup"],
-    ...["credential_write", "credential_write", "credential_write", "hangup"],
-  ]);
+  // Startup: the decoys placed for the node's boot, removed, signalled (the promotion came before
+  // they were due again). Then the promotion: the three files written, then exactly one SIGHUP.
+  assert.deepEqual(
+    h.journal.sequence("credential_write", "credential_decoy", "credential_remove", "hangup"),
+    [
+      ...["credential_decoy", "credential_decoy", "credential_decoy"],
+      ...["credential_remove", "credential_remove", "credential_remove", "hangup"],
+      ...["credential_write", "credential_write", "credential_write", "hangup"],
+    ],
+  );
   assert.deepEqual(h.node.hangups.map((r) => r.keysPresent), [0, 3]);
   assert.equal(await h.metric("cardano_sighup_signals_total", { reason: "promote" }), 1);
   assert.equal(await h.metric("cardano_forging_enabled", { pod: POD }), 1);
@@ -606,7 +615,8 @@ Deno.test("a node restart makes a leader place the keys again and signal the new
 });
 
 Deno.test("a leader whose node restarts and is not ready yet steps aside cleanly and leaves the keys it boots with", async () => {
-  await using h = await harness({ socketAccepts: true });
+  // Without decoys the booting node reads the pool's keys; with them, see the decoys' tests.
+  await using h = await harness({ socketAccepts: true, env: { DECOY_CREDENTIALS: "false" } });
   h.start();
   await h.becomeForger();
   const from = h.node.hangups.length;
@@ -652,7 +662,8 @@ Deno.test("a node restart makes a standby signal the new process once its socket
 });
 
 Deno.test("the node disappearing makes a leader step aside, then provision keys for its restart", async () => {
-  await using h = await harness(); // START_AS_NON_PRODUCING=true by default
+  // START_AS_NON_PRODUCING=true by default; without decoys its boot files are the pool's keys.
+  await using h = await harness({ env: { DECOY_CREDENTIALS: "false" } });
   h.start();
   await h.becomeForger();
   const hangups = h.node.hangups.length;

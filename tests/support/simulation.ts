@@ -610,8 +610,12 @@ class Pod {
 /** One pod's cardano-node, as it behaves for forging. */
 class SimNode {
   proc: { info: NodeInfo; readyAt: number } | undefined;
-  /** Whether the three key files are in place (they are placed and unlinked together). */
-  keys = false;
+  /**
+   * What the three key files in place are (they are placed and unlinked together): the pool's
+   * keys, the decoys (a set of no pool: the node boots and reloads with them, never forging for
+   * the pool), or none.
+   */
+  keys: "pool" | "decoys" | undefined;
   keyVersion = 0;
   /** Set while the node forges: since when, and under which path. */
   forgingSince: number | undefined;
@@ -631,7 +635,7 @@ class SimNode {
   /** The kubelet starts the node container: it boots non-producing, or exits without keys. */
   launch(): void {
     if (this.proc !== undefined) return;
-    if (!this.keys) {
+    if (this.keys === undefined) {
       // cardano-node exits at boot without its key files; the kubelet retries.
       const generation = this.pod.generation;
       this.world.after(this.world.between(1_000, 5_000), () => {
@@ -654,28 +658,38 @@ class SimNode {
   }
   /** The pod is gone: its key folder (an emptyDir) with it. */
   clear(): void {
-    this.keys = false;
+    this.keys = undefined;
   }
-  /** Places the three files; returns those whose content changed. */
+  /** Places the pool's three files; returns those whose content changed. */
   place(version: number): string[] {
-    const changed = this.keys && this.keyVersion === version ? [] : KEY_FILES;
-    this.keys = true;
+    const changed = this.keys === "pool" && this.keyVersion === version ? [] : KEY_FILES;
+    this.keys = "pool";
     this.keyVersion = version;
     return changed;
   }
-  remove(): void {
-    this.keys = false;
+  /** Places the decoys; returns the files that changed. */
+  placeDecoys(): string[] {
+    const changed = this.keys === "decoys" ? [] : KEY_FILES;
+    this.keys = "decoys";
+    return changed;
   }
-  /** Delivers a SIGHUP to exactly `info`; the node then forges iff all its key files exist. */
+  remove(): void {
+    this.keys = undefined;
+  }
+  /**
+   * Delivers a SIGHUP to exactly `info`: the node forges for the pool iff the pool's files are in
+   * place, and stops iff a file is missing. Decoys change nothing here (conservative: the real
+   * node would reload them and so stop forging for the pool, which nothing of ours relies on).
+   */
   hangup(info: NodeInfo, from: Sidecar): "ok" | "not_found" | "replaced" {
     const proc = this.proc;
     if (proc === undefined) return "not_found";
     if (proc.info.pid !== info.pid || proc.info.startTicks !== info.startTicks) return "replaced";
-    if (this.keys && this.forgingSince === undefined) {
+    if (this.keys === "pool" && this.forgingSince === undefined) {
       this.forgingSince = this.world.t;
       this.#path = from.path ?? "none";
       this.world.trace(`pod ${this.pod.index} FORGES (${this.#path})`);
-    } else if (!this.keys) {
+    } else if (this.keys === undefined) {
       this.stopForging();
     }
     return "ok";
@@ -724,6 +738,9 @@ class Sidecar {
       podName: `pod-${pod.index}`,
       fence: false,
       startAsNonProducing: true,
+      // Pods 0 and 2 boot on decoys, pod 1 on the pool's keys: both ways in every schedule
+      // (chosen by index, so that the schedules' random draws stay as they were).
+      decoys: pod.index % 2 === 0,
       socketCheck: true,
       socketWaitTimeoutMs: 600_000,
     };
@@ -862,6 +879,9 @@ class Sidecar {
     const node = pod.node;
     switch (e.kind) {
       case "place_keys":
+        if (e.purpose === "boot" && e.decoys) {
+          return this.post({ kind: "decoys_placed", changed: node.placeDecoys() });
+        }
         if (!world.sourcesUsable()) {
           // Validation fails before anything is written: the targets stay as they are.
           return this.post({
@@ -902,7 +922,7 @@ class Sidecar {
         });
       }
       case "check_sources": {
-        const differ = !node.keys || node.keyVersion !== world.sourceVersion;
+        const differ = node.keys !== "pool" || node.keyVersion !== world.sourceVersion;
         if (!differ || world.sourcesUsable()) {
           return this.post({ kind: "sources_checked", differ });
         }
