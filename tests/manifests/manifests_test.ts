@@ -516,6 +516,8 @@ Deno.test("the dummy Secret holds a credential set that can forge on the dummy n
   for (const text of Object.values(texts)) {
     assert.match(JSON.parse(text).description, /^DUMMY .*never use it/);
   }
+  // The simulated node forges only with this pool's keys, not with the sidecar's decoys.
+  assert.equal(flagValue(nodeOf(find(dummy, "StatefulSet")).args, "--pool-id"), facts.poolId);
   assert.equal(secret.metadata.labels["forge-manager.cardano.io/dummy"], "true");
   // The real manifests never carry keys.
   assert.ok(!base.some((r) => r.obj.kind === "Secret"));

@@ -12,6 +12,7 @@
 
 import { appendKilled } from "./forging_log.ts";
 import { exists } from "./fs.ts";
+import { validateCredentialSet } from "../../lib/cardano/cardano_keys.ts";
 import { type CredentialSet, makeCredentialSet, writeCredentialSet } from "./keys.ts";
 import { sleep, waitUntil } from "./wait.ts";
 
@@ -167,7 +168,11 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   const ipc = opts.ipc ?? `${opts.dir}/ipc`;
   await Deno.mkdir(secrets, { recursive: true });
   await Deno.mkdir(ipc, { recursive: true });
-  const paths = await writeCredentialSet(secrets, opts.credentials ?? makeCredentialSet());
+  const credentials = opts.credentials ?? makeCredentialSet();
+  const paths = await writeCredentialSet(secrets, credentials);
+  // The simulated node is told which pool has stake: any other set (the sidecar's decoys) loads
+  // but never forges, as on the chain.
+  const poolId = validateCredentialSet(credentials, paths).poolId;
   const metricsPort = freePort();
   const record = `${opts.dir}/forging.jsonl`;
   const sidecarLog = `${opts.dir}/forge-manager.log`;
@@ -233,6 +238,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       ...target,
       socket: `${ipc}/node.socket`,
       record,
+      poolId,
       dir: opts.dir,
       ...(opts.nodeShutdownMs !== undefined ? { shutdownMs: opts.nodeShutdownMs } : {}),
     },

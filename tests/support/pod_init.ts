@@ -30,6 +30,8 @@ interface PodSpec {
     cert: string;
     socket: string;
     record: string;
+    /** The pool with stake (the sim node's --pool-id). */
+    poolId?: string;
     dir: string;
     /** How long the node takes to shut down after SIGTERM (ms). */
     shutdownMs?: number;

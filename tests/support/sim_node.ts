@@ -6,11 +6,17 @@
  * Start it through `sim_node_process.ts`, which runs it under a process named `cardano-node`.
  * Arguments, as the real node's:
  *
- *     [run] --socket-path P --shelley-kes-key K --shelley-vrf-key V
- *       --shelley-operational-certificate C --record R
+ *     [run] --socket-path P (--shelley-kes-key K | --shelley-kes-agent-socket A)
+ *       --shelley-vrf-key V --shelley-operational-certificate C --record R [--pool-id ID]
  *       [--start-as-non-producing-node | --non-producing-node] [--replay-ms N] [--shutdown-ms N]
  *
- * `--record R` (sim only) appends one JSON line per event to R. `--replay-ms N` (sim only) waits
+ * `--record R` (sim only) appends one JSON line per event to R. `--pool-id ID` (sim only, 56 hex
+ * digits) is the pool that has stake: credentials of any other pool (the sidecar's decoys) load as
+ * the real node loads them, but a pool without stake never leads a slot, so the node records
+ * `enable_no_stake` and never forging with them. Without it, every valid set counts as the pool's.
+ * `--shelley-kes-agent-socket A` (cardano-node 10.7.1+) takes the KES key from a KES agent
+ * instead of a file (`sim_kes_agent.ts`): the node then forges only while the agent has given it
+ * the certificate's hot key (`agent_key` records each key it receives or loses). `--replay-ms N` (sim only) waits
  * N ms before "consensus starts" (the socket opens), like a ledger replay: SIGHUP has no effect
  * then. `--shutdown-ms N` (sim only) makes a shutdown take N ms, like the real node closing its
  * database: it records `terminating` on SIGTERM/SIGINT, forges on meanwhile (the conservative
@@ -34,7 +40,8 @@
  *   real node) or if the VRF key is readable by others; then forges unless non-producing.
  * - SIGHUP: all files valid -> enable; a file does NOT EXIST -> disable; any other problem
  *   (parse error, half-written, permission denied, KES/certificate mismatch) -> keep the state
- *   and record a `reconfigure_error`.
+ *   and record a `reconfigure_error`. With a KES agent the files are the VRF key and the
+ *   certificate.
  * - SIGTERM/SIGINT: records `exit` and exits 0 (after `--shutdown-ms`, if given).
  *
  * Needs read on the credential files, write on the record and socket paths (run with -A).
@@ -45,17 +52,27 @@
 import {
   CredentialError,
   type CredentialKind,
-  type CredentialTriple,
+  type CredentialSet,
   validateCredentialSet,
 } from "../../lib/cardano/cardano_keys.ts";
+import { followKesAgent } from "./sim_kes_agent.ts";
 
 /** One line of the record file. */
 export interface SimNodeEvent {
   /** Milliseconds since the epoch, sub-millisecond resolution. */
   t: number;
   pid: number;
-  event: "start" | "enable" | "disable" | "reconfigure_error" | "sighup" | "terminating" | "exit";
-  /** Whether the node forges after this event. */
+  event:
+    | "start"
+    | "enable"
+    | "enable_no_stake"
+    | "disable"
+    | "reconfigure_error"
+    | "sighup"
+    | "agent_key"
+    | "terminating"
+    | "exit";
+  /** Whether the node forges for the pool after this event. */
   forging: boolean;
   detail?: string;
 }
@@ -77,7 +94,12 @@ export interface SimMetricsArgs {
 /** The parsed command line. */
 export interface SimNodeArgs {
   socketPath: string;
-  credentials: CredentialTriple<string>;
+  /** The credential files; no `kes` with a KES agent. */
+  credentials: CredentialSet<string>;
+  /** The KES agent's socket (`--shelley-kes-agent-socket`), if the KES key comes from one. */
+  kesAgentSocket: string | undefined;
+  /** The pool with stake (`--pool-id`); undefined: any valid set counts as the pool's. */
+  poolId: string | undefined;
   record: string;
   nonProducing: boolean;
   replayMs: number;
@@ -107,8 +129,10 @@ const IGNORED_FLAGS = new Set([
  */
 export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
   const rest = args[0] === "run" ? args.slice(1) : [...args];
-  const credentials: Partial<CredentialTriple<string>> = {};
+  const credentials: Partial<Record<CredentialKind, string>> = {};
   let socketPath: string | undefined;
+  let kesAgentSocket: string | undefined;
+  let poolId: string | undefined;
   let record: string | undefined;
   let nonProducing = false;
   let replayMs = 0;
@@ -147,7 +171,13 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
     const kind = CREDENTIAL_FLAGS[flag];
     if (kind) credentials[kind] = value;
     else if (flag === "--socket-path") socketPath = value;
-    else if (flag === "--record") record = value;
+    else if (flag === "--shelley-kes-agent-socket") kesAgentSocket = value;
+    else if (flag === "--pool-id") {
+      if (!/^[0-9a-f]{56}$/.test(value)) {
+        throw new Error(`Cannot parse arguments: --pool-id is ${value}, expected 56 hex digits`);
+      }
+      poolId = value;
+    } else if (flag === "--record") record = value;
     else if (flag === "--replay-ms") {
       replayMs = Number(value);
       if (!Number.isSafeInteger(replayMs) || replayMs < 0) {
@@ -180,18 +210,30 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
       throw new Error(`Cannot parse arguments: unknown flag ${flag}`);
     }
   }
+  if (kesAgentSocket !== undefined && credentials.kes !== undefined) {
+    throw new Error(
+      "Cannot parse arguments: give --shelley-kes-key or --shelley-kes-agent-socket, not both",
+    );
+  }
   const missing = [
     ...(socketPath === undefined ? ["--socket-path"] : []),
     ...(record === undefined ? ["--record"] : []),
-    ...Object.entries(CREDENTIAL_FLAGS).filter(([, kind]) => credentials[kind] === undefined)
-      .map(([flag]) => flag),
+    ...Object.entries(CREDENTIAL_FLAGS).filter(([, kind]) =>
+      credentials[kind] === undefined && !(kind === "kes" && kesAgentSocket !== undefined)
+    ).map(([flag]) => flag),
   ];
   if (missing.length > 0) {
     throw new Error(`Cannot parse arguments: missing ${missing.join(", ")}`);
   }
   return {
     socketPath: socketPath!,
-    credentials: credentials as CredentialTriple<string>,
+    credentials: {
+      ...(credentials.kes !== undefined ? { kes: credentials.kes } : {}),
+      vrf: credentials.vrf!,
+      opcert: credentials.opcert!,
+    },
+    kesAgentSocket,
+    poolId,
     record: record!,
     nonProducing,
     replayMs,
@@ -200,26 +242,37 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
   };
 }
 
+/** A valid set as the node loaded it. */
+export interface LoadedSet {
+  kesStartPeriod: number;
+  poolId: string;
+  /** The certificate's hot key id (8 hex digits). */
+  hotKeyId: string;
+}
+
 /** What reading the credential files found, by the real node's SIGHUP rules. */
 export type ReadOutcome =
-  | { kind: "valid"; detail: string; kesStartPeriod: number }
+  | ({ kind: "valid"; detail: string } & LoadedSet)
   | { kind: "missing"; detail: string }
   | { kind: "error"; detail: string };
 
 /**
- * Reads and validates the three credential files. A missing file wins over any other problem,
- * as in cardano-node, where a missing file means "do not forge". Needs read permission.
+ * Reads and validates the credential files (no KES key with a KES agent). A missing file wins
+ * over any other problem, as in cardano-node, where a missing file means "do not forge". Needs
+ * read permission.
  */
-export async function readCredentials(paths: CredentialTriple<string>): Promise<ReadOutcome> {
-  const texts: Partial<CredentialTriple<string>> = {};
+export async function readCredentials(paths: CredentialSet<string>): Promise<ReadOutcome> {
+  const texts: Partial<Record<CredentialKind, string>> = {};
   const missing: string[] = [];
   const errors: string[] = [];
   for (const kind of ["kes", "vrf", "opcert"] as const) {
+    const path = paths[kind];
+    if (path === undefined) continue;
     try {
-      texts[kind] = await Deno.readTextFile(paths[kind]);
+      texts[kind] = await Deno.readTextFile(path);
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) missing.push(paths[kind]);
-      else errors.push(`Cannot read ${paths[kind]}: ${(error as Error).name}`);
+      if (error instanceof Deno.errors.NotFound) missing.push(path);
+      else errors.push(`Cannot read ${path}: ${(error as Error).name}`);
     }
   }
   if (missing.length > 0) {
@@ -227,11 +280,13 @@ export async function readCredentials(paths: CredentialTriple<string>): Promise<
   }
   if (errors.length > 0) return { kind: "error", detail: errors.join("; ") };
   try {
-    const facts = validateCredentialSet(texts as CredentialTriple<string>, paths);
+    const facts = validateCredentialSet(texts as CredentialSet<string>, paths);
     return {
       kind: "valid",
       detail: `issue counter ${facts.issueCounter}, KES start period ${facts.kesStartPeriod}`,
       kesStartPeriod: facts.kesStartPeriod,
+      poolId: facts.poolId,
+      hotKeyId: facts.hotKeyId,
     };
   } catch (error) {
     if (error instanceof CredentialError) return { kind: "error", detail: error.message };
@@ -242,7 +297,13 @@ export async function readCredentials(paths: CredentialTriple<string>): Promise<
 /** The simulator; exported so a test could drive it in-process, normally run by `main`. */
 export class SimNode {
   #args: SimNodeArgs;
-  #forging = false;
+  /** Whether the forging loop runs (with whatever set was loaded last). */
+  #enabled = false;
+  /** The set loaded last (at start, or by a SIGHUP that found a valid one). */
+  #loaded: LoadedSet | undefined;
+  /** The hot key id of the key the KES agent gave (undefined: none yet, or dropped). */
+  #agentKey: string | undefined;
+  #stopAgent: (() => void) | undefined;
   #consensusStarted = false;
   #queue: Promise<void> = Promise.resolve();
   #listener: Deno.Listener | undefined;
@@ -268,7 +329,7 @@ export class SimNode {
       ? 1
       : m.forgingGauge === "stale"
       ? this.#gaugeAtStart
-      : this.#forging
+      : this.#enabled
       ? 1
       : 0;
     const counter = (name: string) =>
@@ -301,8 +362,9 @@ export class SimNode {
   #tick(): void {
     const m = this.#args.metrics!;
     this.#slot++;
-    if (this.#forging || m.checksWhenIdle) this.#aboutToLead++;
-    if (this.#forging && m.leaderEvery > 0 && this.#slot % m.leaderEvery === 0) {
+    // Any loaded set runs leadership checks; only the pool's (with stake) ever leads.
+    if (this.#enabled || m.checksWhenIdle) this.#aboutToLead++;
+    if (this.forging && m.leaderEvery > 0 && this.#slot % m.leaderEvery === 0) {
       this.#leader++;
       this.#forged++;
     }
@@ -321,9 +383,23 @@ export class SimNode {
     );
   }
 
-  /** Whether the node forges now. */
+  /**
+   * Whether the node forges for the pool now: forging is enabled, with the pool's set (a pool
+   * without stake never leads), and with a KES agent, the agent gave it the certificate's key.
+   */
   get forging(): boolean {
-    return this.#forging;
+    const set = this.#loaded;
+    return this.#enabled && set !== undefined && this.#ours(set) &&
+      (this.#args.kesAgentSocket === undefined || this.#agentKey === set.hotKeyId);
+  }
+
+  #ours(set: LoadedSet): boolean {
+    return this.#args.poolId === undefined || set.poolId === this.#args.poolId;
+  }
+
+  /** Why a loaded set never leads, for the record. */
+  #noStake(set: LoadedSet): string {
+    return `credentials of pool ${set.poolId}, which has no stake: loaded, never leads`;
   }
 
   /**
@@ -343,12 +419,23 @@ export class SimNode {
     if (this.#args.replayMs > 0) {
       await new Promise((resolve) => setTimeout(resolve, this.#args.replayMs));
     }
-    this.#forging = !this.#args.nonProducing;
-    if (this.#forging) this.#kesStart = outcome.kesStartPeriod;
-    this.#gaugeAtStart = this.#forging ? 1 : 0;
+    this.#loaded = outcome;
+    this.#enabled = !this.#args.nonProducing;
+    if (this.#enabled) this.#kesStart = outcome.kesStartPeriod;
+    this.#gaugeAtStart = this.#enabled ? 1 : 0;
     this.#consensusStarted = true;
     this.#serveMetrics();
-    this.record("start", this.#args.nonProducing ? "non-producing" : outcome.detail);
+    this.record(
+      "start",
+      [
+        this.#args.nonProducing ? "non-producing" : outcome.detail,
+        ...(this.#ours(outcome) ? [] : [this.#noStake(outcome)]),
+      ].join("; "),
+    );
+    const agent = this.#args.kesAgentSocket;
+    if (agent !== undefined) {
+      this.#stopAgent = followKesAgent(agent, (key) => this.#agentKeyChanged(key));
+    }
     await this.#listen();
     return undefined;
   }
@@ -365,7 +452,7 @@ export class SimNode {
       t: performance.timeOrigin + performance.now(),
       pid: Deno.pid,
       event,
-      forging: this.#forging,
+      forging: this.forging,
       ...(detail === undefined ? {} : { detail }),
     };
     // One write with O_APPEND, so lines from several processes never interleave.
@@ -377,7 +464,8 @@ export class SimNode {
 
   /** Stops forging, records `exit`, closes the socket. */
   stop(signal: string): void {
-    this.#forging = false;
+    this.#enabled = false;
+    this.#stopAgent?.();
     this.record("exit", signal);
     clearInterval(this.#slotTimer);
     void this.#metricsServer?.shutdown();
@@ -396,15 +484,29 @@ export class SimNode {
     this.record("sighup");
     const outcome = await readCredentials(this.#args.credentials);
     if (outcome.kind === "valid") {
-      this.#forging = true;
+      this.#enabled = true;
+      this.#loaded = outcome;
       this.#kesStart = outcome.kesStartPeriod;
-      this.record("enable", outcome.detail);
+      if (this.#ours(outcome)) {
+        const waiting = this.#args.kesAgentSocket !== undefined && !this.forging;
+        this.record(
+          "enable",
+          waiting ? `${outcome.detail}; no KES key from the agent for it` : outcome.detail,
+        );
+      } else this.record("enable_no_stake", this.#noStake(outcome));
     } else if (outcome.kind === "missing") {
-      this.#forging = false;
+      this.#enabled = false;
       this.record("disable", outcome.detail);
     } else {
       this.record("reconfigure_error", `${outcome.detail}; block forging is not reconfigured`);
     }
+  }
+
+  /** The KES agent gave a key (its hot key id), or dropped it (undefined). */
+  #agentKeyChanged(key: string | undefined): void {
+    if (key === this.#agentKey) return;
+    this.#agentKey = key;
+    this.record("agent_key", key === undefined ? "no KES key" : `KES key ${key}`);
   }
 
   async #listen(): Promise<void> {

@@ -19,10 +19,14 @@ const SIM_NODE = new URL("./sim_node.ts", import.meta.url).pathname;
 export interface SimNodeOptions {
   /** Working directory of the node (default: the current one). */
   dir?: string;
-  /** The three credential paths the node is given. */
-  kes: string;
+  /** The credential paths the node is given (no `kes` with `kesAgentSocket`). */
+  kes?: string;
   vrf: string;
   cert: string;
+  /** Take the KES key from a KES agent at this socket (`--shelley-kes-agent-socket`). */
+  kesAgentSocket?: string;
+  /** The pool with stake (`--pool-id`): any other pool's credentials never forge. */
+  poolId?: string;
   /** The local socket path; waited for before `startSimNode` returns. */
   socket: string;
   /** The record file the node appends its events to. */
@@ -112,14 +116,17 @@ export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
     "run",
     "--socket-path",
     options.socket,
-    "--shelley-kes-key",
-    options.kes,
+    ...(options.kes === undefined ? [] : ["--shelley-kes-key", options.kes]),
+    ...(options.kesAgentSocket === undefined
+      ? []
+      : ["--shelley-kes-agent-socket", options.kesAgentSocket]),
     "--shelley-vrf-key",
     options.vrf,
     "--shelley-operational-certificate",
     options.cert,
     "--record",
     options.record,
+    ...(options.poolId === undefined ? [] : ["--pool-id", options.poolId]),
     ...(options.nonProducing
       ? [options.legacyNonProducingFlag ? "--non-producing-node" : "--start-as-non-producing-node"]
       : []),

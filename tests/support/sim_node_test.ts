@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import type { CredentialTriple } from "../../lib/cardano/cardano_keys.ts";
+import { type CredentialTriple, validateCredentialSet } from "../../lib/cardano/cardano_keys.ts";
+
+const LABELS = { kes: "kes.skey", vrf: "vrf.skey", opcert: "node.cert" };
 import {
   forgingIntervals,
   type NodeRecord,
@@ -7,7 +9,9 @@ import {
   parseForgingRecords,
   readForgingRecords,
 } from "./forging_log.ts";
-import { makeCredentialSet, writeCredentialSet } from "./keys.ts";
+import { makeCredentialSet, makePoolCredentials, writeCredentialSet } from "./keys.ts";
+import { makeDecoyCredentials } from "../../lib/cardano/decoy_keys.ts";
+import { startSimKesAgent } from "./sim_kes_agent.ts";
 import { confirmForging } from "../../lib/forging/forging_confirmation.ts";
 import { type NodeMetricsSample, readNodeMetrics } from "../../lib/node/node_metrics.ts";
 import { parseSimNodeArgs } from "./sim_node.ts";
@@ -290,6 +294,8 @@ Deno.test("parses the real node's command line", () => {
   assert.deepEqual(args, {
     socketPath: "/ipc/node.socket",
     credentials: { kes: "/k", vrf: "/v", opcert: "/c" },
+    kesAgentSocket: undefined,
+    poolId: undefined,
     record: "/r",
     nonProducing: true,
     replayMs: 0,
@@ -301,6 +307,29 @@ Deno.test("parses the real node's command line", () => {
   assert.throws(
     () => parseSimNodeArgs(["--socket-path", "s"]),
     /missing --record, --shelley-kes-key, --shelley-vrf-key, --shelley-operational-certificate/,
+  );
+  // With a KES agent (cardano-node 10.7.1+) the KES key is no file; the pool is sim only.
+  const agent = ["--socket-path", "s", "--record", "r", "--shelley-vrf-key", "/v"];
+  const withAgent = parseSimNodeArgs([
+    ...agent,
+    "--shelley-operational-certificate",
+    "/c",
+    "--shelley-kes-agent-socket",
+    "/a",
+    "--pool-id",
+    "ab".repeat(28),
+  ]);
+  assert.deepEqual(withAgent.credentials, { vrf: "/v", opcert: "/c" });
+  assert.equal(withAgent.kesAgentSocket, "/a");
+  assert.equal(withAgent.poolId, "ab".repeat(28));
+  assert.throws(
+    () =>
+      parseSimNodeArgs([...agent, "--shelley-kes-agent-socket", "/a", "--shelley-kes-key", "/k"]),
+    /give --shelley-kes-key or --shelley-kes-agent-socket, not both/,
+  );
+  assert.throws(
+    () => parseSimNodeArgs([...agent, "--pool-id", "pool1xyz"]),
+    /--pool-id is pool1xyz, expected 56 hex digits/,
   );
 });
 
@@ -408,4 +437,133 @@ Deno.test("serves the known-wrong variants, and the cross-check still tells", as
   const wrong = confirmForging(false, await sampleMetrics(idle.port));
   assert.equal(wrong.state, "mismatch", wrong.why);
   assert.match(wrong.why, /#6576/);
+});
+
+// ---- pools without stake (the sidecar's decoys), and a KES agent ----------------------------
+
+/** Replaces the files in `dir` by `set` (each by rename, as the sidecar writes them). */
+async function place(dir: string, set: { kes?: string; vrf: string; opcert: string }) {
+  for (
+    const [name, text] of [["kes.skey", set.kes], ["vrf.skey", set.vrf], ["node.cert", set.opcert]]
+  ) {
+    if (text === undefined) continue;
+    await Deno.writeTextFile(`${dir}/.${name}.tmp`, text, { mode: 0o600 });
+    await Deno.rename(`${dir}/.${name}.tmp`, `${dir}/${name}`);
+  }
+}
+
+Deno.test("decoys boot the node and load on SIGHUP, but a pool without stake never forges", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sim-node-decoys-" });
+  try {
+    const pool = makePoolCredentials({ kesStartPeriod: 0 });
+    const decoys = makeDecoyCredentials({ kesStartPeriod: 0 });
+    const paths = await writeCredentialSet(dir, { ...decoys, kes: decoys.kes! });
+    const port = freePort();
+    await using node = await startSimNode({
+      kes: paths.kes,
+      vrf: paths.vrf,
+      cert: paths.opcert,
+      socket: `${dir}/node.socket`,
+      record: `${dir}/record.jsonl`,
+      nonProducing: true,
+      poolId: pool.cold.poolId,
+      metricsPort: port,
+      slotMs: 10,
+      leaderEvery: 2,
+    });
+    const start = (await records(node))[0]!;
+    assert.equal(start.event, "start");
+    assert.match(start.detail!, new RegExp(`pool ${decoys.poolId}, which has no stake`));
+
+    // A SIGHUP with the decoys in place: loaded (the loop runs), never leading.
+    let { outcome } = await sighup(node);
+    assert.equal(outcome.event, "enable_no_stake");
+    assert.equal(outcome.forging, false);
+    const [a, b] = await sampleMetrics(port);
+    assert.ok(b!.aboutToLead! > (a!.aboutToLead ?? 0), "the forging loop runs on the decoys");
+    assert.equal(b!.nodeIsLeader, undefined, "a pool without stake led a slot");
+    assert.equal(b!.forged, undefined);
+
+    // The pool's keys over the decoys: forging for the pool.
+    await place(dir, pool.set);
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["enable", true]);
+    // Decoys back over them (nothing of ours does this without an unlink first): no longer ours.
+    await place(dir, { ...decoys, kes: decoys.kes! });
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["enable_no_stake", false]);
+    await Deno.remove(paths.vrf);
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["disable", false]);
+    const intervals = forgingIntervals(await records(node));
+    assert.equal(intervals.length, 1, "forged other than with the pool's keys");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with a KES agent the node forges only with the files and the agent's key for the certificate", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sim-node-agent-" });
+  try {
+    const pool = makePoolCredentials({ kesStartPeriod: 0 });
+    const { kes: _kes, ...files } = pool.set;
+    const paths = await writeCredentialSet(dir, { ...pool.set, kes: "never read" });
+    await Deno.remove(paths.kes); // no KES key file at all
+    const socket = `${dir}/agent.socket`;
+    const options: SimNodeOptions = {
+      vrf: paths.vrf,
+      cert: paths.opcert,
+      kesAgentSocket: socket,
+      socket: `${dir}/node.socket`,
+      record: `${dir}/record.jsonl`,
+      nonProducing: true,
+      poolId: pool.cold.poolId,
+    };
+    // Without the certificate it does not start, agent or not.
+    await Deno.rename(paths.opcert, `${dir}/cert.away`);
+    await assert.rejects(() => startSimNode(options), /credential file does not exist/);
+    await Deno.rename(`${dir}/cert.away`, paths.opcert);
+
+    // The agent is not there yet: the node starts, and enabling cannot forge without the key.
+    await using node = await startSimNode(options);
+    let { outcome } = await sighup(node);
+    assert.equal(outcome.event, "enable");
+    assert.equal(outcome.forging, false);
+    assert.match(outcome.detail!, /no KES key from the agent/);
+
+    /** Waits for the node's record of what the agent gave it, and what that means for forging. */
+    const agentGave = async (key: "the pool's" | "another" | "none", forging: boolean) => {
+      const id = key === "none" ? undefined : key === "another" ? other : poolKey;
+      await waitUntil(`the node to record ${key} key from the agent`, async () => {
+        const last = (await records(node)).at(-1)!;
+        const detail = id === undefined ? "no KES key" : `KES key ${id}`;
+        return last.event === "agent_key" && last.detail === detail && last.forging === forging;
+      }, 10_000);
+    };
+    const otherSet = makeCredentialSet();
+    const other = validateCredentialSet(otherSet, LABELS).hotKeyId;
+    const poolKey = validateCredentialSet(pool.set, LABELS).hotKeyId;
+    // The agent comes with the certificate's key: forging. Dropped: not. Another key: not.
+    await using agent = startSimKesAgent({ socket, kes: pool.set.kes });
+    await agentGave("the pool's", true);
+    agent.drop();
+    await agentGave("none", false);
+    agent.install(otherSet.kes);
+    await agentGave("another", false);
+    agent.install(pool.set.kes);
+    await agentGave("the pool's", true);
+
+    // Removing the certificate (or the VRF key) disables forging, the agent's key or not.
+    await Deno.remove(paths.opcert);
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["disable", false]);
+    await place(dir, files);
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["enable", true]);
+    await Deno.remove(paths.vrf);
+    ({ outcome } = await sighup(node));
+    assert.deepEqual([outcome.event, outcome.forging], ["disable", false]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
