@@ -28,6 +28,7 @@ import {
   VRF_KEY_TYPE,
   type VrfKey,
 } from "../cardano/cardano_keys.ts";
+import { isDecoyEnvelope } from "../cardano/decoy_keys.ts";
 import { type CredentialCheck, judgeCredentials } from "../forging/credential_verdict.ts";
 import { type KesTiming, loadKesTiming, NETWORK_KES_TIMING } from "../cardano/kes_period.ts";
 import { poolIdBech32 } from "../cardano/pool_id.ts";
@@ -107,9 +108,17 @@ export function checkCredentials(
   const checks: CheckLine[] = [];
   const add = (name: CheckName, ok: boolean | null, detail: string) =>
     checks.push({ name, ok, detail });
+  // A sidecar's decoy is a valid set of no pool: what a standby's node folder holds. It can never
+  // forge, so the file fails its check, with the reason an operator needs.
+  const decoy = (text: string | Error) => typeof text === "string" && isDecoyEnvelope(text);
+  const fileLine = (name: CheckName, text: string | Error, ok: boolean, detail: string) =>
+    decoy(text)
+      ? add(name, false, `${detail}; a forge-manager DECOY (no pool's key: it can never forge)`)
+      : add(name, ok, detail);
 
-  add(
+  fileLine(
     "kes_key",
+    input.texts.kes,
     !(kes instanceof Error),
     kes instanceof Error
       ? kes.message
@@ -117,16 +126,18 @@ export function checkCredentials(
         hotKeyId(kes.vkey)
       }`,
   );
-  add(
+  fileLine(
     "vrf_key",
+    input.texts.vrf,
     vrf instanceof Error ? false : vrf.consistent,
     vrf instanceof Error ? vrf.message : `${files.vrf}: ${VRF_KEY_TYPE}, ${VRF_KEY_BYTES} bytes, ` +
       (vrf.consistent
         ? "its verification key is the one its seed derives"
         : "its verification key is NOT the one its seed derives (corrupt or hand-assembled)"),
   );
-  add(
+  fileLine(
     "certificate",
+    input.texts.opcert,
     !(opcert instanceof Error),
     opcert instanceof Error
       ? opcert.message

@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import { prepareCheckCredentials } from "../../lib/core/cli/check_credentials_args.ts";
+import { checkCredentials } from "../../lib/cli/check_credentials.ts";
+import { makeDecoyCredentials } from "../../lib/cardano/decoy_keys.ts";
 import { commandPermissions } from "../../lib/core/cli/command.ts";
 import { kesPeriodAt, NETWORK_KES_TIMING } from "../../lib/cardano/kes_period.ts";
 import { poolIdBech32 } from "../../lib/cardano/pool_id.ts";
@@ -320,4 +322,26 @@ Deno.test("the checks run in a worker that may read exactly the named files", as
     run: "refused",
     signal: "refused",
   });
+});
+
+Deno.test("a sidecar's decoy set fails by name: it belongs to no pool and can never forge", () => {
+  const decoys = makeDecoyCredentials({ kesStartPeriod: NOW_PERIOD });
+  const files = { kes: "/ipc/kes.skey", vrf: "/ipc/vrf.skey", opcert: "/ipc/node.cert" };
+  const report = checkCredentials({
+    texts: { kes: decoys.kes!, vrf: decoys.vrf, opcert: decoys.opcert },
+    timing: NETWORK_KES_TIMING.mainnet,
+    network: "mainnet",
+    nowMs: Date.now(),
+  }, { files, poolId: undefined });
+  assert.equal(report.ok, false);
+  const failed = report.checks.filter((c) => c.ok === false).map((c) => c.name);
+  assert.deepEqual(failed, ["kes_key", "vrf_key", "certificate"]);
+  assert.match(
+    report.reason,
+    /^KES key: \/ipc\/kes\.skey: .*a forge-manager DECOY \(no pool's key/,
+  );
+  // Everything else about it is in order: only its being a decoy fails it.
+  for (const c of report.checks.filter((c) => !failed.includes(c.name))) {
+    assert.notEqual(c.ok, false, `${c.name}: ${c.detail}`);
+  }
 });
