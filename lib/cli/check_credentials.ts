@@ -78,9 +78,12 @@ const LABELS: Record<CheckName, string> = {
   kes_window: "KES window",
 };
 
-/** What {@linkcode checkCredentials} is given: file texts (or why they could not be read). */
+/**
+ * What {@linkcode checkCredentials} is given: file texts (or why they could not be read); no
+ * `kes` when a KES agent holds the KES key.
+ */
 export interface CheckInput {
-  texts: { kes: string | Error; vrf: string | Error; opcert: string | Error };
+  texts: { kes?: string | Error; vrf: string | Error; opcert: string | Error };
   timing: KesTiming | Error;
   network: string;
   nowMs: number;
@@ -102,7 +105,10 @@ export function checkCredentials(
   options: Pick<CheckCredentialsOptions, "files" | "poolId">,
 ): CheckCredentialsReport {
   const { files } = options;
-  const kes = parsed<KesKey>(input.texts.kes, (t) => parseKesKey(t, files.kes));
+  const kesText = files.kes === undefined ? undefined : input.texts.kes;
+  const kes = kesText === undefined
+    ? undefined
+    : parsed<KesKey>(kesText, (t) => parseKesKey(t, files.kes!));
   const vrf = parsed<VrfKey>(input.texts.vrf, (t) => parseVrfKey(t, files.vrf));
   const opcert = parsed<OpCert>(input.texts.opcert, (t) => parseOpCert(t, files.opcert));
   const checks: CheckLine[] = [];
@@ -116,16 +122,20 @@ export function checkCredentials(
       ? add(name, false, `${detail}; a forge-manager DECOY (no pool's key: it can never forge)`)
       : add(name, ok, detail);
 
-  fileLine(
-    "kes_key",
-    input.texts.kes,
-    !(kes instanceof Error),
-    kes instanceof Error
-      ? kes.message
-      : `${files.kes}: ${KES_KEY_TYPE}, ${KES_KEY_BYTES} bytes, verification key ${
-        hotKeyId(kes.vkey)
-      }`,
-  );
+  if (kes === undefined || kesText === undefined) {
+    add("kes_key", null, "held by the KES agent: no KES key file to check");
+  } else {
+    fileLine(
+      "kes_key",
+      kesText,
+      !(kes instanceof Error),
+      kes instanceof Error
+        ? kes.message
+        : `${files.kes}: ${KES_KEY_TYPE}, ${KES_KEY_BYTES} bytes, verification key ${
+          hotKeyId(kes.vkey)
+        }`,
+    );
+  }
   fileLine(
     "vrf_key",
     input.texts.vrf,
@@ -144,7 +154,14 @@ export function checkCredentials(
       : `${files.opcert}: ${OPCERT_TYPE}, issue counter ${opcert.issueCounter}, KES start period ` +
         `${opcert.kesStartPeriod}, hot key ${hotKeyId(opcert.hotVkey)}`,
   );
-  if (kes instanceof Error || opcert instanceof Error) {
+  if (kes === undefined) {
+    add(
+      "key_match",
+      null,
+      "not checked here: the KES agent checks its key against the certificate when the key is " +
+        "installed (kes-agent-control install-key)",
+    );
+  } else if (kes instanceof Error || opcert instanceof Error) {
     add("key_match", null, "not checked: the KES key or the certificate could not be read");
   } else {
     const match = hotKeyId(kes.vkey) === hotKeyId(opcert.hotVkey) &&
@@ -298,7 +315,9 @@ export async function run(
   }
   const report = checkCredentials({
     texts: {
-      kes: await readOrError(deps, options.files.kes, "KES key"),
+      ...(options.files.kes === undefined
+        ? {}
+        : { kes: await readOrError(deps, options.files.kes, "KES key") }),
       vrf: await readOrError(deps, options.files.vrf, "VRF key"),
       opcert: await readOrError(deps, options.files.opcert, "operational certificate"),
     },

@@ -25,7 +25,7 @@ export interface CredentialPaths {
 
 /**
  * The credential files forge-manager manages: the VRF key and the certificate always, the KES key
- * unless a KES agent supplies it to the node.
+ * unless a KES agent supplies it to the node (KES_AGENT_SOCKET).
  */
 export type CredentialPathSet =
   & { readonly kes?: CredentialPaths }
@@ -39,6 +39,12 @@ export interface Config {
   podUid: string;
   nodeSocket: string;
   credentials: CredentialPathSet;
+  /**
+   * The KES agent's service socket, as the node is given it (`--shelley-kes-agent-socket`): the
+   * node takes its KES key from the agent, and `credentials` has no `kes` (KES_AGENT_SOCKET).
+   * The sidecar never connects to it (the agent serves its key to whoever connects).
+   */
+  kesAgentSocket: string | undefined;
   leaseName: string;
   leaseDurationMs: number;
   renewDeadlineMs: number;
@@ -131,12 +137,41 @@ function readNames(r: EnvReader) {
   return { namespace, podName, podUid: r.get("POD_UID"), leaseName, cardanoLeaderName };
 }
 
-/** The credential files and the node socket: absolute, and all different. */
+/**
+ * KES_AGENT_SOCKET, when set, with its rule: no KES key file beside it (the sidecar's and the
+ * guard's).
+ */
+export function readKesAgentSocket(r: EnvReader): string | undefined {
+  const agent = r.get("KES_AGENT_SOCKET") === "" ? undefined : r.path("KES_AGENT_SOCKET");
+  if (agent !== undefined) {
+    // The node takes its KES key from the agent: a KES file named here would never be read, and
+    // an operator who sets one believes forge-manager moves it.
+    for (const name of ["SOURCE_KES_KEY", "TARGET_KES_KEY"] as const) {
+      const value = r.env[name]?.trim() ?? "";
+      if (value !== "") {
+        r.fail(
+          name,
+          value,
+          "must not be set with KES_AGENT_SOCKET (the node takes its KES key from the agent; " +
+            "forge-manager then manages only the VRF key and the certificate)",
+        );
+      }
+    }
+  }
+  return agent;
+}
+
+/** The credential files, the node socket and the KES agent's socket: absolute, all different. */
 function readFiles(r: EnvReader) {
+  const agent = readKesAgentSocket(r);
+  const pair = (source: keyof typeof CONFIG_DEFAULTS, target: keyof typeof CONFIG_DEFAULTS) => ({
+    source: r.path(source),
+    target: r.path(target),
+  });
   const credentials: CredentialPathSet = {
-    kes: { source: r.path("SOURCE_KES_KEY"), target: r.path("TARGET_KES_KEY") },
-    vrf: { source: r.path("SOURCE_VRF_KEY"), target: r.path("TARGET_VRF_KEY") },
-    opcert: { source: r.path("SOURCE_OP_CERT"), target: r.path("TARGET_OP_CERT") },
+    ...(agent === undefined ? { kes: pair("SOURCE_KES_KEY", "TARGET_KES_KEY") } : {}),
+    vrf: pair("SOURCE_VRF_KEY", "TARGET_VRF_KEY"),
+    opcert: pair("SOURCE_OP_CERT", "TARGET_OP_CERT"),
   };
   const varNames: Record<CredentialName, [string, string]> = {
     kes: ["SOURCE_KES_KEY", "TARGET_KES_KEY"],
@@ -158,7 +193,11 @@ function readFiles(r: EnvReader) {
   if (seen.has(nodeSocket)) {
     r.fail("NODE_SOCKET", nodeSocket, `is the same file as ${seen.get(nodeSocket)}`);
   }
-  return { credentials, nodeSocket };
+  seen.set(nodeSocket, "NODE_SOCKET");
+  if (agent !== undefined && seen.has(agent)) {
+    r.fail("KES_AGENT_SOCKET", agent, `is the same file as ${seen.get(agent)}`);
+  }
+  return { credentials, nodeSocket, kesAgentSocket: agent };
 }
 
 /** The election's timing, and the rules that keep it safe. */

@@ -6,7 +6,7 @@
  */
 
 import { LOG_LEVELS, type LogLevel } from "../base/log.ts";
-import { ConfigError, readNodeProcessName } from "./config.ts";
+import { ConfigError, readKesAgentSocket, readNodeProcessName } from "./config.ts";
 import { CONFIG_DEFAULTS, EnvReader } from "./variables.ts";
 
 /** The guard's configuration (`forge-manager guard`): what it protects and where it listens. */
@@ -15,7 +15,10 @@ export interface GuardConfig {
   socket: string;
   /** Where it keeps whether it is armed (GUARD_STATE_FILE; default beside the socket). */
   stateFile: string;
-  /** The key files it unlinks (TARGET_KES_KEY, TARGET_VRF_KEY, TARGET_OP_CERT). */
+  /**
+   * The key files it unlinks (TARGET_KES_KEY, TARGET_VRF_KEY, TARGET_OP_CERT; without the KES key
+   * when a KES agent supplies it, as the sidecar's).
+   */
   targets: string[];
   /** The node's process name (NODE_PROCESS_NAME). */
   nodeProcessName: string;
@@ -29,6 +32,7 @@ export const GUARD_VARIABLES = [
   "TARGET_KES_KEY",
   "TARGET_VRF_KEY",
   "TARGET_OP_CERT",
+  "KES_AGENT_SOCKET",
   "NODE_PROCESS_NAME",
   "LOG_LEVEL",
 ] as const satisfies readonly (keyof typeof CONFIG_DEFAULTS)[];
@@ -49,10 +53,18 @@ export function parseGuardConfig(env: Record<string, string | undefined>): Guard
   const stateFile = r.get("GUARD_STATE_FILE") === ""
     ? `${socket.slice(0, Math.max(0, socket.lastIndexOf("/")))}/guard-state.json`
     : r.path("GUARD_STATE_FILE");
-  const targets = [r.path("TARGET_KES_KEY"), r.path("TARGET_VRF_KEY"), r.path("TARGET_OP_CERT")];
+  // With a KES agent the sidecar manages no KES file, and its hello names only the other two.
+  const agent = readKesAgentSocket(r);
+  const targets = [
+    ...(agent === undefined ? [r.path("TARGET_KES_KEY")] : []),
+    r.path("TARGET_VRF_KEY"),
+    r.path("TARGET_OP_CERT"),
+  ];
   if (new Set(targets).size !== targets.length) {
     r.problems.push(
-      "TARGET_KES_KEY, TARGET_VRF_KEY and TARGET_OP_CERT: must be three different files",
+      agent === undefined
+        ? "TARGET_KES_KEY, TARGET_VRF_KEY and TARGET_OP_CERT: must be three different files"
+        : "TARGET_VRF_KEY and TARGET_OP_CERT: must be two different files",
     );
   }
   if (socket !== "" && [...targets, stateFile].includes(socket)) {

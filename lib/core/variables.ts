@@ -28,6 +28,7 @@ export const CONFIG_DEFAULTS = {
   METRICS_PORT: "8000",
   START_AS_NON_PRODUCING: "true",
   DECOY_CREDENTIALS: "true",
+  KES_AGENT_SOCKET: "",
   DISABLE_SOCKET_CHECK: "false",
   CARDANO_LEADER_NAME: "cardano-leader",
   NODE_PROCESS_NAME: "cardano-node",

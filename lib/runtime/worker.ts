@@ -231,6 +231,8 @@ async function start(config: Config, identity: string): Promise<boolean> {
     namespace: config.namespace,
     lease: config.leaseName,
     fence: config.fence,
+    decoys: config.decoys,
+    kesAgentSocket: config.kesAgentSocket,
     nodeContainer: config.nodeContainerName,
     leaseDuration: config.leaseDurationMs / 1000,
     renewDeadline: config.renewDeadlineMs / 1000,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { prepareCheckCredentials } from "../../lib/core/cli/check_credentials_args.ts";
-import { checkCredentials } from "../../lib/cli/check_credentials.ts";
+import { checkCredentials, run as runCheck } from "../../lib/cli/check_credentials.ts";
 import { makeDecoyCredentials } from "../../lib/cardano/decoy_keys.ts";
 import { commandPermissions } from "../../lib/core/cli/command.ts";
 import { kesPeriodAt, NETWORK_KES_TIMING } from "../../lib/cardano/kes_period.ts";
@@ -255,7 +255,7 @@ Deno.test("usage errors exit 2 and say what is wrong; --help exits 0", async () 
   assert.equal(help.code, 0);
   assert.match(
     help.stdout,
-    /^Usage: forge-manager check-credentials \[DIR \| --kes F --vrf F --opcert F\]/,
+    /^Usage: forge-manager check-credentials \[DIR \| \[--kes F\] --vrf F --opcert F\] \[--kes-agent\]/,
   );
   assert.match(
     (await run(["--help"])).stdout,
@@ -343,5 +343,52 @@ Deno.test("a sidecar's decoy set fails by name: it belongs to no pool and can ne
   // Everything else about it is in order: only its being a decoy fails it.
   for (const c of report.checks.filter((c) => !failed.includes(c.name))) {
     assert.notEqual(c.ok, false, `${c.name}: ${c.detail}`);
+  }
+});
+
+// ---- with a KES agent -----------------------------------------------------------------------
+
+Deno.test("with a KES agent the command reads and checks no KES key, and says why", async () => {
+  await using k = await keys();
+  const { kes: _kes, ...files } = makeCredentialSet({ cold: k.cold, kesStartPeriod: NOW_PERIOD });
+  const dir = `${k.root}/agent`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/vrf.skey`, files.vrf, { mode: 0o600 });
+  await Deno.writeTextFile(`${dir}/node.cert`, files.opcert, { mode: 0o600 });
+  for (
+    const [args, env] of [[[dir, "--kes-agent"], {}], [[dir], { KES_AGENT_SOCKET: "/a" }]] as const
+  ) {
+    const prepared = prepareCheckCredentials(args, env, "/");
+    assert.ok(prepared.kind === "run", JSON.stringify(prepared));
+    // The worker may read the two files and nothing named kes.
+    assert.deepEqual(prepared.grants.read, [`${dir}/vrf.skey`, `${dir}/node.cert`]);
+    const out: string[] = [];
+    const io = { out: (line: string) => out.push(line), err: () => {} };
+    const code = await runCheck({ ...prepared.options, poolId: k.cold.poolId }, io);
+    assert.equal(code, 0, out.join("\n"));
+    const report = out.join("\n");
+    assert.match(report, /^ {2}-- {4}KES key {6}held by the KES agent: no KES key file to check$/m);
+    assert.match(report, /^ {2}-- {4}key match {4}not checked here: the KES agent checks its key/m);
+    assert.match(report, /^ {2}ok {4}certificate {2}/m);
+    assert.match(report, /^ {2}ok {4}KES window {3}/m);
+    assert.match(report, /^All checks passed\.$/m);
+  }
+  // Named files: --vrf and --opcert only; a KES key file beside an agent is a usage error.
+  const named = prepareCheckCredentials(["--kes-agent", "--vrf", "v", "--opcert", "c"], {}, "/w");
+  assert.ok(named.kind === "run" && named.options.files.kes === undefined);
+  const table: [string[], Record<string, string>, RegExp][] = [
+    [["--kes-agent", "--vrf", "v"], {}, /missing --opcert/],
+    [["--kes-agent"], {}, /give DIR, or --vrf and --opcert/],
+    [["--kes-agent", "--kes", "k", "--vrf", "v", "--opcert", "c"], {}, /a KES agent holds the key/],
+    [
+      ["--kes", "k", "--vrf", "v", "--opcert", "c"],
+      { KES_AGENT_SOCKET: "/a" },
+      /from KES_AGENT_SOCKET/,
+    ],
+  ];
+  for (const [args, env, message] of table) {
+    const prepared = prepareCheckCredentials(args, env, "/w");
+    assert.ok(prepared.kind === "usage", args.join(" "));
+    assert.match(prepared.message, message, args.join(" "));
   }
 });

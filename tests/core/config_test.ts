@@ -480,6 +480,26 @@ Deno.test("the guard's own configuration: the sidecar's names, refused as a whol
   );
 });
 
+Deno.test("with a KES agent the guard guards the sidecar's two files, and refuses a KES file", () => {
+  const env = { GUARD_SOCKET: "/run/g.sock", KES_AGENT_SOCKET: "/ipc/kes-agent.socket" };
+  const guard = parseGuardConfig(env);
+  assert.deepEqual(guard.targets, ["/ipc/vrf.skey", "/ipc/node.cert"]);
+  // The same set the sidecar says in its hello, so the guard accepts it.
+  const sidecar = parseConfig({ ...BASE, ...env, FENCE: "guard" });
+  assert.deepEqual(Object.values(sidecar.credentials).map((c) => c.target), guard.targets);
+  assert.throws(
+    () => parseGuardConfig({ ...env, TARGET_KES_KEY: "/ipc/kes.skey" }),
+    (err: unknown) => {
+      assert.deepEqual((err as ConfigError).problems, [
+        'TARGET_KES_KEY="/ipc/kes.skey": must not be set with KES_AGENT_SOCKET (the node takes ' +
+        "its KES key from the agent; forge-manager then manages only the VRF key and the " +
+        "certificate)",
+      ]);
+      return true;
+    },
+  );
+});
+
 Deno.test("decoys are on by default, and off when asked or when the node does not boot on our files", () => {
   assert.equal(parseConfig(BASE).decoys, true);
   assert.equal(parseConfig({ ...BASE, DECOY_CREDENTIALS: "false" }).decoys, false);
@@ -498,5 +518,37 @@ Deno.test("decoys are on by default, and off when asked or when the node does no
   );
   assert.deepEqual(problemsOf({ ...BASE, DECOY_CREDENTIALS: "maybe" }), [
     'DECOY_CREDENTIALS="maybe": must be true or false',
+  ]);
+});
+
+Deno.test("with KES_AGENT_SOCKET only the VRF key and the certificate are managed", () => {
+  const config = parseConfig({ ...BASE, KES_AGENT_SOCKET: "/kes-agent/./service.socket" });
+  assert.equal(config.kesAgentSocket, "/kes-agent/service.socket");
+  assert.deepEqual(config.credentials, {
+    vrf: { source: "/secrets/vrf.skey", target: "/ipc/vrf.skey" },
+    opcert: { source: "/secrets/node.cert", target: "/ipc/node.cert" },
+  });
+  assert.equal(parseConfig(BASE).kesAgentSocket, undefined);
+  assert.deepEqual(Object.keys(parseConfig(BASE).credentials), ["kes", "vrf", "opcert"]);
+});
+
+Deno.test("a KES file beside a KES agent, or an agent socket that is another file, is refused", () => {
+  const agent = { ...BASE, KES_AGENT_SOCKET: "/kes-agent/service.socket" };
+  assert.deepEqual(
+    problemsOf({ ...agent, SOURCE_KES_KEY: "/secrets/kes.skey", TARGET_KES_KEY: "/ipc/kes.skey" }),
+    ["SOURCE_KES_KEY", "TARGET_KES_KEY"].map((name) =>
+      `${name}="${name.startsWith("SOURCE") ? "/secrets" : "/ipc"}/kes.skey": must not be set ` +
+      "with KES_AGENT_SOCKET (the node takes its KES key from the agent; forge-manager then " +
+      "manages only the VRF key and the certificate)"
+    ),
+  );
+  assert.deepEqual(problemsOf({ ...BASE, KES_AGENT_SOCKET: "service.socket" }), [
+    'KES_AGENT_SOCKET="service.socket": must be an absolute path',
+  ]);
+  assert.deepEqual(problemsOf({ ...BASE, KES_AGENT_SOCKET: "/ipc/node.socket" }), [
+    'KES_AGENT_SOCKET="/ipc/node.socket": is the same file as NODE_SOCKET',
+  ]);
+  assert.deepEqual(problemsOf({ ...BASE, KES_AGENT_SOCKET: "/ipc/node.cert" }), [
+    'KES_AGENT_SOCKET="/ipc/node.cert": is the same file as TARGET_OP_CERT',
   ]);
 });

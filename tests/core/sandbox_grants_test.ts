@@ -30,6 +30,26 @@ Deno.test("the worker may read only the sources, the target folder, the socket a
   ]);
 });
 
+Deno.test("with a KES agent the worker may read no KES key and never reach the agent", () => {
+  // The agent serves its key to whoever connects: the sidecar has no need of it.
+  const config = parseConfig({
+    POD_NAME: "forge-0",
+    POD_UID: "uid-0",
+    KES_AGENT_SOCKET: "/kes-agent/service.socket",
+  });
+  const grants = sandboxGrants(config, "10.0.0.1:443", [SERVICE_ACCOUNT_DIR]);
+  assert.deepEqual(grants.read, [
+    "/secrets/vrf.skey",
+    "/secrets/node.cert",
+    "/ipc",
+    "/ipc/node.socket",
+    SERVICE_ACCOUNT_DIR,
+  ]);
+  for (const grant of [...grants.read, ...grants.write, ...grants.net]) {
+    assert.ok(!grant.includes("kes"), `granted ${grant}`);
+  }
+});
+
 Deno.test("a configured genesis file is readable and the node metrics endpoint reachable", () => {
   const config = parseConfig({
     POD_NAME: "forge-0",

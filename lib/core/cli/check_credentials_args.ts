@@ -12,8 +12,8 @@ import { type CommandSpec, type Prepared, resolvePath } from "./command.ts";
 
 /** The parsed command line, passed to the worker. */
 export interface CheckCredentialsOptions {
-  /** The three files, absolute. */
-  files: { kes: string; vrf: string; opcert: string };
+  /** The files, absolute; no `kes` when a KES agent holds the KES key (`--kes-agent`). */
+  files: { kes?: string; vrf: string; opcert: string };
   /** Where the KES timing comes from. */
   timing: { network: NetworkName } | { genesisFile: string };
   /** The pool the certificate must belong to (hex), if given. */
@@ -26,7 +26,7 @@ export const DIR_FILES = { kes: "kes.skey", vrf: "vrf.skey", opcert: "node.cert"
 
 /** The command's help text. */
 export const CHECK_CREDENTIALS_HELP =
-  `Usage: forge-manager check-credentials [DIR | --kes F --vrf F --opcert F]
+  `Usage: forge-manager check-credentials [DIR | [--kes F] --vrf F --opcert F] [--kes-agent]
          [--network mainnet|preprod|preview | --shelley-genesis F] [--pool-id ID] [--output json]
 
 Checks a forging credential set offline, as the sidecar does before it forges: the file types and
@@ -36,13 +36,15 @@ time (issue counter, start period, periods left, expiry date).
 
   DIR                  a folder holding kes.skey, vrf.skey and node.cert (the forging Secret's keys)
   --kes/--vrf/--opcert the three files, named one by one instead of DIR
+  --kes-agent          a KES agent holds the KES key: check the VRF key and the certificate only
+                       (DIR then needs no kes.skey; --kes is refused)
   --network NAME       mainnet (default), preprod or preview: built-in genesis parameters
   --shelley-genesis F  read slotsPerKESPeriod, maxKESEvolutions, slotLength and systemStart from F
   --pool-id ID         the pool the certificate must belong to: 56 hex digits or bech32 pool1...
   --output json        one JSON object instead of the report
 
-Without the flags, NETWORK, SHELLEY_GENESIS_FILE and POOL_ID are read from the environment, as
-the sidecar reads them. Reads only the named files; no network, no writes.
+Without the flags, NETWORK, SHELLEY_GENESIS_FILE, POOL_ID and KES_AGENT_SOCKET (set: --kes-agent)
+are read from the environment, as the sidecar reads them. Reads only the named files; no network, no writes.
 Exit codes: 0 every check passed, 1 a check failed (the reason is printed), 2 usage.`;
 
 const VALUE_FLAGS = new Set([
@@ -70,8 +72,13 @@ export function prepareCheckCredentials(
   }
   const flags = new Map<string, string>();
   const positional: string[] = [];
+  let agent = (env.KES_AGENT_SOCKET?.trim() ?? "") !== "";
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === "--kes-agent") {
+      agent = true;
+      continue;
+    }
     const eq = arg.indexOf("=");
     const [flag, inline] = arg.startsWith("--") && eq > 0
       ? [arg.slice(0, eq), arg.slice(eq + 1)]
@@ -87,27 +94,35 @@ export function prepareCheckCredentials(
     flags.set(flag, value);
   }
   if (positional.length > 1) return usage(`one DIR at most, got ${positional.length}`);
+  if (agent && flags.has("--kes")) {
+    return usage(
+      "--kes names a KES key file, but a KES agent holds the key (--kes-agent" +
+        (args.includes("--kes-agent") ? "" : ", from KES_AGENT_SOCKET") + ")",
+    );
+  }
+  // With a KES agent there is no KES key file to check.
+  const wanted = agent ? ["--vrf", "--opcert"] : ["--kes", "--vrf", "--opcert"];
   const named = ["--kes", "--vrf", "--opcert"].filter((f) => flags.has(f));
   let files: CheckCredentialsOptions["files"];
   if (positional.length === 1) {
     if (named.length > 0) return usage(`give DIR or ${named.join(", ")}, not both`);
     const dir = resolvePath(positional[0]!, cwd);
     files = {
-      kes: `${dir}/${DIR_FILES.kes}`,
+      ...(agent ? {} : { kes: `${dir}/${DIR_FILES.kes}` }),
       vrf: `${dir}/${DIR_FILES.vrf}`,
       opcert: `${dir}/${DIR_FILES.opcert}`,
     };
   } else {
-    if (named.length !== 3) {
-      const missing = ["--kes", "--vrf", "--opcert"].filter((f) => !flags.has(f));
+    if (named.length !== wanted.length) {
+      const missing = wanted.filter((f) => !flags.has(f));
       return usage(
         named.length === 0
-          ? "give DIR, or --kes, --vrf and --opcert"
+          ? `give DIR, or ${wanted.slice(0, -1).join(", ")} and ${wanted.at(-1)}`
           : `missing ${missing.join(", ")}`,
       );
     }
     files = {
-      kes: resolvePath(flags.get("--kes")!, cwd),
+      ...(agent ? {} : { kes: resolvePath(flags.get("--kes")!, cwd) }),
       vrf: resolvePath(flags.get("--vrf")!, cwd),
       opcert: resolvePath(flags.get("--opcert")!, cwd),
     };
@@ -156,7 +171,7 @@ export function prepareCheckCredentials(
     options: { files, timing, poolId, output },
     grants: {
       read: [
-        files.kes,
+        ...(files.kes === undefined ? [] : [files.kes]),
         files.vrf,
         files.opcert,
         ...("genesisFile" in timing ? [timing.genesisFile] : []),
