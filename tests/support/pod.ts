@@ -30,6 +30,12 @@ export interface PodOptions {
   credentials?: CredentialSet;
   /** Start the node before the sidecar. */
   nodeFirst?: boolean;
+  /**
+   * A KES agent's socket (a simulated agent the test runs, `sim_kes_agent.ts`): the node takes its
+   * KES key from it (`--shelley-kes-agent-socket`), the sidecar gets `KES_AGENT_SOCKET`, and the
+   * pod's Secret holds no KES key.
+   */
+  kesAgentSocket?: string;
   /** How long the node takes to shut down after SIGTERM, in ms (default 0: at once). */
   nodeShutdownMs?: number;
   /**
@@ -170,6 +176,8 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   await Deno.mkdir(ipc, { recursive: true });
   const credentials = opts.credentials ?? makeCredentialSet();
   const paths = await writeCredentialSet(secrets, credentials);
+  const agent = opts.kesAgentSocket;
+  if (agent !== undefined) await Deno.remove(paths.kes); // the agent holds it
   // The simulated node is told which pool has stake: any other set (the sidecar's decoys) loads
   // but never forges, as on the chain.
   const poolId = validateCredentialSet(credentials, paths).poolId;
@@ -186,10 +194,11 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`,
     POD_NAME: opts.name,
     NODE_SOCKET: `${ipc}/node.socket`,
-    SOURCE_KES_KEY: paths.kes,
+    ...(agent === undefined
+      ? { SOURCE_KES_KEY: paths.kes, TARGET_KES_KEY: target.kes }
+      : { KES_AGENT_SOCKET: agent }),
     SOURCE_VRF_KEY: paths.vrf,
     SOURCE_OP_CERT: paths.opcert,
-    TARGET_KES_KEY: target.kes,
     TARGET_VRF_KEY: target.vrf,
     TARGET_OP_CERT: target.cert,
     METRICS_HOST: "127.0.0.1",
@@ -236,6 +245,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     ...(opts.serviceAccount !== undefined ? { serviceAccount: opts.serviceAccount } : {}),
     node: {
       ...target,
+      ...(agent === undefined ? {} : { kes: undefined, kesAgentSocket: agent }),
       socket: `${ipc}/node.socket`,
       record,
       poolId,

@@ -25,7 +25,10 @@ interface PodSpec {
   sidecarLog: string;
   metricsPort: number;
   node: {
-    kes: string;
+    /** Absent with a KES agent. */
+    kes?: string;
+    /** The KES agent's socket (`--shelley-kes-agent-socket`). */
+    kesAgentSocket?: string;
     vrf: string;
     cert: string;
     socket: string;

@@ -9,7 +9,7 @@
 import { loadAllYaml } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { ControlPlane } from "./control_plane.ts";
-import { makeCredentialSet } from "./keys.ts";
+import { type CredentialSet, makeCredentialSet } from "./keys.ts";
 import { type Pod, startPod } from "./pod.ts";
 
 const MANIFESTS = new URL("../../manifests/", import.meta.url).pathname;
@@ -64,8 +64,12 @@ export async function startReplicas(opts: {
   kubeconfig: string;
   prefix?: string;
   env?: Record<string, string>;
+  /** The pool's credential set, shared by every pod (default: a fresh dummy set). */
+  credentials?: CredentialSet;
+  /** Each pod's KES agent socket, by pod name (KES agent mode; see PodOptions). */
+  kesAgentSocket?: (pod: string) => string;
 }): Promise<Pod[]> {
-  const credentials = makeCredentialSet();
+  const credentials = opts.credentials ?? makeCredentialSet();
   const pods: Pod[] = [];
   for (let i = 0; i < opts.count; i++) {
     const name = `${opts.prefix ?? "forge"}-${i}`;
@@ -74,6 +78,7 @@ export async function startReplicas(opts: {
         name,
         dir: `${opts.root}/${name}`,
         credentials,
+        ...(opts.kesAgentSocket ? { kesAgentSocket: opts.kesAgentSocket(name) } : {}),
         env: {
           NAMESPACE: opts.namespace,
           KUBECONFIG: opts.kubeconfig,
