@@ -40,6 +40,7 @@ import {
   renderDummyExample,
   REPO_ROOT,
 } from "../../tools/dummy_example.ts";
+import { KES_AGENT_DIR, renderKesAgentExample } from "../../tools/kes_agent_example.ts";
 import { type ControlPlane, sharedControlPlane } from "../support/control_plane.ts";
 import { builtTool } from "../support/built_tools.ts";
 import { exists } from "../support/fs.ts";
@@ -163,15 +164,16 @@ const MONITORING = "manifests/monitoring";
 const base = await render(BASE);
 const dummy = await render(DUMMY_DIR);
 const monitoring = await render(MONITORING);
+const kesAgent = await render(KES_AGENT_DIR);
 
 // ---------------------------------------------------------------------------------------------
 // Static checks
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("every YAML file under manifests/ is listed by a kustomization", async () => {
-  const listed = new Set([...base, ...dummy, ...monitoring].map((r) => r.file));
+  const listed = new Set([...base, ...dummy, ...monitoring, ...kesAgent].map((r) => r.file));
   const kustomizations = new Set(
-    [BASE, MONITORING, DUMMY_DIR].map((d) => `${d}/kustomization.yaml`),
+    [BASE, MONITORING, DUMMY_DIR, KES_AGENT_DIR].map((d) => `${d}/kustomization.yaml`),
   );
   const orphans: string[] = [];
   async function walk(dir: string) {
@@ -209,7 +211,12 @@ async function kubectl(args: string[], env: Record<string, string> = {}): Promis
 
 Deno.test("kubectl kustomize renders the same objects as this test reads", async () => {
   for (
-    const [dir, objects] of [[BASE, base], [DUMMY_DIR, dummy], [MONITORING, monitoring]] as const
+    const [dir, objects] of [
+      [BASE, base],
+      [DUMMY_DIR, dummy],
+      [MONITORING, monitoring],
+      [KES_AGENT_DIR, kesAgent],
+    ] as const
   ) {
     const rendered = (await kustomize(dir)).map((r) => r.obj);
     const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
@@ -225,7 +232,7 @@ Deno.test("kubectl kustomize renders the same objects as this test reads", async
 });
 
 Deno.test("the StatefulSet's sidecar configuration is valid and names the objects the Role allows", () => {
-  for (const objects of [base, dummy]) {
+  for (const objects of [base, dummy, kesAgent]) {
     const sts = find(objects, "StatefulSet");
     const sidecar = sidecarOf(sts);
     const node = nodeOf(sts);
@@ -280,7 +287,14 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
       opcert: "--shelley-operational-certificate",
     } as const;
     for (const kind of ["kes", "vrf", "opcert"] as const) {
-      const { source, target } = config.credentials[kind]!;
+      const paths = config.credentials[kind];
+      if (paths === undefined) {
+        // A KES agent: the node is given the agent's socket instead, the same the sidecar names.
+        assert.equal(flagValue(args, flags[kind]), undefined, "a KES key file beside the agent");
+        assert.equal(flagValue(args, "--shelley-kes-agent-socket"), config.kesAgentSocket);
+        continue;
+      }
+      const { source, target } = paths;
       assert.ok(source.startsWith(`${secrets}/`), `${kind} source ${source}`);
       assert.ok(target.startsWith(`${ipc}/`), `${kind} target ${target}`);
       assert.equal(flagValue(args, flags[kind]), target);
@@ -301,7 +315,7 @@ Deno.test("the StatefulSet's sidecar configuration is valid and names the object
 });
 
 Deno.test("the pods are hardened and forge-manager runs as a native sidecar that may signal the node", () => {
-  for (const objects of [base, dummy]) {
+  for (const objects of [base, dummy, kesAgent]) {
     const sts = find(objects, "StatefulSet");
     const spec = podSpec(sts);
     assert.equal(spec.shareProcessNamespace, true);
@@ -401,7 +415,7 @@ Deno.test("the guard runs first, from forge-manager's image, guarding the same f
 });
 
 Deno.test("the PodDisruptionBudget and the Service select the StatefulSet's pods", () => {
-  for (const objects of [base, dummy]) {
+  for (const objects of [base, dummy, kesAgent]) {
     const sts = find(objects, "StatefulSet");
     const labels = sts.spec.template.metadata.labels;
     const matches = (selector: Record<string, string>) =>
@@ -440,6 +454,90 @@ Deno.test("the dummy example's generated copies and simulator are up to date", a
       }
     }
   }
+});
+
+Deno.test("the KES agent example: copies up to date, and its StatefulSet is the real one plus the agent", async () => {
+  for (const [name, text] of await renderKesAgentExample()) {
+    assert.equal(
+      await readRepo(`${KES_AGENT_DIR}/${name}`),
+      text,
+      `${KES_AGENT_DIR}/${name} is stale: run deno run --allow-read ` +
+        "--allow-write=manifests/examples/kes-agent tools/kes_agent_example.ts",
+    );
+  }
+  for (const file of COPIED_MANIFESTS) {
+    assert.deepEqual(
+      kesAgent.filter((r) => r.file === `${KES_AGENT_DIR}/${file}`).map((r) => r.obj),
+      base.filter((r) => r.file === `${BASE}/${file}`).map((r) => r.obj),
+      file,
+    );
+  }
+  const real = find(base, "StatefulSet");
+  const withAgent = find(kesAgent, "StatefulSet");
+  const spec = podSpec(withAgent);
+  const agent = spec.initContainers[0]!;
+  assert.equal(agent.name, "kes-agent", "the agent starts first, before the node needs it");
+  assert.equal(agent.restartPolicy, "Always");
+  const args = agent.args as string[];
+  const socket = flagValue(args, "--service-address")!;
+  const sidecar = sidecarOf(withAgent);
+  const node = nodeOf(withAgent);
+  // One socket, named alike by the agent, the node and the sidecar.
+  assert.equal(flagValue(node.args, "--shelley-kes-agent-socket"), socket);
+  assert.equal(sidecar.env.find((e: Json) => e.name === "KES_AGENT_SOCKET")?.value, socket);
+  const mounts = (c: Json) => (c.volumeMounts as Json[]).map((m) => m.name);
+  // The service socket's volume: the agent's and the node's, never the sidecar's (the agent gives
+  // its key to whoever connects); the control socket's: the agent's only.
+  const service = (agent.volumeMounts as Json[]).find((m) => socket.startsWith(`${m.mountPath}/`));
+  assert.ok(service, "the service socket is in no volume of the agent");
+  const control = (agent.volumeMounts as Json[]).find((m) =>
+    flagValue(args, "--control-address")!.startsWith(`${m.mountPath}/`)
+  );
+  assert.ok(control && control.name !== service.name);
+  assert.ok(mounts(node).includes(service.name));
+  assert.ok(!mounts(sidecar).includes(service.name), "the sidecar can reach the agent");
+  assert.ok(!mounts(node).includes(control.name) && !mounts(sidecar).includes(control.name));
+  assert.ok(!mounts(agent).includes("forging-keys") && !mounts(agent).includes("kube-api-access"));
+  for (const name of [service.name, control.name]) {
+    assert.equal(spec.volumes.find((v) => v.name === name)?.emptyDir?.medium, "Memory", name);
+  }
+  const [major, minor, patch] = (node.image as string).split(":")[1]!.split(".").map(Number);
+  assert.ok(major! * 1e6 + minor! * 1e3 + patch! >= 10_007_001, `${node.image} predates 10.7.1`);
+  assert.deepEqual(agent.securityContext, {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+  });
+  // Everything else is the real StatefulSet: the sidecar but for its variable, the node but for
+  // its image, its KES flag and the agent's volume, the pod but for the agent and its volumes.
+  const withoutAgent = (sts: Obj) => {
+    const { initContainers, containers, volumes, ...pod } = podSpec(sts);
+    const agentVolumes = new Set([service.name, control.name, "kes-agent-cold-vkey"]);
+    const { template: _t, ...rest } = sts.spec;
+    return {
+      rest,
+      pod,
+      initContainers: initContainers.filter((c) => c.name !== "kes-agent").map((c) => ({
+        ...c,
+        env: c.env.filter((e: Json) => e.name !== "KES_AGENT_SOCKET"),
+      })),
+      containers: containers.map((c) => {
+        const { image: _image, ...others } = c;
+        const args = (c.args as string[]).filter((a, i, all) =>
+          ![a, all[i - 1]].some((x) =>
+            x === "--shelley-kes-agent-socket" || x === "--shelley-kes-key"
+          )
+        );
+        return {
+          ...others,
+          args,
+          volumeMounts: c.volumeMounts.filter((m: Json) => !agentVolumes.has(m.name)),
+        };
+      }),
+      volumes: volumes.filter((v) => !agentVolumes.has(v.name)),
+    };
+  };
+  assert.deepEqual(withoutAgent(withAgent), withoutAgent(real));
 });
 
 Deno.test("the dummy StatefulSet differs from the real one only by its node, volumes, spread and network", () => {
@@ -868,6 +966,17 @@ Deno.test({
     const namespace = uniqueNamespace("base");
     await cp.ensureNamespace(namespace);
     assert.deepEqual(await dryRunAll(admin, await kustomize(BASE), namespace), []);
+  },
+});
+
+Deno.test({
+  name: "the API server accepts every object of the KES agent example with strict field validation",
+  ...integration,
+  async fn() {
+    const { cp, admin } = await cluster();
+    const namespace = uniqueNamespace("kes-agent");
+    await cp.ensureNamespace(namespace);
+    assert.deepEqual(await dryRunAll(admin, await kustomize(KES_AGENT_DIR), namespace), []);
   },
 });
 
