@@ -128,9 +128,9 @@ export function decoysPlaced(s: ForgingState, changed: string[], fx: Effect[]): 
 }
 
 /**
- * The decoys are due again after a stop: placed, unless a promotion has begun since (its keys
- * are placed after the decoys on the runner's lane, never the other way round) or forging goes
- * on (the stop was refused and the term goes on: the pool's keys stay).
+ * The decoys are due again after a stop: placed, unless a promotion has begun since (queued after
+ * its placement they would cover the pool's keys before its SIGHUP) or has made the node forge
+ * (the pool's keys stay until the next stop, which brings the decoys back).
  */
 export function decoysDue(s: ForgingState, fx: Effect[]): ForgingState {
   const { decoysDueAt: _due, ...rest } = s;
