@@ -485,6 +485,9 @@ Deno.test("the KES agent example: copies up to date, and its StatefulSet is the 
   // One socket, named alike by the agent, the node and the sidecar.
   assert.equal(flagValue(node.args, "--shelley-kes-agent-socket"), socket);
   assert.equal(sidecar.env.find((e: Json) => e.name === "KES_AGENT_SOCKET")?.value, socket);
+  // The guard names it too, or it would refuse the sidecar's hello (two files, not three).
+  const guard = spec.initContainers.find((c) => c.name === "forge-manager-guard")!;
+  assert.equal(guard.env.find((e: Json) => e.name === "KES_AGENT_SOCKET")?.value, socket);
   const mounts = (c: Json) => (c.volumeMounts as Json[]).map((m) => m.name);
   // The service socket's volume: the agent's and the node's, never the sidecar's (the agent gives
   // its key to whoever connects); the control socket's: the agent's only.
