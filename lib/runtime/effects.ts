@@ -18,12 +18,13 @@ import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import type { Fence } from "../kube/fence.ts";
 import type { Observation } from "../kube/lease_store.ts";
-import type { Effect, ForgingEvent, OpsEffect } from "../forging/events.ts";
+import type { Effect, ForgingEvent } from "../forging/events.ts";
 import { LeaseConflict, type LeaseStore } from "../kube/lease_store.ts";
 import { errorText } from "../base/log.ts";
 import type { NodeMetricsRead } from "../node/node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
+import { OpsEffects } from "./ops_effects.ts";
 import type { Telemetry } from "./telemetry.ts";
 import type { GuardPort } from "./guard_port.ts";
 
@@ -64,17 +65,16 @@ export class EffectRunner {
   #queued = 0;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #fences = new Map<number, AbortController>();
-  #publishing: Promise<unknown> = Promise.resolve();
   /** The last claim of the CardanoLeader status (it never rejects: failures are reported). */
   #claiming: Promise<void> = Promise.resolve();
   /** The last release of the Lease (it never rejects: failures are events). */
   #releasing: Promise<void> = Promise.resolve();
-  /** The last published (phase, reason) and since when (wall, RFC 3339). */
-  #published: { key: string; since: string } | undefined;
+  readonly #ops: OpsEffects;
 
   constructor(ports: EffectPorts, post: (event: ForgingEvent) => void) {
     this.#p = ports;
     this.#post = post;
+    this.#ops = new OpsEffects(ports, post);
   }
 
   /** Queues one step's effects behind those of earlier steps. */
@@ -211,7 +211,7 @@ export class EffectRunner {
       case "check_pod":
       case "publish_replica":
       case "report_handover":
-        return await this.#ops(e);
+        return await this.#ops.run(e);
     }
   }
 
@@ -270,52 +270,6 @@ export class EffectRunner {
       this.#post({ kind: "keys_removed", stop: e.stop, ok: true });
     } catch (err) {
       this.#post({ kind: "keys_removed", stop: e.stop, ok: false, error: errorText(err) });
-    }
-  }
-
-  async #ops(e: Extract<Effect, { kind: OpsEffect["kind"] }>): Promise<void> {
-    const { clock, control, ownPod, config, identity } = this.#p;
-    switch (e.kind) {
-      case "read_control":
-        if (control === undefined) return this.#post({ kind: "control_read", control: {} });
-        try {
-          return this.#post({ kind: "control_read", control: await control.read(e.timeoutMs) });
-        } catch (err) {
-          return this.#post({ kind: "control_read_failed", error: errorText(err) });
-        }
-      case "check_pod":
-        if (ownPod === undefined) return this.#post({ kind: "pod_checked" });
-        try {
-          const terminating = await ownPod.terminating(e.timeoutMs);
-          return this.#post({ kind: terminating ? "pod_terminating" : "pod_checked" });
-        } catch (err) {
-          return this.#post({ kind: "pod_check_failed", error: errorText(err) });
-        }
-      case "publish_replica": {
-        if (control === undefined) return;
-        const now = clock.wall().toISOString();
-        const key = `${e.replica.phase}/${e.replica.reason}`;
-        if (this.#published?.key !== key) this.#published = { key, since: now };
-        const entry = { ...e.replica, identity, since: this.#published.since, heartbeat: now };
-        // One at a time, in order: two patches in flight may be applied out of order, and the
-        // older state would stand until the next heartbeat.
-        const write = this.#publishing.then(() =>
-          control.publishReplica(config.podName, entry, 5000).catch((err) =>
-            this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
-          )
-        );
-        this.#publishing = write;
-        return await write;
-      }
-      case "report_handover":
-        if (control === undefined) return;
-        await control.reportHandover(
-          { id: e.id, result: e.result, at: clock.wall().toISOString() },
-          5000,
-        ).catch((err) =>
-          this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })
-        );
-        return;
     }
   }
 

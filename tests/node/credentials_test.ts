@@ -508,8 +508,9 @@ Deno.test("a decoy copied into the sources is refused: a leader would never forg
   const decoys = decoySet();
   await writeCredentialSet(ws.secrets, { ...makeCredentialSet(), vrf: decoys.vrf });
   const store = new FileCredentialStore(ws.paths, undefined, { decoys });
-  for (const attempt of [store.place(), store.check()]) {
-    const err = await rejection(attempt);
+  // One at a time: a second promise made up front could reject before anything awaits it.
+  for (const attempt of [() => store.place(), () => store.check()]) {
+    const err = await rejection(attempt());
     assert.ok(err instanceof CredentialError);
     assert.equal(err.credential, "vrf");
     assert.equal(
