@@ -62,10 +62,18 @@ export class Http1KubeConfig extends KubeConfig {
   }
 }
 
-/** Writes a kubeconfig with one cluster (verified with `caFile`) and one bearer-token user. */
+/**
+ * Writes a kubeconfig with one cluster (verified with `caFile`) and one user: a bearer token, or a
+ * client certificate and its key (files).
+ */
 export async function writeKubeconfig(
   path: string,
-  opts: { server: string; caFile: string; user: string; token: string },
+  opts:
+    & { server: string; caFile: string; user: string }
+    & (
+      | { token: string }
+      | { certFile: string; keyFile: string }
+    ),
 ): Promise<void> {
   const q = JSON.stringify; // a JSON string is a valid YAML double-quoted scalar
   const text = [
@@ -79,7 +87,10 @@ export async function writeKubeconfig(
     "users:",
     `  - name: ${q(opts.user)}`,
     "    user:",
-    `      token: ${q(opts.token)}`,
+    ...("token" in opts ? [`      token: ${q(opts.token)}`] : [
+      `      client-certificate: ${q(opts.certFile)}`,
+      `      client-key: ${q(opts.keyFile)}`,
+    ]),
     "contexts:",
     "  - name: forge-manager-test",
     "    context:",

@@ -42,6 +42,7 @@ import type { KubeConfig, KubernetesObject, V1PolicyRule } from "@kubernetes/cli
 import { builtToolsFolder } from "./built_tools.ts";
 import { KubeAdmin, writeKubeconfig } from "./_kube_admin.ts";
 import { ManagedProcess } from "./_managed_process.ts";
+import { makeClientCa, makeClientCertificate, opensslAvailable } from "./client_cert.ts";
 import { exists } from "./fs.ts";
 import { waitUntil } from "./wait.ts";
 
@@ -55,6 +56,12 @@ export interface ControlPlane extends AsyncDisposable {
   readonly caFile: string;
   /** Kubeconfig file of the admin identity (group `system:masters`). */
   readonly adminKubeconfig: string;
+  /**
+   * Kubeconfig file of an admin identity (user `admin-cert`, group `system:masters`) that signs in
+   * with a client certificate (`client-certificate` and `client-key` files) signed by the CA the
+   * API server trusts for clients. Absent when `openssl` was not found at start.
+   */
+  readonly clientCertKubeconfig: string;
   /** The temp dir holding data, certificates, logs and kubeconfigs. */
   readonly dir: string;
   /** The admin kubeconfig, loaded. */
@@ -208,6 +215,11 @@ export async function startControlPlane(
 
 class PortInUseError extends Error {}
 
+/** Where a control plane in `dir` writes its client-certificate admin kubeconfig. */
+function clientCertKubeconfigOf(dir: string): string {
+  return `${dir}/admin-cert.kubeconfig`;
+}
+
 function freePorts(count: number): number[] {
   const listeners = Array.from(
     { length: count },
@@ -252,6 +264,7 @@ class LocalControlPlane implements ControlPlane {
   readonly host = "127.0.0.1";
   readonly caFile: string;
   readonly adminKubeconfig: string;
+  readonly clientCertKubeconfig: string;
   port = 0;
   etcdReadyAt = 0;
   readonly #binDir: string;
@@ -270,6 +283,7 @@ class LocalControlPlane implements ControlPlane {
     this.#log = log;
     this.caFile = `${dir}/pki/ca.crt`;
     this.adminKubeconfig = `${dir}/admin.kubeconfig`;
+    this.clientCertKubeconfig = clientCertKubeconfigOf(dir);
   }
 
   get server(): string {
@@ -291,6 +305,9 @@ class LocalControlPlane implements ControlPlane {
     const [apiPort, clientPort, peerPort] = freePorts(3) as [number, number, number];
     this.port = apiPort;
     this.#etcdPorts = [clientPort, peerPort];
+    const pki = `${this.dir}/pki`;
+    // Client certificates need openssl; without it only token identities exist.
+    const clientCa = await opensslAvailable() ? await makeClientCa(pki) : undefined;
     await this.#startEtcd();
     this.etcdReadyAt = performance.now();
     await this.startApiServer();
@@ -300,6 +317,19 @@ class LocalControlPlane implements ControlPlane {
       user: "admin",
       token: this.#token,
     });
+    if (clientCa !== undefined) {
+      const cert = await makeClientCertificate(pki, {
+        name: "admin-cert",
+        user: "admin-cert",
+        groups: ["system:masters"],
+      });
+      await writeKubeconfig(this.clientCertKubeconfig, {
+        server: this.server,
+        caFile: this.caFile,
+        user: "admin-cert",
+        ...cert,
+      });
+    }
     this.#admin = new KubeAdmin({
       adminKubeconfig: this.adminKubeconfig,
       server: this.server,
@@ -372,6 +402,9 @@ class LocalControlPlane implements ControlPlane {
         `--secure-port=${this.port}`,
         `--cert-dir=${certDir}`, // generates a CA and a serving certificate for 127.0.0.1
         `--token-auth-file=${certDir}/tokens.csv`,
+        ...(await exists(`${certDir}/client-ca.crt`)
+          ? [`--client-ca-file=${certDir}/client-ca.crt`]
+          : []),
         "--authorization-mode=RBAC",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         `--service-account-key-file=${certDir}/sa.pub`,
@@ -730,6 +763,7 @@ class SharedControlPlane implements ControlPlane {
   readonly port: number;
   readonly caFile: string;
   readonly adminKubeconfig: string;
+  readonly clientCertKubeconfig: string;
   readonly dir: string;
   readonly #admin: KubeAdmin;
 
@@ -739,6 +773,7 @@ class SharedControlPlane implements ControlPlane {
     this.port = state.port;
     this.caFile = state.caFile;
     this.adminKubeconfig = state.adminKubeconfig;
+    this.clientCertKubeconfig = clientCertKubeconfigOf(state.dir);
     this.dir = state.dir;
     this.#admin = new KubeAdmin(state);
   }
