@@ -56,7 +56,12 @@ class Deployment {
 
   constructor(t: KubeTarget) {
     this.#t = t;
-    this.kc = loadKubeConfig(t.kubeconfig, t.context);
+    const kc = loadKubeConfig(t.kubeconfig, {
+      ...(t.context !== undefined ? { context: t.context } : {}),
+      transport: t.transport,
+    });
+    kc.checkTransport();
+    this.kc = kc;
     this.namespace = t.namespace ?? this.kc.getContextObject(this.kc.currentContext)?.namespace ??
       "default";
     this.#objects = this.kc.makeApiClient(k8s.CustomObjectsApi);

@@ -70,6 +70,8 @@ export interface Config {
   logLevel: LogLevel;
   /** A kubeconfig file (standalone binary on a VM); undefined means in-cluster. */
   kubeconfig: string | undefined;
+  /** How client-node's requests travel (KUBE_TRANSPORT; see {@linkcode KubeTransport}). */
+  kubeTransport: KubeTransport;
   /**
    * Before forging, a new leader proves the previous holder's node stopped: `pod` through the
    * API only (lib/kube/fence.ts); `guard` also by time, once the previous holder's guard bound
@@ -91,6 +93,34 @@ export interface Config {
   poolId: string | undefined;
   /** cardano-node's Prometheus endpoint (NODE_METRICS_URL). */
   nodeMetricsUrl: string;
+}
+
+/**
+ * How the Kubernetes client's requests and watches travel: `deno`, Deno's own `fetch` (the
+ * default); `undici`, client-node's own HTTP stack, kept selectable for the benchmark's
+ * before-and-after and for kubeconfigs Deno's client cannot serve (insecure-skip-tls-verify,
+ * tls-server-name). See lib/kube/deno_transport.ts.
+ */
+export type KubeTransport = "deno" | "undici";
+
+/** The values of KUBE_TRANSPORT. */
+export const KUBE_TRANSPORTS: readonly KubeTransport[] = ["deno", "undici"];
+
+/**
+ * KUBE_TRANSPORT's value, or a problem naming the variable, its value and the rule (the operator
+ * commands read it from the same environment).
+ */
+export function parseKubeTransport(
+  raw: string | undefined,
+): { transport: KubeTransport } | { problem: string } {
+  const value = (raw ?? "").trim().toLowerCase();
+  if (value === "") return { transport: "deno" };
+  if ((KUBE_TRANSPORTS as readonly string[]).includes(value)) {
+    return { transport: value as KubeTransport };
+  }
+  return {
+    problem: `KUBE_TRANSPORT=${JSON.stringify(raw)}: must be one of ${KUBE_TRANSPORTS.join(", ")}`,
+  };
 }
 
 /** Thrown when the configuration is invalid; `problems` lists every rule that failed. */
@@ -309,6 +339,8 @@ function readService(r: EnvReader, podName: string) {
   if (kubeconfig !== "" && !kubeconfig.startsWith("/")) {
     r.fail("KUBECONFIG", kubeconfig, "must be an absolute path to one kubeconfig file");
   }
+  const transport = parseKubeTransport(r.get("KUBE_TRANSPORT"));
+  if ("problem" in transport) r.problems.push(transport.problem);
   return {
     metricsHost: r.get("METRICS_HOST"),
     metricsPort,
@@ -316,6 +348,7 @@ function readService(r: EnvReader, podName: string) {
     fence: fence as "pod" | "guard" | "off",
     guardSocket,
     kubeconfig: kubeconfig === "" ? undefined : kubeconfig,
+    kubeTransport: "transport" in transport ? transport.transport : "deno",
   };
 }
 

@@ -36,6 +36,7 @@ export const CONFIG_DEFAULTS = {
   SOCKET_WAIT_TIMEOUT: "600",
   LOG_LEVEL: "info",
   KUBECONFIG: "",
+  KUBE_TRANSPORT: "deno",
   FENCE: "pod",
   GUARD_SOCKET: "",
   GUARD_REACTION: "1",

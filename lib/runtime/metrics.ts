@@ -29,6 +29,10 @@ export interface Metrics {
   readonly signalFailures: Counter<"reason">;
   readonly statusUpdateFailures: Counter;
   readonly apiRequests: Counter<"operation">;
+  /** Requests client-node's own undici stack started (none with KUBE_TRANSPORT=deno). */
+  readonly undiciRequests: Counter;
+  /** Connections undici opened or tried to (none with KUBE_TRANSPORT=deno). */
+  readonly undiciConnections: Counter;
   readonly fenceWaits: Counter<"outcome">;
   readonly nodeNonProducing: Gauge;
   readonly paused: Gauge;
@@ -191,6 +195,8 @@ function eventMetrics(registers: Registry[], lastRenewAt: () => number | undefin
   | "signalFailures"
   | "statusUpdateFailures"
   | "apiRequests"
+  | "undiciRequests"
+  | "undiciConnections"
   | "fenceWaits"
 > {
   return {
@@ -246,6 +252,17 @@ function eventMetrics(registers: Registry[], lastRenewAt: () => number | undefin
       name: "forge_manager_api_requests_total",
       help: "Kubernetes API requests sent, by operation",
       labelNames: ["operation"] as const,
+      registers,
+    }),
+    undiciRequests: new Counter({
+      name: "forge_manager_undici_requests_total",
+      help: "HTTP requests started by client-node's own undici stack (KUBE_TRANSPORT=undici; " +
+        "0 with the default transport, Deno's fetch)",
+      registers,
+    }),
+    undiciConnections: new Counter({
+      name: "forge_manager_undici_connections_total",
+      help: "Connections undici opened or tried to open (0 with KUBE_TRANSPORT=deno)",
       registers,
     }),
     fenceWaits: new Counter({

@@ -15,7 +15,7 @@ import { FileCredentialStore } from "../node/credentials.ts";
 import { PodFence } from "../kube/fence.ts";
 import { ForgeManager } from "./forge_manager.ts";
 import { createHandler } from "./http_handler.ts";
-import { apiServerHostPort, loadKubeConfig } from "../kube/kube_client.ts";
+import { apiServerHostPort, loadKubeConfig, observeUndici } from "../kube/kube_client.ts";
 import { kesPeriodAt, type KesTiming, loadKesTiming } from "../cardano/kes_period.ts";
 import { type DecoyCredentials, makeDecoyCredentials } from "../cardano/decoy_keys.ts";
 import { KubeLeaseStore } from "../kube/lease_store.ts";
@@ -62,7 +62,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
 /** Reads a kubeconfig and tells the core which server and files the real worker needs. */
 function probe(path: string, context?: string): void {
   try {
-    const kc = loadKubeConfig(path, context);
+    const kc = loadKubeConfig(path, context !== undefined ? { context } : {});
     const cluster = kc.getCurrentCluster();
     const user = kc.getCurrentUser();
     const files = [path, cluster?.caFile, user?.certFile, user?.keyFile]
@@ -184,7 +184,8 @@ function makeDecoys(
 /** Runs the sidecar; resolves with whether it left no keys at risk (its last stop confirmed). */
 async function start(config: Config, identity: string): Promise<boolean> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
-  const kc = loadKubeConfig(config.kubeconfig);
+  const kc = loadKubeConfig(config.kubeconfig, { transport: config.kubeTransport });
+  kc.checkTransport();
   rpc = new RpcNodeProcess((request) => post({ op: "request", request }));
   if (config.guardSocket !== undefined) guard = new RpcGuard(post, systemClock);
   const holder: { manager?: ForgeManager } = {};
@@ -198,6 +199,11 @@ async function start(config: Config, identity: string): Promise<boolean> {
     guardHeartbeatAge: () => guard?.heartbeatAge(),
   });
   const count = (operation: string) => metrics.apiRequests.inc({ operation });
+  // Which HTTP stack carries the requests, visible on /metrics (tests/runtime/ check it).
+  observeUndici({
+    onRequest: () => metrics.undiciRequests.inc(),
+    onConnection: () => metrics.undiciConnections.inc(),
+  });
   // The certificate's KES window is judged by the network's genesis timing (a bad genesis file
   // fails the start, naming it).
   const kesTiming = await loadKesTiming(config);
@@ -233,6 +239,7 @@ async function start(config: Config, identity: string): Promise<boolean> {
     fence: config.fence,
     decoys: config.decoys,
     kesAgentSocket: config.kesAgentSocket,
+    kubeTransport: config.kubeTransport,
     nodeContainer: config.nodeContainerName,
     leaseDuration: config.leaseDurationMs / 1000,
     renewDeadline: config.renewDeadlineMs / 1000,

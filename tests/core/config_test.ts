@@ -60,6 +60,7 @@ Deno.test("the defaults equal the seed README's", () => {
   assert.equal(config.sleepIntervalMs, 5_000);
   assert.equal(config.metricsPort, 8000);
   assert.equal(config.startAsNonProducing, true);
+  assert.equal(config.kubeTransport, "deno", "Deno's fetch unless KUBE_TRANSPORT says otherwise");
 });
 
 Deno.test("the defaults beyond the README are safe and in milliseconds", () => {
@@ -123,6 +124,7 @@ Deno.test("accepted values are trimmed and read case-insensitively where documen
     START_AS_NON_PRODUCING: "no",
     DISABLE_SOCKET_CHECK: "1",
     KUBECONFIG: "/etc/forge/kubeconfig",
+    KUBE_TRANSPORT: " Undici ",
     POD_UID: "0b6b8e0e-1d4f-4c1e-9f0a-000000000000",
   });
   assert.equal(config.leaseDurationMs, 20_000);
@@ -133,6 +135,7 @@ Deno.test("accepted values are trimmed and read case-insensitively where documen
   assert.equal(config.startAsNonProducing, false);
   assert.equal(config.disableSocketCheck, true);
   assert.equal(config.kubeconfig, "/etc/forge/kubeconfig");
+  assert.equal(config.kubeTransport, "undici");
   assert.equal(config.podUid, "0b6b8e0e-1d4f-4c1e-9f0a-000000000000");
 });
 
@@ -225,6 +228,11 @@ const REFUSED: { why: string; env: Record<string, string>; problem: string }[] =
     why: "a relative kubeconfig",
     env: { KUBECONFIG: "~/.kube/config" },
     problem: 'KUBECONFIG="~/.kube/config": must be an absolute path',
+  },
+  {
+    why: "an unknown Kubernetes transport",
+    env: { KUBE_TRANSPORT: "http2" },
+    problem: 'KUBE_TRANSPORT="http2": must be one of deno, undici',
   },
   {
     why: "metrics port 0",

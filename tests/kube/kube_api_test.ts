@@ -1,7 +1,8 @@
 /**
  * The Kubernetes API facts forge-manager relies on, checked against a real kube-apiserver with
- * @kubernetes/client-node running inside a Worker that holds only the product's sandbox
- * permissions (lib/core/sandbox.ts).
+ * the sidecar's own client (client-node over Deno's fetch, lib/kube/kube_client.ts) running inside
+ * a Worker that holds only the product's sandbox permissions (lib/core/sandbox.ts). The last two
+ * tests pin what plain client-node does over its own undici stack (KUBE_TRANSPORT=undici's fixes).
  */
 import assert from "node:assert/strict";
 import diagnostics from "node:diagnostics_channel";

@@ -68,6 +68,49 @@ Deno.test(
       const pool = await Deno.readTextFile(`${pod.dir}/secrets/kes.skey`);
       assert.equal(placed === pool, pod === leader, `${pod.name} has the pool's keys`);
     }
+    await assertNoUndici(d.pods);
+  },
+);
+
+/**
+ * Every API request and watch of these running sidecars went through Deno's fetch: their worker
+ * counts undici's requests and connections (its diagnostics channels) and both are 0. Every timer
+ * undici arms (its 500 ms timer wheel, connect, header, body and keep-alive timeouts) belongs to
+ * such a request or connection, so none exists either.
+ */
+async function assertNoUndici(pods: Pod[]): Promise<void> {
+  for (const pod of pods) {
+    assert.equal(await metricValue(pod, "forge_manager_undici_requests_total"), 0, pod.name);
+    assert.equal(await metricValue(pod, "forge_manager_undici_connections_total"), 0, pod.name);
+  }
+}
+
+Deno.test(
+  "with KUBE_TRANSPORT=undici a sidecar leads over client-node's own stack, and its undici counters show it",
+  opts,
+  async () => {
+    // The counters assertNoUndici reads are not zero by construction: this stack moves them.
+    const cp = await sharedControlPlane();
+    const namespace = "it-undici";
+    const kubeconfig = await installForgeManager(cp, namespace);
+    const root = await Deno.makeTempDir({ prefix: "fm-it-undici-" });
+    const pods = await startReplicas({
+      count: 1,
+      root,
+      namespace,
+      kubeconfig,
+      env: { KUBE_TRANSPORT: "undici" },
+    });
+    try {
+      await waitForSingleForger(pods, 30_000);
+      const requests = await metricValue(pods[0]!, "forge_manager_undici_requests_total");
+      const connections = await metricValue(pods[0]!, "forge_manager_undici_connections_total");
+      assert.ok(requests !== undefined && requests > 0, `undici requests: ${requests}`);
+      assert.ok(connections !== undefined && connections > 0, `undici connections: ${connections}`);
+    } finally {
+      await Promise.all(pods.map((p) => p.kill()));
+      await Deno.remove(root, { recursive: true });
+    }
   },
 );
 

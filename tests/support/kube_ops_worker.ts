@@ -1,6 +1,7 @@
 /**
- * Worker module for tests: runs @kubernetes/client-node calls (and boundary probes) inside a
- * Worker that has only the product's sandbox permissions (lib/core/sandbox.ts). Driven by
+ * Worker module for tests: runs @kubernetes/client-node calls through the sidecar's own client
+ * (lib/kube/kube_client.ts, and so its transport), and boundary probes, inside a Worker that has
+ * only the product's sandbox permissions (lib/core/sandbox.ts). Driven by
  * tests/support/sandboxed_kube_ops.ts; import only its types from here.
  *
  * Protocol: the parent posts `{id, op, args}`; the worker answers `{id, ok: true, value}` or
@@ -12,12 +13,14 @@ import {
   ApiException,
   CoordinationV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
   type V1Lease,
   V1MicroTime,
 } from "@kubernetes/client-node";
+import type { KubeTransport } from "../../lib/core/config.ts";
+import { loadKubeConfig } from "../../lib/kube/kube_client.ts";
 
 /** How the worker encodes `renewTime`/`acquireTime` before handing the Lease to client-node. */
 export type TimeEncoding = "micro" | "date" | "string";
@@ -47,8 +50,8 @@ export interface CustomRef {
 
 /** The operations and their arguments. */
 export interface KubeOpsRequests {
-  /** Loads the kubeconfig with client-node; answers the server URL. */
-  "init": { kubeconfig: string };
+  /** Loads the kubeconfig with the sidecar's client; answers the server URL. */
+  "init": { kubeconfig: string; transport?: KubeTransport };
   "lease.create": LeaseInput;
   "lease.replace": LeaseInput;
   "lease.read": { namespace: string; name: string };
@@ -145,9 +148,9 @@ function lease(input: LeaseInput): V1Lease {
 }
 
 const ops: { [K in KubeOp]: (args: KubeOpsRequests[K]) => Promise<KubeOpsResults[K]> } = {
-  init({ kubeconfig }) {
-    const loaded = new KubeConfig();
-    loaded.loadFromFile(kubeconfig);
+  init({ kubeconfig, transport }) {
+    // The sidecar's own client (lib/kube/kube_client.ts), over the transport it ships with.
+    const loaded = loadKubeConfig(kubeconfig, { transport: transport ?? "deno" });
     config = loaded;
     return Promise.resolve({ server: loaded.getCurrentCluster()?.server ?? "" });
   },

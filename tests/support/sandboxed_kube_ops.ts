@@ -1,7 +1,7 @@
 /**
- * Runs @kubernetes/client-node operations inside a Worker that holds only the product's sandbox
- * permissions ({@linkcode sandboxPermissions} from lib/core/sandbox.ts), the way forge-manager runs
- * its Kubernetes client. The operations are in tests/support/kube_ops_worker.ts.
+ * Runs @kubernetes/client-node operations, through the sidecar's own client and transport, inside a
+ * Worker that holds only the product's sandbox permissions ({@linkcode sandboxPermissions} from
+ * lib/core/sandbox.ts), the way forge-manager runs its Kubernetes client. The operations are in tests/support/kube_ops_worker.ts.
  *
  * ```ts
  * await using ops = await startSandboxedKubeOps({ kubeconfig, grants: { read: [kubeconfig, ca],
@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { KubeTransport } from "../../lib/core/config.ts";
 import { type SandboxGrants, sandboxPermissions } from "../../lib/core/sandbox.ts";
 import type {
   KubeOp,
@@ -54,7 +55,7 @@ export interface SandboxedKubeOps extends AsyncDisposable {
  * The grants must include the kubeconfig, the CA file it names and the API server's host:port.
  */
 export async function startSandboxedKubeOps(
-  opts: { kubeconfig: string; grants: SandboxGrants },
+  opts: { kubeconfig: string; grants: SandboxGrants; transport?: KubeTransport },
 ): Promise<SandboxedKubeOps> {
   const worker = new Worker(new URL("./kube_ops_worker.ts", import.meta.url).href, {
     type: "module",
@@ -104,7 +105,10 @@ export async function startSandboxedKubeOps(
     },
   };
   try {
-    await ops.call("init", { kubeconfig: opts.kubeconfig });
+    await ops.call("init", {
+      kubeconfig: opts.kubeconfig,
+      ...(opts.transport !== undefined ? { transport: opts.transport } : {}),
+    });
   } catch (err) {
     ops.terminate();
     throw err;

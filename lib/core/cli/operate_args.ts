@@ -8,6 +8,7 @@
  */
 
 import { type CommandSpec, type Prepared, resolvePath } from "./command.ts";
+import { type KubeTransport, parseKubeTransport } from "../config.ts";
 
 /** What every operator command needs to reach the deployment. */
 export interface KubeTarget {
@@ -21,6 +22,8 @@ export interface KubeTarget {
   lease: string;
   /** CARDANO_LEADER_NAME of the sidecars. */
   cardanoLeader: string;
+  /** How the requests travel: $KUBE_TRANSPORT, as for the sidecar (default `deno`). */
+  transport: KubeTransport;
 }
 
 /** The parsed command line of one operator command, passed to the worker. */
@@ -165,12 +168,15 @@ export function prepareOperate(
     flags.get("--kubeconfig") ?? fromEnv ?? `${home}/.kube/config`,
     cwd,
   );
+  const transport = parseKubeTransport(env.KUBE_TRANSPORT);
+  if ("problem" in transport) return usage(transport.problem);
   const target: KubeTarget = {
     kubeconfig,
     ...(flags.has("--context") ? { context: flags.get("--context")! } : {}),
     ...(flags.has("--namespace") ? { namespace: flags.get("--namespace")! } : {}),
     lease: flags.get("--lease") ?? "cardano-node-leader",
     cardanoLeader: flags.get("--cardano-leader") ?? "cardano-leader",
+    transport: transport.transport,
   };
   const output = flags.get("--output") ?? "text";
   if (output !== "text" && output !== "json") {

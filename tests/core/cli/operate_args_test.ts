@@ -15,7 +15,7 @@ import type { ReplicaEntry } from "../../../lib/kube/cardano_leader.ts";
 
 const ENV = { HOME: "/home/op" };
 
-Deno.test("the kubeconfig comes from --kubeconfig, else KUBECONFIG's first entry, else ~/.kube/config", () => {
+Deno.test("the kubeconfig comes from --kubeconfig, else KUBECONFIG's first entry, else ~/.kube/config; the transport from KUBE_TRANSPORT", () => {
   const of = (args: string[], env: Record<string, string>) => {
     const p = prepareOperate("status", args, env, "/work");
     assert.equal(p.kind, "run");
@@ -27,6 +27,13 @@ Deno.test("the kubeconfig comes from --kubeconfig, else KUBECONFIG's first entry
   assert.deepEqual(p.kube, { kubeconfig: "/work/k", context: "prod" });
   assert.deepEqual(p.grants, { read: ["/work/k"] });
   assert.equal(p.options.target.namespace, "cardano");
+  assert.equal(p.options.target.transport, "deno");
+  assert.equal(of([], { ...ENV, KUBE_TRANSPORT: "undici" }).options.target.transport, "undici");
+  const bad = prepareOperate("status", [], { ...ENV, KUBE_TRANSPORT: "h2" }, "/work");
+  assert.equal(bad.kind, "usage");
+  if (bad.kind === "usage") {
+    assert.match(bad.message, /KUBE_TRANSPORT="h2": must be one of deno, undici/);
+  }
 });
 
 Deno.test("usage errors name the problem; --help prints each command's help", () => {
