@@ -1,12 +1,14 @@
 /**
  * `deno run -P=dev --no-prompt tools/footprint.ts`: one small measurement of the sidecar's
- * footprint, for comparing V8 flags or a change without running the whole benchmark. Starts the
- * local control plane and `--replicas` simulated pods (production timings), waits for a leader,
- * then samples each sidecar process: resident memory, CPU over `--seconds` (with the load
- * average beside it: CPU figures are noisy on a busy machine), the CPU and the context switches
- * (wake-ups) per second per thread, and API requests per second.
+ * footprint, for comparing V8 flags, transports or a change without running the whole benchmark.
+ * Starts the local control plane and, per KUBE_TRANSPORT in `--transports`, `--replicas`
+ * simulated pods in a namespace of their own (production timings), waits for each set's leader,
+ * then samples every sidecar over the same window: resident and anonymous memory, CPU over
+ * `--seconds` (with the load average beside it: CPU figures are noisy on a busy machine), the CPU
+ * and the context switches (wake-ups) per second per thread, and API requests per second.
  *
  * Usage: deno run -P=dev --no-prompt tools/footprint.ts [--replicas N] [--seconds S]
+ *          [--transports undici,deno]   (default: both, the before and the after of issue 19)
  *          [--v8-flags FLAGS]   (default: deno.json's `start` task's; "none" for none)
  */
 
@@ -24,11 +26,19 @@ const { values } = parseArgs({
   options: {
     replicas: { type: "string", default: "2" },
     seconds: { type: "string", default: "30" },
+    transports: { type: "string", default: "undici,deno" },
     "v8-flags": { type: "string" },
   },
 });
 const flagsArg = values["v8-flags"];
 const v8Flags = flagsArg === undefined ? shippedV8Flags() : flagsArg === "none" ? "" : flagsArg;
+const transports = values.transports.split(",").map((t) => t.trim()).filter((t) => t !== "");
+for (const t of transports) {
+  if (t !== "undici" && t !== "deno") {
+    console.error(`Cannot measure: --transports has ${JSON.stringify(t)}, expected undici or deno`);
+    Deno.exit(2);
+  }
+}
 const timing = {
   LEASE_DURATION: "15",
   RENEW_DEADLINE: "10",
@@ -39,21 +49,28 @@ const timing = {
 const cp = await startControlPlane();
 const root = await Deno.makeTempDir({ prefix: "forge-manager-footprint-" });
 const pods: Pod[] = [];
+const transportOf = new Map<Pod, string>();
+const leaders = new Set<Pod>();
 try {
-  const kubeconfig = await installForgeManager(cp, "cardano-footprint");
   const credentials = makeCredentialSet();
-  for (let i = 0; i < Number(values.replicas); i++) {
-    pods.push(
-      await startPod({
-        name: `fp-${i}`,
-        dir: `${root}/fp-${i}`,
+  for (const transport of transports) {
+    const namespace = `cardano-footprint-${transport}`;
+    const kubeconfig = await installForgeManager(cp, namespace);
+    const set: Pod[] = [];
+    for (let i = 0; i < Number(values.replicas); i++) {
+      const pod = await startPod({
+        name: `fp-${transport}-${i}`,
+        dir: `${root}/fp-${transport}-${i}`,
         credentials,
         v8Flags,
-        env: { NAMESPACE: "cardano-footprint", KUBECONFIG: kubeconfig, ...timing },
-      }),
-    );
+        env: { NAMESPACE: namespace, KUBECONFIG: kubeconfig, KUBE_TRANSPORT: transport, ...timing },
+      });
+      set.push(pod);
+      transportOf.set(pod, transport);
+    }
+    pods.push(...set);
+    leaders.add(await waitForSingleForger(set, 90_000));
   }
-  const leader = await waitForSingleForger(pods, 90_000);
   await sleep(5000);
   const pids = pods.map((p) => p.pids().sidecar!);
   const before = await Promise.all(pods.map(async (p, i) => ({
@@ -85,8 +102,10 @@ try {
     );
     return {
       pod: p.name,
-      role: p === leader ? "leader" : "standby",
+      transport: transportOf.get(p),
+      role: leaders.has(p) ? "leader" : "standby",
       rssMiB: Number((now.rssBytes / 2 ** 20).toFixed(1)),
+      anonMiB: Number((now.anonBytes / 2 ** 20).toFixed(1)),
       cpuPercent: Number(
         ((100 * (now.cpuSeconds - before[i]!.stat.cpuSeconds)) / seconds).toFixed(3),
       ),

@@ -8,11 +8,18 @@
 /** Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux). */
 const TICKS = 100;
 
-/** Resident memory (bytes) and CPU time (user + system, seconds) of a process. */
-export function procStat(pid: number): { rssBytes: number; cpuSeconds: number } {
+/**
+ * Resident memory, its anonymous part (heaps, stacks: what a memory limit must hold; the rest is
+ * mapped files the kernel can drop) in bytes, and CPU time (user + system, seconds) of a process.
+ */
+export function procStat(pid: number): { rssBytes: number; anonBytes: number; cpuSeconds: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-  return { rssBytes: rssKb * 1024, cpuSeconds: statTicks(`/proc/${pid}/stat`) / TICKS };
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return {
+    rssBytes: kb("VmRSS") * 1024,
+    anonBytes: kb("RssAnon") * 1024,
+    cpuSeconds: statTicks(`/proc/${pid}/stat`) / TICKS,
+  };
 }
 
 function statTicks(path: string): number {
