@@ -40,6 +40,18 @@ function uniqueNamespace(purpose: string): string {
   return `kube-transport-${purpose}-${Date.now().toString(36)}-${namespaces++}`;
 }
 
+/** A ServiceAccount token in a fresh namespace, allowed the Leases there (its kubeconfig). */
+async function leaseIdentity(purpose: string) {
+  const cp = await sharedControlPlane();
+  const namespace = uniqueNamespace(purpose);
+  const kubeconfig = await cp.mintIdentity({
+    namespace,
+    serviceAccount: "forge-manager",
+    rules: leaseRules,
+  });
+  return { cp, namespace, kubeconfig };
+}
+
 function lease(name: string, holder: string): V1Lease {
   return {
     metadata: { name },
@@ -101,13 +113,7 @@ Deno.test({
   name: "TLS verified with the control plane's CA and a bearer token: reads, writes and a watch",
   ...integration,
   async fn() {
-    const cp = await sharedControlPlane();
-    const namespace = uniqueNamespace("token");
-    const kubeconfig = await cp.mintIdentity({
-      namespace,
-      serviceAccount: "forge-manager",
-      rules: leaseRules,
-    });
+    const { namespace, kubeconfig } = await leaseIdentity("token");
     const kc = loadKubeConfig(kubeconfig);
     try {
       await withoutUndici(() => leaseRoundTrip(kc, namespace));
@@ -165,13 +171,7 @@ Deno.test({
   name: "an exec credential plugin signs in over Deno's fetch, for requests and watches",
   ...integration,
   async fn() {
-    const cp = await sharedControlPlane();
-    const namespace = uniqueNamespace("exec");
-    const minted = await cp.mintIdentity({
-      namespace,
-      serviceAccount: "forge-manager",
-      rules: leaseRules,
-    });
+    const { namespace, kubeconfig: minted } = await leaseIdentity("exec");
     const dir = await Deno.makeTempDir({ prefix: "kube-transport-exec-" });
     const { kubeconfig, runs } = await execPluginKubeconfig(minted, dir);
     const kc = loadKubeConfig(kubeconfig);
@@ -189,11 +189,8 @@ Deno.test({
   name: "a token file, as the in-cluster service account has it, is read for each request",
   ...integration,
   async fn() {
-    const cp = await sharedControlPlane();
-    const namespace = uniqueNamespace("file");
-    const minted = loadKubeConfig(
-      await cp.mintIdentity({ namespace, serviceAccount: "forge-manager", rules: leaseRules }),
-    );
+    const { cp, namespace, kubeconfig } = await leaseIdentity("file");
+    const minted = loadKubeConfig(kubeconfig);
     const dir = await Deno.makeTempDir({ prefix: "kube-transport-file-" });
     /** A KubeConfig as client-node's loadFromCluster makes it, with the token in `file`. */
     const fromFile = async (file: string, token: string) => {

@@ -15,11 +15,20 @@ import { sleep, waitUntil } from "../support/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function deployment(namespace: string, count = 3) {
+async function deployment(
+  namespace: string,
+  opts: { count?: number; env?: Record<string, string> } = {},
+) {
   const cp = await sharedControlPlane();
   const kubeconfig = await installForgeManager(cp, namespace);
   const root = await Deno.makeTempDir({ prefix: `fm-${namespace}-` });
-  const pods = await startReplicas({ count, root, namespace, kubeconfig });
+  const pods = await startReplicas({
+    count: opts.count ?? 3,
+    root,
+    namespace,
+    kubeconfig,
+    ...(opts.env !== undefined ? { env: opts.env } : {}),
+  });
   return {
     cp,
     pods,
@@ -90,27 +99,12 @@ Deno.test(
   opts,
   async () => {
     // The counters assertNoUndici reads are not zero by construction: this stack moves them.
-    const cp = await sharedControlPlane();
-    const namespace = "it-undici";
-    const kubeconfig = await installForgeManager(cp, namespace);
-    const root = await Deno.makeTempDir({ prefix: "fm-it-undici-" });
-    const pods = await startReplicas({
-      count: 1,
-      root,
-      namespace,
-      kubeconfig,
-      env: { KUBE_TRANSPORT: "undici" },
-    });
-    try {
-      await waitForSingleForger(pods, 30_000);
-      const requests = await metricValue(pods[0]!, "forge_manager_undici_requests_total");
-      const connections = await metricValue(pods[0]!, "forge_manager_undici_connections_total");
-      assert.ok(requests !== undefined && requests > 0, `undici requests: ${requests}`);
-      assert.ok(connections !== undefined && connections > 0, `undici connections: ${connections}`);
-    } finally {
-      await Promise.all(pods.map((p) => p.kill()));
-      await Deno.remove(root, { recursive: true });
-    }
+    await using d = await deployment("it-undici", { count: 1, env: { KUBE_TRANSPORT: "undici" } });
+    await waitForSingleForger(d.pods, 30_000);
+    const requests = await metricValue(d.pods[0]!, "forge_manager_undici_requests_total");
+    const connections = await metricValue(d.pods[0]!, "forge_manager_undici_connections_total");
+    assert.ok(requests !== undefined && requests > 0, `undici requests: ${requests}`);
+    assert.ok(connections !== undefined && connections > 0, `undici connections: ${connections}`);
   },
 );
 
