@@ -95,12 +95,14 @@ export class BenchSet {
   async #newPod(slot: number): Promise<Pod> {
     const name = `bench-${this.transport}-${slot}`;
     const folder = `${name}-${this.#generation++}`;
+    // The benchmark's pid in the names: a cgroup left by an earlier run cannot collide.
     const cgroup = this.#ctx.limitBytes === 0
       ? undefined
-      : await sidecarCgroup(`forge-manager-bench-${folder}`, this.#ctx.limitBytes);
-    const guardCgroup = this.#ctx.guardLimitBytes === 0
-      ? undefined
-      : await sidecarCgroup(`forge-manager-bench-guard-${folder}`, this.#ctx.guardLimitBytes);
+      : await sidecarCgroup(`forge-manager-bench-${Deno.pid}-${folder}`, this.#ctx.limitBytes);
+    const guardCgroup = this.#ctx.guardLimitBytes === 0 ? undefined : await sidecarCgroup(
+      `forge-manager-bench-guard-${Deno.pid}-${folder}`,
+      this.#ctx.guardLimitBytes,
+    );
     const pod = await startPod({
       name,
       dir: `${this.#ctx.root}/${folder}`,

@@ -87,9 +87,20 @@ export class MemoryCgroup {
     await Deno.writeTextFile(`${this.path}/${file}`, "0").catch(() => {});
   }
 
-  /** Removes the cgroup (its processes must have exited). */
+  /**
+   * Removes the cgroup. A process killed just before may not have left it yet (the kernel
+   * refuses with EBUSY meanwhile), so this tries again for up to two seconds.
+   */
   async remove(): Promise<void> {
-    await Deno.remove(this.path).catch(() => {});
+    for (let attempt = 0; attempt < 40; attempt++) {
+      try {
+        await Deno.remove(this.path);
+        return;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   }
 }
 
