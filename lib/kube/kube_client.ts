@@ -13,7 +13,13 @@ import * as k8s from "@kubernetes/client-node";
 import { sleep, systemClock } from "../base/clock.ts";
 import { VERSION } from "../base/version.ts";
 import type { KubeTransport } from "../core/config.ts";
-import { denoClientOptions, DenoClients, DenoHttpLibrary, watchOnce } from "./deno_transport.ts";
+import {
+  denoClientOptions,
+  DenoClients,
+  DenoHttpLibrary,
+  WATCH_IDLE_MS,
+  watchOnce,
+} from "./deno_transport.ts";
 
 /**
  * Loads a kubeconfig file, or the in-cluster service account when `kubeconfig` is undefined;
@@ -67,7 +73,8 @@ const USER_AGENT = `forge-manager/${VERSION} (kubernetes-client-javascript)`;
  * Deno's `fetch` (lib/kube/deno_transport.ts), with the TLS material and headers client-node's
  * own authentication computes for each request; no undici Agent is ever built.
  *
- * With transport `undici` it is client-node's own stack with two fixes:
+ * With transport `undici` it is client-node's own stack with two fixes (and a third in
+ * {@linkcode watchOne}: a silent watch is started again):
  * - HTTP/1.1 only (`allowH2: false`): under Deno 2.9.6 an HTTP/2 GOAWAY from an API server
  *   that stops or restarts can crash the whole process in nghttp2 (Deno's node:http2);
  * - one connection pool per set of connection options, reused: client-node 2.0.1 builds a new
@@ -234,8 +241,8 @@ const REWATCH_MS = 1000;
  * Watches the one object `name` in the collection at `path` (with `fieldSelector=metadata.name`,
  * which an RBAC rule limited by resourceNames allows), until `signal` aborts: `onEvent` gets each
  * ADDED or MODIFIED object, and `undefined` when it is DELETED. A watch that ends, fails or stays
- * silent for 30 s starts again `rewatchMs` later (default a second; `count` is called for each
- * start). A watch is an accelerator: every caller also polls, since a watch can go quiet without
+ * silent for `idleMs` (default 30 s, as client-node's Watch) starts again `rewatchMs` later
+ * (default a second; `count` is called for each start). A watch is an accelerator: every caller also polls, since a watch can go quiet without
  * failing. Over Deno's fetch for a {@linkcode ForgeKubeConfig} with transport `deno`, else
  * through client-node's Watch.
  */
@@ -247,8 +254,10 @@ export function watchOne<T>(opts: {
   signal: AbortSignal;
   count: () => void;
   rewatchMs?: number;
+  idleMs?: number;
 }): void {
-  const { kc, path, name, onEvent, signal, count, rewatchMs = REWATCH_MS } = opts;
+  const { kc, path, name, onEvent, signal, count } = opts;
+  const { rewatchMs = REWATCH_MS, idleMs = WATCH_IDLE_MS } = opts;
   const query = { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: "false" };
   const deliver = (phase: string, obj: unknown) => {
     if (phase === "DELETED") onEvent(phase, undefined);
@@ -259,9 +268,9 @@ export function watchOne<T>(opts: {
       const url = new URL(`${kc.getCurrentCluster()?.server ?? ""}${path}`);
       url.searchParams.set("watch", "true");
       for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-      return watchOnce({ kc, url, onEvent: deliver, signal });
+      return watchOnce({ kc, url, onEvent: deliver, signal, idleMs });
     }
-    : clientNodeWatch({ kc, path, query, deliver, signal });
+    : clientNodeWatch({ kc, path, query, deliver, signal, idleMs });
   const loop = async (): Promise<void> => {
     while (!signal.aborted) {
       count();
@@ -283,15 +292,21 @@ function clientNodeWatch(opts: {
   query: Record<string, string>;
   deliver: (phase: string, obj: unknown) => void;
   signal: AbortSignal;
+  idleMs: number;
 }): () => Promise<void> {
   const { kc, path, query, deliver, signal } = opts;
   const watcher = new k8s.Watch(kc);
+  // Its inactivity timeout is private in client-node's types, a plain field in its code.
+  (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs = opts.idleMs;
   let controller: AbortController | undefined;
   signal.addEventListener("abort", () => controller?.abort(), { once: true });
   return async () => {
     const done = Promise.withResolvers<void>();
     controller = await watcher.watch(path, query, deliver, () => done.resolve());
-    if (signal.aborted) controller.abort();
+    // Under Deno, client-node's own 30 s inactivity abort never calls `done`: the watch would be
+    // dead for good, with no event and no restart (kube_transport_test pins it).
+    controller.signal.addEventListener("abort", () => done.resolve(), { once: true });
+    if (signal.aborted || controller.signal.aborted) controller.abort();
     await done.promise;
   };
 }

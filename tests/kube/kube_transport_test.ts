@@ -276,3 +276,55 @@ Deno.test({
     assert.ok(starts >= 2, `the watch was started ${starts} time(s)`);
   },
 });
+
+Deno.test({
+  name:
+    "a watch silent for its idle time is started again and still delivers, over either transport",
+  ...integration,
+  async fn() {
+    // Over undici, client-node's own Watch aborts a silent watch but never says so under Deno:
+    // before kube_client.ts listened to that abort, such a watch was dead for good.
+    const { cp, namespace } = await leaseIdentity("idle");
+    const admin = loadKubeConfig(cp.adminKubeconfig);
+    const api = admin.makeApiClient(CoordinationV1Api);
+    const created = await api.createNamespacedLease({ namespace, body: lease("quiet", "pod-a") });
+    const stop = new AbortController();
+    const seen = { undici: [] as string[], deno: [] as string[] };
+    const starts = { undici: 0, deno: 0 };
+    const clients: ForgeKubeConfig[] = [];
+    try {
+      for (const transport of ["undici", "deno"] as const) {
+        const kc = loadKubeConfig(cp.adminKubeconfig, { transport });
+        clients.push(kc);
+        watchOne<V1Lease>({
+          kc,
+          path: `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+          name: "quiet",
+          onEvent: (_phase, obj) => seen[transport].push(obj?.spec?.holderIdentity ?? "-"),
+          signal: stop.signal,
+          count: () => starts[transport]++,
+          rewatchMs: 100,
+          idleMs: 1000,
+        });
+      }
+      await waitUntil(
+        "both watches to be started again after a silence",
+        () => starts.undici >= 2 && starts.deno >= 2 || undefined,
+        10_000,
+      );
+      await api.replaceNamespacedLease({
+        name: "quiet",
+        namespace,
+        body: { ...lease("quiet", "pod-b"), metadata: created.metadata },
+      });
+      await waitUntil(
+        "both watches to see the change",
+        () => seen.undici.includes("pod-b") && seen.deno.includes("pod-b") || undefined,
+        10_000,
+      );
+    } finally {
+      stop.abort();
+      for (const kc of [admin, ...clients]) kc.closeConnections();
+    }
+  },
+});
