@@ -230,6 +230,7 @@ async function main(args: string[]): Promise<number> {
   let api: string;
   let kubeFiles: string[];
   let commands: string[] = [];
+  let coordination: { api: string; files: string[] } | undefined;
   try {
     if (config.kubeconfig !== undefined) {
       const probed = await probeKubeconfig(config.kubeconfig);
@@ -240,11 +241,17 @@ async function main(args: string[]): Promise<number> {
       api = inClusterApi(Deno.env.toObject());
       kubeFiles = [SERVICE_ACCOUNT_DIR];
     }
+    if (config.global !== undefined) {
+      // The coordination cluster, reached with its own kubeconfig: its server and files too.
+      const probed = await probeKubeconfig(config.global.kubeconfig);
+      coordination = { api: probed.server, files: probed.files };
+      commands = [...new Set([...commands, ...probed.commands])];
+    }
   } catch (err) {
     log.error("cannot configure the Kubernetes client", { err });
     return 2;
   }
-  const grants = { ...sandboxGrants(config, api, kubeFiles), run: commands };
+  const grants = { ...sandboxGrants(config, api, kubeFiles, coordination), run: commands };
   log.info("starting the sandboxed worker", {
     read: grants.read,
     write: grants.write,

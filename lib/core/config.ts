@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type GlobalConfig, type PoolNames, readGlobal, readPoolNames } from "./cluster_config.ts";
 import { NETWORK_NAMES, type NetworkName } from "../cardano/kes_period.ts";
 import { LOG_LEVELS, type LogLevel } from "../base/log.ts";
 import { parsePoolId } from "../cardano/pool_id.ts";
@@ -93,6 +94,10 @@ export interface Config {
   poolId: string | undefined;
   /** cardano-node's Prometheus endpoint (NODE_METRICS_URL). */
   nodeMetricsUrl: string;
+  /** The pool's name and ticker (POOL_NAME, POOL_TICKER), for labels and status. */
+  pool: PoolNames;
+  /** The election across clusters (GLOBAL_KUBECONFIG); undefined: this cluster alone. */
+  global: GlobalConfig | undefined;
 }
 
 /**
@@ -444,8 +449,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const service = readService(r, names.podName);
   checkGuard(r, timing, service.guardSocket, files);
   const node = readNode(r);
+  const pool = readPoolNames(r);
+  const global = readGlobal(r, names, service);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
-  return { ...names, ...files, ...timing, ...service, ...node };
+  return { ...names, ...files, ...timing, ...service, ...node, pool, global };
 }
 
 /**

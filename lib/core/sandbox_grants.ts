@@ -18,22 +18,28 @@ function dirOf(path: string): string {
 
 /**
  * The grants for `config`. `api` is the API server's `host:port` and `kubeFiles` the files its
- * credentials live in (a kubeconfig and what it names, or the service-account folder).
+ * credentials live in (a kubeconfig and what it names, or the service-account folder);
+ * `coordination` the same for the coordination cluster (GLOBAL_KUBECONFIG).
  */
 export function sandboxGrants(
   config: Config,
   api: string,
   kubeFiles: readonly string[],
+  coordination?: { api: string; files: readonly string[] },
 ): SandboxGrants {
   const creds = Object.values(config.credentials);
   const targetDirs = creds.map((c) => dirOf(c.target));
   const nodeMetrics = metricsHostPort(config.nodeMetricsUrl);
+  const health = config.global?.healthEndpoint === undefined
+    ? undefined
+    : metricsHostPort(config.global.healthEndpoint);
   return {
     read: unique([
       ...creds.map((c) => c.source),
       ...targetDirs,
       config.nodeSocket,
       ...kubeFiles,
+      ...(coordination?.files ?? []),
       ...(config.shelleyGenesisFile === undefined ? [] : [config.shelleyGenesisFile]),
     ]),
     write: unique([...targetDirs, config.nodeSocket]),
@@ -42,6 +48,9 @@ export function sandboxGrants(
       `${config.metricsHost}:${config.metricsPort}`,
       `unix:${config.nodeSocket}`,
       ...(nodeMetrics === undefined ? [] : [nodeMetrics]),
+      // Across clusters: the coordination cluster, and the one health-check endpoint.
+      ...(coordination === undefined ? [] : [coordination.api]),
+      ...(health === undefined ? [] : [health]),
     ]),
   };
 }

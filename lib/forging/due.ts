@@ -9,12 +9,23 @@
  */
 
 import { type ForgingState, holdsTerm, keysMoving } from "./state.ts";
+import { localLeader } from "./global_cluster.ts";
 
 type Rule = (s: ForgingState) => number | undefined;
 
 /** Whether the start-up is over and the process not done: every rule but the socket's. */
 function running(s: ForgingState): boolean {
   return s.phase.kind !== "starting" && s.phase.kind !== "done";
+}
+
+/** Whether the election across clusters runs its requests now: configured, no keys moving. */
+function globalRuns(s: ForgingState): boolean {
+  return running(s) && s.global !== undefined && !keysMoving(s);
+}
+
+/** Whether this cluster's local leader does its part across clusters now. */
+function clusterWork(s: ForgingState): boolean {
+  return globalRuns(s) && localLeader(s);
 }
 
 /** Whether the operations' requests run now: configured, and no keys moving. */
@@ -69,6 +80,27 @@ export const DUE = {
       ? endsAt
       : undefined;
   },
+  /** A follower's read of the coordination Lease (a holder learns from its own writes). */
+  globalRead: (s) =>
+    globalRuns(s) && s.global!.busy === undefined && s.global!.election.term === undefined
+      ? s.global!.nextReadAt
+      : undefined,
+  /** The local leader's read of the other clusters' entries and the operator's requests. */
+  membersRead: (s) =>
+    clusterWork(s) && !s.global!.membersBusy ? s.global!.nextMembersReadAt : undefined,
+  /** Reading this cluster's CardanoForgeCluster (the local leader's). */
+  clusterRead: (s) =>
+    clusterWork(s) && !s.global!.clusterBusy ? s.global!.nextClusterReadAt : undefined,
+  /** The health check its spec asks for (the local leader's). */
+  health: (s) =>
+    clusterWork(s) && !s.global!.healthBusy && s.global!.spec?.healthCheck?.enabled === true
+      ? s.global!.nextHealthAt
+      : undefined,
+  /** This cluster's entry across clusters and its resource's status, again unchanged. */
+  publishCluster: (s) =>
+    clusterWork(s) && s.global!.specRead
+      ? Math.min(s.global!.nextPublishAt, s.global!.nextReportAt)
+      : undefined,
 } satisfies Record<string, Rule>;
 
 /** Whether a rule's time `at` has come by `now`. */

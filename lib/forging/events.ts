@@ -15,6 +15,7 @@ import type { CredentialFacts } from "../cardano/cardano_keys.ts";
 import type { CredentialCheck } from "./credential_verdict.ts";
 import type { ForgingConfirmation } from "./forging_confirmation.ts";
 import type { NodeMetricsSample } from "../node/node_metrics.ts";
+import type { GlobalEffect, GlobalEvent, GlobalTransition } from "./global_events.ts";
 import type {
   ForgingConfig,
   ForgingState,
@@ -77,7 +78,8 @@ export type ForgingEvent =
     outcome: "ok" | "no_node" | SignalFailure;
     error?: string;
   }
-  | OpsEvent;
+  | OpsEvent
+  | GlobalEvent;
 
 /** How a fence ended, including the runs that needed no pod at all. */
 export type FenceResult = FenceOutcome | { proven: true; how: "no_previous" | "guard_bound" } | {
@@ -139,7 +141,8 @@ export type Effect =
    */
   | { kind: "claim_leader"; term: number; timeoutMs: number }
   | { kind: "report"; transition: Transition }
-  | OpsEffect;
+  | OpsEffect
+  | GlobalEffect;
 
 /** What telemetry (`telemetry.ts`) turns into logs, metrics, status and Events. */
 export type Transition =
@@ -205,7 +208,8 @@ export type Transition =
     confirmation: ForgingConfirmation;
     changed: boolean;
   }
-  | OpsTransition;
+  | OpsTransition
+  | GlobalTransition;
 
 /** The operations' events. */
 export type OpsEvent =

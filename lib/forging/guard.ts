@@ -15,9 +15,8 @@
  * @module
  */
 
-import { termDeadline } from "./election.ts";
 import { type Effect, type ForgingEvent, report } from "./events.ts";
-import { type ForgingState, isForging } from "./state.ts";
+import { forgeDeadline, type ForgingState, isForging } from "./state.ts";
 import { stepAside } from "./stopping.ts";
 
 /** How long an arming may take before the promotion gives up, in ms. */
@@ -26,7 +25,8 @@ export const GUARD_ARM_TIMEOUT_MS = 2000;
 /** What to answer the guard's ping now: whether keys may be in place, and the term's time left. */
 export function guardAnswer(s: ForgingState, now: number): { armed: boolean; leftMs: number } {
   if (!s.guardWanted) return { armed: false, leftMs: 0 };
-  const deadline = termDeadline(s.election, s.cfg);
+  // Across clusters the coordination Lease's term may end first: the earlier deadline counts.
+  const deadline = forgeDeadline(s);
   // Keys at risk with no term left (an unconfirmed stop after the term): the guard acts at once.
   return { armed: true, leftMs: deadline === undefined ? 0 : Math.max(0, deadline - now) };
 }

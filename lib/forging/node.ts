@@ -14,6 +14,7 @@ import {
   isForging,
   LEADING_PHASES,
   leadsNow,
+  mayForgeNow,
   type NodeView,
   optional,
   processKey,
@@ -104,7 +105,7 @@ export function nodeChecked(
     }
   }
   const key = processKey(node);
-  if (!node.nonProducing && !leadsNow(next, now) && !next.warnedUnsafe.includes(key)) {
+  if (!node.nonProducing && !mayForgeNow(next, now) && !next.warnedUnsafe.includes(key)) {
     fx.push(report({ kind: "unsafe_node", pid: node.pid }));
     next = { ...next, warnedUnsafe: [...next.warnedUnsafe.slice(-15), key] };
     next = stopNode(next, "unsafe_node", fx);
@@ -115,7 +116,7 @@ export function nodeChecked(
     if (!same && before !== undefined) fx.push(report({ kind: "node_restarted", pid: node.pid }));
     // A leader places the keys and signals at its next promotion; anyone else stops the node
     // (once: an unsafe node was stopped just above).
-    if (!leadsNow(next, now) && next.stop === s.stop) next = stopNode(next, "node_restart", fx);
+    if (!mayForgeNow(next, now) && next.stop === s.stop) next = stopNode(next, "node_restart", fx);
   }
   return next;
 }

@@ -12,7 +12,7 @@ import { mayForge } from "./credential_verdict.ts";
 import { type Effect, type ForgingEvent, type PlacePurpose, report } from "./events.ts";
 import {
   type ForgingState,
-  leadsNow,
+  mayForgeNow,
   nodeOf,
   optional,
   type PlacedKeys,
@@ -92,7 +92,7 @@ export function keysPlaced(
   if (purpose === "promote" && phase.kind === "promoting" && phase.step === "placing") {
     // The term may have ended while we wrote: then settle() demotes, and the stop it starts runs
     // after this placement and unlinks the keys again.
-    if (!leadsNow(s, now)) return s;
+    if (!mayForgeNow(s, now)) return s;
     return signalWhenReady(s, { ...phase, facts: placed }, fx);
   }
   if (purpose === "rotate" && phase.kind === "forging" && phase.rotation?.step === "placing") {
@@ -114,7 +114,7 @@ export function promotionAnswered(
   if (phase.kind !== "promoting" || phase.term !== term || phase.step !== "placing") return s;
   const next = { ...phase, [answer]: true };
   if (next.facts === undefined) return { ...s, phase: next };
-  if (!leadsNow(s, now)) return s; // settle() demotes; its stop unlinks the placed keys
+  if (!mayForgeNow(s, now)) return s; // settle() demotes; its stop unlinks the placed keys
   return signalWhenReady(s, next, fx);
 }
 

@@ -6,7 +6,13 @@
  * @module
  */
 
-import { type Decision, type ElectionState, type ElectionTiming, isLeading } from "./election.ts";
+import {
+  type Decision,
+  type ElectionState,
+  type ElectionTiming,
+  isLeading,
+  termDeadline,
+} from "./election.ts";
 import type { FencePending, LeaseRecord } from "../kube/lease_store.ts";
 import type { ControlView } from "../kube/cardano_leader.ts";
 import type { NodeInfo } from "../core/node_process.ts";
@@ -16,6 +22,12 @@ import type { CredentialCheck } from "./credential_verdict.ts";
 import type { ConfirmationState } from "./forging_confirmation.ts";
 import type { KesTiming } from "../cardano/kes_period.ts";
 import type { NodeMetricsSample } from "../node/node_metrics.ts";
+import {
+  globalAllows,
+  globalDeadline,
+  type GlobalForgingConfig,
+  type GlobalState,
+} from "./global_state.ts";
 
 /** What the step needs of the configuration. Durations in milliseconds. */
 export interface ForgingConfig extends ElectionTiming {
@@ -52,6 +64,11 @@ export interface ForgingConfig extends ElectionTiming {
    * publish this replica's state, and (with `fence`) end the term when our own Pod is deleted.
    */
   operations?: boolean;
+  /**
+   * The election across clusters (`global.ts`): this replica forges only while it also holds
+   * the coordination cluster's Lease, which only its cluster's local leader competes for.
+   */
+  global?: GlobalForgingConfig;
 }
 
 /** How often the credentials are judged (the KES window moves with time), in ms. */
@@ -94,7 +111,12 @@ export type AfterStop =
   | { kind: "step_aside"; provision: boolean }
   | { kind: "shutdown" }
   /** Our Pod is being deleted: never compete again in this process. */
-  | { kind: "retire" };
+  | { kind: "retire" }
+  /**
+   * The coordination Lease is lost or handed on, the local term goes on: this replica stays its
+   * cluster's candidate (awaiting_node) and may compete again.
+   */
+  | { kind: "candidate" };
 
 /**
  * The forging states. `term` numbers our terms (one per acquisition) so that a result of an
@@ -151,6 +173,11 @@ export type Phase =
      * own clean stop says nothing of a deleted Lease's last holder (election.ts).
      */
     probationLeftMs?: number;
+    /**
+     * With `after` candidate: the coordination Lease is released once the stop is in (clean if
+     * confirmed), to `handoverTo` if set. Every other stop of a term releases it anyway.
+     */
+    globalRelease?: { handoverTo?: string; holdOffMs?: number };
   }
   /** Holding the Lease (and renewing it) during an operator's pause; the node does not forge. */
   | { kind: "paused"; term: number }
@@ -278,6 +305,8 @@ export interface ForgingState {
   readonly guardLink?: "up" | "down";
   /** Whether the guard last reported itself armed. */
   readonly guardArmed?: boolean;
+  /** The election across clusters (with `cfg.global`). */
+  readonly global?: GlobalState;
 }
 
 /** The operations' part of the state. */
@@ -325,9 +354,27 @@ export function isForging(state: ForgingState): boolean {
   return state.phase.kind === "forging";
 }
 
-/** Whether this replica holds a term that allows forging now. */
+/** Whether this replica holds a (local) term that allows forging now. */
 export function leadsNow(state: ForgingState, now: number): boolean {
   return isLeading(state.election, now, state.cfg);
+}
+
+/**
+ * Whether this replica may forge now: a local term that allows it and, across clusters, the
+ * coordination Lease won for that term.
+ */
+export function mayForgeNow(state: ForgingState, now: number): boolean {
+  return leadsNow(state, now) && globalAllows(state.global, state.term, now, state.cfg);
+}
+
+/** When the right to forge ends (monotonic): the earlier of the two terms' deadlines. */
+export function forgeDeadline(state: ForgingState): number | undefined {
+  const local = termDeadline(state.election, state.cfg);
+  if (state.cfg.global === undefined || local === undefined) return local;
+  const global = globalDeadline(state.global, state.cfg);
+  return global === undefined || state.global?.forTerm !== state.term
+    ? undefined
+    : Math.min(local, global);
 }
 
 /** Whether the start-up work the node waits for (boot keys) is done. */

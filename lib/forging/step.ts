@@ -51,6 +51,9 @@ import {
   settleElection,
 } from "./lease.ts";
 import { guardEvent } from "./guard.ts";
+import { globalEvent, globalWake, settleGlobal } from "./global.ts";
+import { isGlobalEvent } from "./global_events.ts";
+import { initialGlobal } from "./global_state.ts";
 import { checkNode, decoysDue, decoysPlaced, nodeChecked, socketProbed } from "./node.ts";
 import {
   applyOps,
@@ -72,7 +75,7 @@ import {
   CREDENTIAL_CHECK_MS,
   type ForgingConfig,
   type ForgingState,
-  leadsNow,
+  mayForgeNow,
   NODE_METRICS_MS,
   nodeCheckInterval,
 } from "./state.ts";
@@ -104,6 +107,7 @@ export function start(cfg: ForgingConfig, now: number): Step {
     nextCredentialCheckAt: now,
     samples: [],
     nextMetricsAt: now,
+    ...(cfg.global !== undefined ? { global: initialGlobal(cfg.global, now) } : {}),
   };
   const effects: Effect[] = [];
   // The node exits at boot without credential files, even when non-producing.
@@ -134,6 +138,7 @@ export function nextWake(state: ForgingState, now: number): number | undefined {
     if (d.kind === "wait") times.push(d.until);
   }
   for (const rule of Object.values(DUE)) times.push(rule(state));
+  times.push(...globalWake(state, now));
   const due = times.filter((t): t is number => t !== undefined);
   return due.length === 0 ? undefined : Math.min(...due);
 }
@@ -142,6 +147,7 @@ export function nextWake(state: ForgingState, now: number): number | undefined {
 
 function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): ForgingState {
   if (isOpsEvent(e)) return applyOps(s, e, now, fx);
+  if (isGlobalEvent(e)) return globalEvent(s, e, now, fx);
   s = beforeEvent(s, e, fx);
   switch (e.kind) {
     case "tick":
@@ -261,8 +267,10 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     return { state: next, effects: fx };
   }
 
-  // The election, a fence proven by the previous holder's guard bound, a follower's read.
+  // The election, a fence proven by the previous holder's guard bound, a follower's read; the
+  // election across clusters.
   next = settleElection(next, now, fx);
+  next = settleGlobal(next, now, fx);
   if (isDue(DUE.fenceBound(next), now)) next = fenceByBound(next, fx);
   if (isDue(DUE.lease(next), now)) next = readLease(next, now, fx);
   // The node (and, while forging, the sources of a rotation).
@@ -283,7 +291,7 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   // Stepping aside ends; promotion begins.
   if (isDue(DUE.aside(next), now)) next = { ...next, phase: { kind: "standby" } };
   const p = next.phase;
-  if (p.kind === "awaiting_node" && leadsNow(next, now) && mayPromote(next, now)) {
+  if (p.kind === "awaiting_node" && mayForgeNow(next, now) && mayPromote(next, now)) {
     // Not while the Lease still says this term owes a proof: a successor would prove the earlier
     // holder only, not us.
     if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);

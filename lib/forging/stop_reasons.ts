@@ -35,7 +35,17 @@ export type StopReason =
   /** The leader's own Pod is being deleted: stop and release at once, never compete again. */
   | "pod_terminating"
   /** The guard went away, could not be armed, or stopped the node itself (lib/core/guard.ts). */
-  | "guard";
+  | "guard"
+  /** Across clusters: the coordination Lease was not renewed within the renew deadline. */
+  | "global_renew_deadline"
+  /** Across clusters: the coordination Lease was taken, released or deleted under us. */
+  | "global_lease_lost"
+  /** Across clusters: this cluster's CardanoForgeCluster became Disabled. */
+  | "cluster_disabled"
+  /** Across clusters: a higher-priority cluster is ready again; the Lease goes back to it. */
+  | "priority_return"
+  /** Across clusters: an operator handed the pool to another cluster. */
+  | "cluster_handover";
 
 /** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
 export type SignalReason = StopReason | "promote" | "rotate";
@@ -124,5 +134,30 @@ export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
     metric: "guard",
     status: "Demoted_guard",
     text: "the guard went away, could not be armed, or stopped the node itself",
+  },
+  global_renew_deadline: {
+    metric: "global_renew_deadline",
+    status: "Demoted_global_renew_deadline",
+    text: "the coordination Lease was not renewed within the renew deadline",
+  },
+  global_lease_lost: {
+    metric: "global_lease_lost",
+    status: "Demoted_global_lease_lost",
+    text: "another cluster holds the coordination Lease, or it was released or deleted",
+  },
+  cluster_disabled: {
+    metric: "cluster_disabled",
+    status: "Demoted_cluster_disabled",
+    text: "this cluster's CardanoForgeCluster is Disabled",
+  },
+  priority_return: {
+    metric: "priority_return",
+    status: "Demoted_priority_return",
+    text: "a higher-priority cluster is ready again: the pool goes back to it",
+  },
+  cluster_handover: {
+    metric: "cluster_handover",
+    status: "Demoted_cluster_handover",
+    text: "an operator handed the pool to another cluster",
   },
 };

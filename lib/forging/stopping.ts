@@ -9,6 +9,7 @@
  */
 
 import { demoted, termDeadline } from "./election.ts";
+import { releaseGlobal } from "./global.ts";
 import type { StopReason } from "./stop_reasons.ts";
 import { type Effect, report } from "./events.ts";
 import {
@@ -49,9 +50,10 @@ export function beginStop(
     releaseTimeoutMs?: number;
   } = {},
 ): ForgingState {
-  const wasLeading = s.election.term !== undefined;
+  // A stop for the coordination Lease (after: candidate) keeps the local term.
+  const wasLeading = after.kind !== "candidate" && s.election.term !== undefined;
   const wasForging = opts.wasForging ?? (isForging(s) || s.phase.kind === "promoting");
-  const probationLeftMs = s.election.term !== undefined ? s.election.term.forgeFrom - now : 0;
+  const probationLeftMs = wasLeading ? s.election.term!.forgeFrom - now : 0;
   const seen = s.election.seen?.observation;
   const ours = seen?.kind === "present" && seen.record.holder === s.cfg.identity
     ? seen.record
@@ -152,6 +154,7 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
     fx.push(report({ kind: "forging_disabled", reason: phase.reason, confirmed }));
   }
   const release = phase.release;
+  s = releaseGlobalAfterStop(s, phase, confirmed, now, fx);
   if (release !== undefined) {
     const effect: LeaseRelease = {
       kind: "release_lease",
@@ -194,7 +197,37 @@ function finishStop(s: ForgingState, confirmed: boolean, now: number, fx: Effect
       return { ...s, phase: release !== undefined ? { kind: "releasing" } : { kind: "done" } };
     case "retire":
       return { ...s, phase: { kind: "retired" } };
+    case "candidate":
+      // The local term goes on (unless it ended meanwhile): the cluster's candidate again.
+      return {
+        ...s,
+        phase: s.election.term !== undefined
+          ? { kind: "awaiting_node", term: s.term }
+          : { kind: "standby" },
+      };
   }
+}
+
+/**
+ * Across clusters, a stop's end releases the coordination Lease (clean only if the stop is
+ * confirmed): every end of a local term does, handing it to this cluster (the local successor
+ * may take it at once, another cluster waits as for any release); a stop for the Lease itself
+ * does as `phase.globalRelease` says.
+ */
+function releaseGlobalAfterStop(
+  s: ForgingState,
+  phase: Extract<Phase, { kind: "stopping" }>,
+  confirmed: boolean,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  if (s.global?.election.term === undefined) return s;
+  if (phase.after.kind !== "candidate") {
+    return releaseGlobal(s, confirmed, s.cfg.global!.cluster, now, fx);
+  }
+  const planned = phase.globalRelease;
+  if (planned === undefined) return s;
+  return releaseGlobal(s, confirmed, planned.handoverTo, now, fx, planned.holdOffMs ?? 0);
 }
 
 /** Shutdown: a term ends with its stop and a release; otherwise the process is done. */

@@ -25,6 +25,7 @@ import type { NodeMetricsRead } from "../node/node_metrics.ts";
 import { type NodeInfo, type NodeProcess, SignalError } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
 import { OpsEffects } from "./ops_effects.ts";
+import { GlobalEffects, type GlobalPorts } from "./global_effects.ts";
 import type { Telemetry } from "./telemetry.ts";
 import type { GuardPort } from "./guard_port.ts";
 
@@ -48,6 +49,8 @@ export interface EffectPorts {
   ownPod?: OwnPod | undefined;
   /** The guard on this machine (GUARD_SOCKET). */
   guard?: GuardPort | undefined;
+  /** The coordination cluster and this cluster's CardanoForgeCluster (GLOBAL_KUBECONFIG). */
+  global?: GlobalPorts | undefined;
 }
 
 const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
@@ -70,11 +73,15 @@ export class EffectRunner {
   /** The last release of the Lease (it never rejects: failures are events). */
   #releasing: Promise<void> = Promise.resolve();
   readonly #ops: OpsEffects;
+  readonly #global: GlobalEffects | undefined;
 
   constructor(ports: EffectPorts, post: (event: ForgingEvent) => void) {
     this.#p = ports;
     this.#post = post;
     this.#ops = new OpsEffects(ports, post);
+    this.#global = ports.global === undefined
+      ? undefined
+      : new GlobalEffects(ports.global, ports.clock, post);
   }
 
   /** Queues one step's effects behind those of earlier steps. */
@@ -212,6 +219,20 @@ export class EffectRunner {
       case "publish_replica":
       case "report_handover":
         return await this.#ops.run(e);
+      case "read_global":
+      case "read_members":
+      case "write_global":
+      case "release_global":
+      case "claim_global":
+      case "publish_member":
+      case "report_global_handover":
+      case "read_cluster":
+      case "report_cluster":
+      case "check_health":
+        if (this.#global === undefined) {
+          throw new Error(`${e.kind}: no coordination cluster configured`);
+        }
+        return await this.#global.run(e);
     }
   }
 

@@ -8,7 +8,10 @@
  */
 
 import type { Clock } from "../base/clock.ts";
-import type { Config } from "../core/config.ts";
+import { type Config, guardBoundMs } from "../core/config.ts";
+import type { GlobalConfig } from "../core/cluster_config.ts";
+import type { GlobalForgingConfig } from "../forging/global_state.ts";
+import type { GlobalPorts } from "./global_effects.ts";
 import type { ControlStore, StatusReporter } from "../kube/cardano_leader.ts";
 import type { CredentialStore } from "../node/credentials.ts";
 import { EffectRunner } from "./effects.ts";
@@ -51,6 +54,30 @@ export interface ForgeManagerDeps {
   ownPod?: OwnPod | undefined;
   /** The guard on this machine (GUARD_SOCKET): forging then waits for it to be armed. */
   guard?: GuardPort | undefined;
+  /** The coordination cluster and this cluster's CardanoForgeCluster (GLOBAL_KUBECONFIG). */
+  global?: GlobalPorts | undefined;
+}
+
+/**
+ * The step's configuration across clusters. Our identity there is `<cluster>_<suffix>`: its
+ * "pod" part (`podOf`) is the cluster, so a release handed to a cluster may be taken at once by
+ * whichever replica is that cluster's local leader then.
+ */
+export function globalForgingConfig(
+  config: Config,
+  global: GlobalConfig,
+  identity: string,
+): GlobalForgingConfig {
+  return {
+    identity: `${global.cluster}_${identity.slice(identity.lastIndexOf("_") + 1)}`,
+    cluster: global.cluster,
+    region: global.region,
+    priority: global.priority,
+    priorityDelayMs: global.priorityDelayMs,
+    returnStableMs: global.returnStableMs,
+    guardBoundMs: guardBoundMs(config),
+    ...(global.healthEndpoint !== undefined ? { healthEndpoint: global.healthEndpoint } : {}),
+  };
 }
 
 /** How long shutdown waits for the last release and status writes. */
@@ -102,6 +129,9 @@ export class ForgeManager implements HealthView {
       ...(config.poolId !== undefined ? { poolId: config.poolId } : {}),
       nodeMetrics: this.#d.readNodeMetrics !== undefined,
       operations: this.#d.control !== undefined,
+      global: config.global === undefined || this.#d.global === undefined
+        ? undefined
+        : globalForgingConfig(config, config.global, identity),
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);

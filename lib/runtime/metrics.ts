@@ -7,6 +7,7 @@
  */
 
 import { Counter, Gauge, Registry } from "prom-client";
+import { type GlobalMetrics, globalMetrics } from "./global_metrics.ts";
 import { cpuUsage } from "node:process";
 import type { CredentialCheck, CredentialVerdict } from "../forging/credential_verdict.ts";
 import {
@@ -17,6 +18,8 @@ import {
 
 /** Every metric the sidecar exports. */
 export interface Metrics {
+  /** The election across clusters' metrics (registered only with it). */
+  readonly global?: GlobalMetrics;
   readonly registry: Registry;
   readonly forgingEnabled: Gauge<"pod">;
   readonly leaderStatus: Gauge<"pod">;
@@ -47,7 +50,9 @@ export interface Metrics {
   readonly nodeForgingConfirmed: Gauge<"state">;
   readonly guardArmed: Gauge;
   readonly guardDemotions: Counter<"reason">;
-  readonly info: Gauge<"version" | "pod" | "namespace" | "lease" | "identity">;
+  readonly info: Gauge<
+    "version" | "pod" | "namespace" | "lease" | "identity" | "pool_name" | "pool_ticker"
+  >;
 }
 
 /** Creates the registry and all metrics. `lastRenewAt` feeds the seconds-since-renew gauge. */
@@ -57,6 +62,16 @@ export function createMetrics(opts: {
   namespace: string;
   lease: string;
   identity: string;
+  /** POOL_NAME and POOL_TICKER, on forge_manager_info ("" when not set). */
+  poolName?: string;
+  poolTicker?: string;
+  /**
+   * Labels on every series: `network` and `pool_id` once POOL_ID names the pool (several pools
+   * can then share a namespace and a Prometheus), `cluster` with the election across clusters.
+   */
+  labels?: Record<string, string>;
+  /** Registers the election across clusters' metrics too. */
+  global?: boolean;
   /** Wall-clock ms of the last successful renew, or undefined if never. */
   lastRenewAt: () => number | undefined;
   /**
@@ -66,6 +81,9 @@ export function createMetrics(opts: {
   guardHeartbeatAge?: () => number | undefined;
 }): Metrics {
   const registry = new Registry();
+  if (opts.labels !== undefined && Object.keys(opts.labels).length > 0) {
+    registry.setDefaultLabels(opts.labels);
+  }
   const registers = [registry];
   const forgingEnabled = new Gauge({
     name: "cardano_forging_enabled",
@@ -84,7 +102,15 @@ export function createMetrics(opts: {
   const info = new Gauge({
     name: "forge_manager_info",
     help: "Build and identity of this forge-manager (always 1)",
-    labelNames: ["version", "pod", "namespace", "lease", "identity"] as const,
+    labelNames: [
+      "version",
+      "pod",
+      "namespace",
+      "lease",
+      "identity",
+      "pool_name",
+      "pool_ticker",
+    ] as const,
     registers,
   });
   info.set({
@@ -93,6 +119,8 @@ export function createMetrics(opts: {
     namespace: opts.namespace,
     lease: opts.lease,
     identity: opts.identity,
+    pool_name: opts.poolName ?? "",
+    pool_ticker: opts.poolTicker ?? "",
   }, 1);
   new Gauge({
     name: "process_resident_memory_bytes",
@@ -121,6 +149,7 @@ export function createMetrics(opts: {
     ...witnessMetrics(registers),
     ...operationsMetrics(registers),
     ...guardMetrics(registers, opts.guardHeartbeatAge),
+    ...(opts.global ? { global: globalMetrics(registers) } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import type { Logger } from "../base/log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { StatusReporter, StatusUpdate } from "../kube/cardano_leader.ts";
 import { STOP_REASONS } from "../forging/stop_reasons.ts";
+import { GLOBAL } from "./global_telemetry.ts";
 import {
   credentialMetricValues,
   recordCredentialMetrics,
@@ -40,7 +41,7 @@ export interface TelemetryDeps {
 }
 
 /** What a handler may use. */
-interface Context {
+export interface Context {
   d: TelemetryDeps;
   log: Logger;
   metrics: Metrics;
@@ -52,7 +53,8 @@ interface Context {
   guardDemotions(totals: Record<string, number>): void;
 }
 
-type Handlers = {
+/** One handler per transition. */
+export type Handlers = {
   [K in Transition["kind"]]: (t: Extract<Transition, { kind: K }>, c: Context) => void;
 };
 
@@ -396,7 +398,15 @@ const GUARD: Pick<Handlers, "guard_link" | "guard_arm_failed" | "guard_fired" | 
   },
 };
 
-const HANDLERS: Handlers = { ...LEASE, ...FORGING, ...NODE, ...WITNESSES, ...OPS, ...GUARD };
+const HANDLERS: Handlers = {
+  ...LEASE,
+  ...FORGING,
+  ...NODE,
+  ...WITNESSES,
+  ...OPS,
+  ...GUARD,
+  ...GLOBAL,
+};
 
 /** Turns transitions into logs, metrics, status and Events. */
 export class Telemetry {

@@ -13,7 +13,10 @@ import { type Config, usesPodFence } from "../core/config.ts";
 import { KubeCardanoLeader } from "../kube/cardano_leader.ts";
 import { FileCredentialStore } from "../node/credentials.ts";
 import { PodFence } from "../kube/fence.ts";
-import { ForgeManager } from "./forge_manager.ts";
+import { ForgeManager, globalForgingConfig } from "./forge_manager.ts";
+import type { GlobalPorts } from "./global_effects.ts";
+import { KubeCoordination } from "../kube/coordination.ts";
+import { KubeForgeCluster } from "../kube/forge_cluster.ts";
 import { createHandler } from "./http_handler.ts";
 import { apiServerHostPort, loadKubeConfig, observeUndici } from "../kube/kube_client.ts";
 import { kesPeriodAt, type KesTiming, loadKesTiming } from "../cardano/kes_period.ts";
@@ -181,6 +184,77 @@ function makeDecoys(
   return decoys;
 }
 
+/**
+ * The coordination cluster (its own kubeconfig, GLOBAL_KUBECONFIG) and this cluster's
+ * CardanoForgeCluster, with the election across clusters; else undefined.
+ */
+function globalAdapters(
+  config: Config,
+  kc: ReturnType<typeof loadKubeConfig>,
+  identity: string,
+  count: (operation: string) => void,
+): GlobalPorts | undefined {
+  const global = config.global;
+  if (global === undefined) return undefined;
+  const gkc = loadKubeConfig(global.kubeconfig);
+  const counted = (operation: string) => count(`global_${operation}`);
+  const where = { kc: gkc, namespace: global.namespace, count: counted };
+  const fc = globalForgingConfig(config, global, identity);
+  return {
+    leases: new KubeLeaseStore({ ...where, name: global.leaseName }),
+    coordination: new KubeCoordination({
+      ...where,
+      name: global.cardanoLeaderName,
+      clock: systemClock,
+    }),
+    cardanoLeader: new KubeCardanoLeader({
+      ...where,
+      name: global.cardanoLeaderName,
+      pod: `${global.cluster}/${config.podName}`,
+      clock: systemClock,
+    }),
+    forgeCluster: new KubeForgeCluster({
+      kc,
+      namespace: config.namespace,
+      name: global.forgeClusterName,
+      fallbackPriority: global.priority,
+      count,
+    }),
+    checkHealth: probeHealth,
+    identity: fc.identity,
+    guardBoundMs: fc.guardBoundMs,
+    cluster: global.cluster,
+    pod: config.podName,
+    leaseDurationSeconds: config.leaseDurationMs / 1000,
+  };
+}
+
+/** The health check's probe: an HTTP GET within `timeoutMs`; a 2xx answer is healthy. */
+async function probeHealth(
+  endpoint: string,
+  timeoutMs: number,
+): Promise<{ ok: boolean; message: string }> {
+  try {
+    const response = await fetch(endpoint, { signal: AbortSignal.timeout(timeoutMs) });
+    await response.body?.cancel();
+    return { ok: response.ok, message: `HTTP ${response.status}` };
+  } catch (err) {
+    return { ok: false, message: errorText(err) };
+  }
+}
+
+/**
+ * The labels every series carries: the pool once POOL_ID names it (several pools can share a
+ * namespace and a Prometheus; without POOL_ID the series keep the seed's labels), the cluster in
+ * an election across clusters.
+ */
+export function metricLabels(config: Config): Record<string, string> {
+  return {
+    ...(config.poolId !== undefined ? { network: config.network, pool_id: config.poolId } : {}),
+    ...(config.global !== undefined ? { cluster: config.global.cluster } : {}),
+  };
+}
+
 /** Runs the sidecar; resolves with whether it left no keys at risk (its last stop confirmed). */
 async function start(config: Config, identity: string): Promise<boolean> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
@@ -195,6 +269,10 @@ async function start(config: Config, identity: string): Promise<boolean> {
     namespace: config.namespace,
     lease: config.leaseName,
     identity,
+    ...(config.pool.name !== undefined ? { poolName: config.pool.name } : {}),
+    ...(config.pool.ticker !== undefined ? { poolTicker: config.pool.ticker } : {}),
+    labels: metricLabels(config),
+    global: config.global !== undefined,
     lastRenewAt: () => holder.manager?.lastRenewWall,
     guardHeartbeatAge: () => guard?.heartbeatAge(),
   });
@@ -225,6 +303,7 @@ async function start(config: Config, identity: string): Promise<boolean> {
     socketAccepts: (path) => socketAccepts(path),
     ...kubeAdapters(config, kc, log, count),
     guard,
+    global: globalAdapters(config, kc, identity, count),
   });
   holder.manager = manager;
   const server = Deno.serve({

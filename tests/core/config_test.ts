@@ -560,3 +560,65 @@ Deno.test("a KES file beside a KES agent, or an agent socket that is another fil
     'KES_AGENT_SOCKET="/ipc/node.cert": is the same file as TARGET_OP_CERT',
   ]);
 });
+
+Deno.test("the pool's name and ticker are checked, and optional", () => {
+  const config = parseConfig({ ...BASE, POOL_NAME: "Sandstone Pool", POOL_TICKER: "SAND" });
+  assert.deepEqual(config.pool, { name: "Sandstone Pool", ticker: "SAND" });
+  assert.deepEqual(parseConfig(BASE).pool, { name: undefined, ticker: undefined });
+  assert.deepEqual(problemsOf({ ...BASE, POOL_TICKER: "sand" }), [
+    'POOL_TICKER="sand": must be 3 to 5 upper-case letters or digits',
+  ]);
+  assert.deepEqual(problemsOf({ ...BASE, POOL_NAME: "x".repeat(51) }), [
+    `POOL_NAME="${"x".repeat(51)}": must be at most 50 printable characters`,
+  ]);
+});
+
+const GLOBAL = {
+  ...BASE,
+  FENCE: "guard",
+  GUARD_SOCKET: "/run/forge-manager-guard/guard.sock",
+  GLOBAL_KUBECONFIG: "/etc/forge-manager/coordination.kubeconfig",
+  CLUSTER_NAME: "eu-west",
+};
+
+Deno.test("across clusters: the coordination cluster's objects default to the local names", () => {
+  const config = parseConfig({ ...GLOBAL, CLUSTER_REGION: "eu-west-1", CLUSTER_PRIORITY: "2" });
+  assert.deepEqual(config.global, {
+    cluster: "eu-west",
+    region: "eu-west-1",
+    priority: 2,
+    forgeClusterName: "eu-west",
+    kubeconfig: "/etc/forge-manager/coordination.kubeconfig",
+    namespace: "default",
+    leaseName: "cardano-node-leader",
+    cardanoLeaderName: "cardano-leader",
+    priorityDelayMs: 10_000,
+    returnStableMs: 60_000,
+    healthEndpoint: undefined,
+  });
+  assert.equal(parseConfig(BASE).global, undefined, "one cluster by default");
+});
+
+Deno.test("across clusters: CLUSTER_NAME and the guard are required, and nothing is ignored", () => {
+  assert.deepEqual(problemsOf({ ...GLOBAL, CLUSTER_NAME: "" }), [
+    'CLUSTER_NAME="": is required with GLOBAL_KUBECONFIG (this cluster\'s name among the ' +
+    "pool's clusters, a DNS label)",
+  ]);
+  const unguarded = problemsOf({
+    ...BASE,
+    GLOBAL_KUBECONFIG: GLOBAL.GLOBAL_KUBECONFIG,
+    CLUSTER_NAME: "a",
+  });
+  assert.equal(unguarded.length, 1);
+  assert.match(unguarded[0]!, /^GLOBAL_KUBECONFIG=.*needs FENCE=guard and GUARD_SOCKET/);
+  assert.deepEqual(problemsOf({ ...BASE, CLUSTER_NAME: "a" }), [
+    'CLUSTER_NAME="a": needs GLOBAL_KUBECONFIG (the election across clusters)',
+  ]);
+  assert.deepEqual(problemsOf({ ...GLOBAL, CLUSTER_PRIORITY: "0", CLUSTER_NAME: "EU" }), [
+    'CLUSTER_NAME="EU": must be a lower-case DNS label (at most 63 characters)',
+    'CLUSTER_PRIORITY="0": must be a whole number from 1 (highest) to 999',
+  ]);
+  assert.deepEqual(problemsOf({ ...GLOBAL, HEALTH_CHECK_ENDPOINT: "ftp://x" }), [
+    'HEALTH_CHECK_ENDPOINT="ftp://x": must be an http:// or https:// URL with a host',
+  ]);
+});
