@@ -919,30 +919,32 @@ function cluster(): Promise<Cluster> {
     const cp = await sharedControlPlane();
     const ca = await Deno.readTextFile(cp.caFile);
     const admin = new RawApi(cp.admin(), ca);
-    const crd = find(base, "CustomResourceDefinition");
-    const created = await admin.create(crd);
-    if (created.status === 409) {
-      // Another test file installed it: replace it with the shipped one.
-      const path = `${await admin.collection(crd)}/${crd.metadata.name}`;
-      const current = await admin.request("GET", path);
-      const body = {
-        ...crd,
-        metadata: { ...crd.metadata, resourceVersion: current.body.metadata.resourceVersion },
-      };
-      const replaced = await admin.request("PUT", `${path}?fieldValidation=Strict`, { body });
-      assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
-    } else {
-      assert.equal(created.status, 201, JSON.stringify(created.body));
+    for (const { obj: crd } of base.filter((r) => r.obj.kind === "CustomResourceDefinition")) {
+      const created = await admin.create(crd);
+      if (created.status === 409) {
+        // Another test file installed it: replace it with the shipped one.
+        const path = `${await admin.collection(crd)}/${crd.metadata.name}`;
+        const current = await admin.request("GET", path);
+        const body = {
+          ...crd,
+          metadata: { ...crd.metadata, resourceVersion: current.body.metadata.resourceVersion },
+        };
+        const replaced = await admin.request("PUT", `${path}?fieldValidation=Strict`, { body });
+        assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
+      } else {
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+      }
+      const kind = crd.spec.names.kind as string;
+      await waitUntil(`the ${kind} CRD to be Established`, async () => {
+        const { body } = await admin.request(
+          "GET",
+          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+        );
+        return (body.status?.conditions as Json[] | undefined)?.some((c) =>
+          c.type === "Established" && c.status === "True"
+        ) && await admin.resource("cardano.io/v1", kind) !== null;
+      }, { timeoutMs: 20_000, intervalMs: 100 });
     }
-    await waitUntil("the CardanoLeader CRD to be Established", async () => {
-      const { body } = await admin.request(
-        "GET",
-        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
-      );
-      return (body.status?.conditions as Json[] | undefined)?.some((c) =>
-        c.type === "Established" && c.status === "True"
-      ) && await admin.resource("cardano.io/v1", "CardanoLeader") !== null;
-    }, { timeoutMs: 20_000, intervalMs: 100 });
     return { cp, admin, ca };
   })();
   return clusterPromise;
