@@ -26,6 +26,7 @@ import { type CommandIo, EXIT_FAILED, EXIT_OK } from "../core/cli/command.ts";
 import type { KubeTarget, OperateOptions } from "../core/cli/operate_args.ts";
 import {
   formatAge,
+  isClusterEntry,
   pauseInForce,
   planHandover,
   renderStatus,
@@ -164,7 +165,14 @@ class Deployment {
     const holder = lease?.holder ?? "";
     if (holder !== "") names.add(holder.slice(0, Math.max(0, holder.lastIndexOf("_"))) || holder);
     const pods: StatusInputs["pods"] = {};
-    await Promise.all([...names].map(async (n) => (pods[n] = await this.podReady(n))));
+    await Promise.all([...names].map(async (n) => {
+      // On the coordination cluster an entry is a cluster's: there is no Pod to read, its own
+      // entry says whether its candidate is ready.
+      const entry = replicas[n];
+      pods[n] = entry !== undefined && isClusterEntry(entry)
+        ? { ready: entry.ready === true }
+        : await this.podReady(n);
+    }));
     return {
       obj,
       inputs: {

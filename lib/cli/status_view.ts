@@ -8,6 +8,23 @@
 
 import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/cardano_leader.ts";
 
+/** A cluster's entry on the coordination cluster's CardanoLeader (its local leader writes it). */
+export interface ClusterFields {
+  /** The cluster's local leader. */
+  pod: string;
+  ready: boolean;
+  state: string;
+  priority: number;
+  region?: string;
+}
+
+/** Whether an entry is a cluster's (across clusters) rather than a pod's. */
+export function isClusterEntry(entry: ReplicaEntry): entry is ReplicaEntry & ClusterFields {
+  const e = entry as Partial<ClusterFields>;
+  return typeof e.pod === "string" && typeof e.priority === "number" &&
+    typeof e.state === "string";
+}
+
 /** A replica entry older than this is not counted as a running forge-manager. */
 export const FRESH_MS = 30_000;
 
@@ -31,9 +48,11 @@ export interface StatusInputs {
   pods: Record<string, { ready: boolean } | undefined>;
 }
 
-/** One replica's row. */
+/** One replica's row (a cluster's, on the coordination cluster). */
 export interface ReplicaRow extends ReplicaEntry {
   pod: string;
+  /** A cluster's row: its local leader, state, priority and region. */
+  cluster?: { candidate: string; state: string; priority: number; region: string };
   /** The Pod's Ready condition; undefined when the Pod does not exist. */
   ready: boolean | undefined;
   /** Whether the entry's heartbeat is recent (the sidecar runs). */
@@ -92,8 +111,17 @@ export function statusModel(inputs: StatusInputs, now: number): StatusModel {
   const holder = lease?.holder ?? "";
   const replicas = Object.entries(inputs.replicas).map(([pod, entry]): ReplicaRow => {
     const heartbeatAgeMs = age(now, entry.heartbeat) ?? Infinity;
+    const cluster = isClusterEntry(entry)
+      ? {
+        candidate: entry.pod,
+        state: entry.state,
+        priority: entry.priority,
+        region: entry.region ?? "",
+      }
+      : undefined;
     return {
       ...entry,
+      ...(cluster !== undefined ? { cluster } : {}),
       pod,
       ready: inputs.pods[pod]?.ready,
       fresh: heartbeatAgeMs < FRESH_MS,
@@ -148,7 +176,13 @@ export function planHandover(model: StatusModel, to: string | undefined): Handov
       } s)`;
     }
     if (row.ready !== true) {
+      if (row.cluster !== undefined) return `cluster ${pod}'s local leader is not ready`;
       return row.ready === undefined ? `${pod} has no Pod` : `${pod} is not ready`;
+    }
+    if (row.cluster !== undefined) {
+      // A cluster: its entry says whether its local leader could forge once it holds the Lease.
+      if (row.cluster.state === "Disabled") return `cluster ${pod} is Disabled`;
+      return undefined;
     }
     if (row.phase === "stepped_aside") return `${pod} is stepping aside after its own term`;
     if (row.phase === "retired") return `${pod} is being deleted`;
@@ -237,6 +271,20 @@ export function renderStatus(model: StatusModel, now: number): string {
     r.reason || "-",
     r.fresh ? `${formatAge(r.heartbeatAgeMs)} ago` : `stale (${formatAge(r.heartbeatAgeMs)})`,
   ]);
+  // On the coordination cluster each row is a cluster: who leads it, and where it stands.
+  if (model.replicas.some((r) => r.cluster !== undefined)) {
+    header.splice(0, 1, "CLUSTER", "CANDIDATE", "STATE", "PRIORITY", "REGION");
+    model.replicas.forEach((r, i) =>
+      rows[i]!.splice(
+        1,
+        0,
+        r.cluster?.candidate ?? "-",
+        r.cluster?.state ?? "-",
+        String(r.cluster?.priority ?? "-"),
+        r.cluster?.region || "-",
+      )
+    );
+  }
   if (rows.length === 0) lines.push("No replica has published its state yet.");
   else {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

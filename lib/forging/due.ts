@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type ForgingState, holdsTerm, keysMoving } from "./state.ts";
+import { controlOf, type ForgingState, holdsTerm, keysMoving } from "./state.ts";
 import { localLeader } from "./global_cluster.ts";
 
 type Rule = (s: ForgingState) => number | undefined;
@@ -75,7 +75,7 @@ export const DUE = {
   publish: (s) => requestsRun(s) ? s.ops?.nextPublishAt ?? -Infinity : undefined,
   /** The end of an operator's pause with an `until`, once its start was seen. */
   pauseEnd: (s) => {
-    const endsAt = s.ops?.control?.pause?.endsAt;
+    const endsAt = controlOf(s)?.pause?.endsAt;
     return running(s) && s.cfg.operations && s.ops?.pauseSeen && endsAt !== undefined
       ? endsAt
       : undefined;

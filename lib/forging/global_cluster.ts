@@ -51,8 +51,9 @@ export function standingNow(s: ForgingState, now: number): Standing {
  * standing other than Disabled.
  */
 export function competes(s: ForgingState, now: number): boolean {
+  // The coordination CardanoLeader read once too: a pause of the pool there must be known first.
   return s.election.term !== undefined && s.phase.kind === "awaiting_node" &&
-    s.node.kind === "present" && s.node.ready && g(s).specRead &&
+    s.node.kind === "present" && s.node.ready && g(s).specRead && g(s).control !== undefined &&
     standingNow(s, now).state !== "Disabled" &&
     (s.credentials === undefined || mayForge(s.credentials));
 }

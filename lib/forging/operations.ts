@@ -22,6 +22,7 @@ import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_l
 import { DUE, isDue } from "./due.ts";
 import { type Effect, type ForgingEvent, type OpsEvent, report } from "./events.ts";
 import {
+  controlOf,
   type ForgingState,
   holdsTerm,
   isForging,
@@ -59,7 +60,8 @@ export function pauseActive(control: ControlView | undefined, now: number): bool
 /** Whether a term may promote now: the spec was read once and no pause is in force. */
 export function mayPromote(s: ForgingState, now: number): boolean {
   if (!s.cfg.operations) return true;
-  return s.ops?.control !== undefined && !pauseActive(s.ops.control, now);
+  const control = controlOf(s);
+  return control !== undefined && !pauseActive(control, now);
 }
 
 /** The operations' events: the CardanoLeader read or watched, our Pod read or watched. */
@@ -209,10 +211,11 @@ export function settleRequests(s: ForgingState, now: number, fx: Effect[]): Forg
 /** An operator's pause begins or ends: a leader is held in `paused`, or resumes. */
 export function pause(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   const ops = s.ops ?? {};
-  const active = pauseActive(ops.control, now);
+  const control = controlOf(s);
+  const active = pauseActive(control, now);
   let next = s;
   if (active !== (ops.pauseSeen ?? false)) {
-    const p = ops.control?.pause;
+    const p = control?.pause;
     fx.push(report(
       active && p !== undefined
         ? { kind: "pause_started", reason: p.reason, by: p.by }
@@ -225,7 +228,7 @@ export function pause(s: ForgingState, now: number, fx: Effect[]): ForgingState 
     active && (phase.kind === "awaiting_node" || phase.kind === "promoting" ||
       phase.kind === "forging")
   ) {
-    const p = ops.control!.pause!;
+    const p = control!.pause!;
     const wasForging = phase.kind !== "awaiting_node";
     fx.push(report({ kind: "paused_leader", reason: p.reason, by: p.by, wasForging }));
     next = { ...next, phase: { kind: "paused", term: phase.term } };

@@ -417,6 +417,18 @@ export function optional<K extends string, V>(key: K, value: V | undefined): { [
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
+/**
+ * The operator's requests in force: this cluster's CardanoLeader's and, across clusters, a
+ * pause on the coordination cluster's (it pauses the pool everywhere). Undefined until this
+ * cluster's spec was read once.
+ */
+export function controlOf(s: ForgingState): ControlView | undefined {
+  const local = s.ops?.control;
+  const globalPause = s.global?.control?.pause;
+  if (local === undefined || globalPause === undefined || local.pause !== undefined) return local;
+  return { ...local, pause: globalPause };
+}
+
 /** The state with its operations' part replaced. */
 export function withOps(s: ForgingState, ops: OpsState): ForgingState {
   return { ...s, ops };

@@ -189,8 +189,12 @@ function candidate(
 }
 
 /** A candidate that took a clean coordination Lease and forges. */
-function globalForger(global: Partial<GlobalForgingConfig> = {}): Machine {
-  const m = candidate(global);
+function globalForger(
+  global: Partial<GlobalForgingConfig> = {},
+  cfg: Parameters<typeof standby>[0] = {},
+): Machine {
+  const m = candidate(global, undefined, cfg);
+  if (cfg.operations) m.feed({ kind: "control_read", control: {} });
   const released = grec("", "5", { releasedBy: "west_aa11" });
   const first = globalRead(m, released);
   // A lower priority waits its delay first.
@@ -421,4 +425,17 @@ Deno.test("shutdown releases both Leases", () => {
   m.answerStop();
   assert.ok(m.did.includes("release:clean"));
   assert.equal(m.effect("release_global").clean, true);
+});
+
+Deno.test("a pause on the coordination cluster's CardanoLeader pauses the pool's forger there", () => {
+  const m = globalForger({}, { operations: true });
+  m.feed({
+    kind: "members_read",
+    members: [],
+    control: { pause: { reason: "KES rotation", by: "alice" } },
+  }, m.now + 1);
+  assert.equal(m.phase, "paused");
+  assert.ok(m.did.includes("signal:paused"), m.did.join());
+  // Its own cluster's spec has none: the coordination cluster's counts.
+  assert.equal(m.state.ops?.control?.pause, undefined);
 });

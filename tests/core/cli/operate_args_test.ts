@@ -164,3 +164,70 @@ Deno.test("the status table shows the holder, the pause and one row per replica"
   // An older sidecar's entry has no guard: "-".
   assert.match(text, /^p-1\s+yes\s+no\s+no\s+found\s+idle\s+-\s+standby/m);
 });
+
+Deno.test("on the coordination cluster each row is a cluster: its candidate, state, priority, region", () => {
+  const cluster = (
+    name: string,
+    fields: Record<string, unknown>,
+    change: Partial<ReplicaEntry> = {},
+  ) =>
+    entry(name, {
+      identity: `${name}_x`,
+      phase: "awaiting_node",
+      reason: "candidate",
+      ...change,
+      ...fields,
+    } as Partial<ReplicaEntry>);
+  const i = inputs({
+    leaseName: "cardano-node-leader",
+    lease: { holder: "eu-west_x", acquireTime: iso(120_000), renewTime: iso(500), transitions: 3 },
+    replicas: {
+      "eu-west": cluster(
+        "eu-west",
+        {
+          pod: "cardano-producer-0",
+          ready: true,
+          state: "Priority-based",
+          priority: 1,
+          region: "eu",
+        },
+        { phase: "forging", leader: true, forging: true },
+      ),
+      "us-east": cluster("us-east", {
+        pod: "cardano-producer-2",
+        ready: true,
+        state: "Priority-based",
+        priority: 2,
+        region: "us",
+      }),
+      "ap-south": cluster("ap-south", {
+        pod: "cardano-producer-1",
+        ready: true,
+        state: "Disabled",
+        priority: 3,
+        region: "ap",
+      }),
+    },
+    pods: {
+      "eu-west": { ready: true },
+      "us-east": { ready: true },
+      "ap-south": { ready: true },
+    },
+  });
+  const model = statusModel(i, NOW);
+  const text = renderStatus(model, NOW);
+  assert.match(text, /held by eu-west \(eu-west_x\)/);
+  assert.match(text, /^CLUSTER\s+CANDIDATE\s+STATE\s+PRIORITY\s+REGION\s+READY/m);
+  assert.match(text, /^us-east\s+cardano-producer-2\s+Priority-based\s+2\s+us\s+yes/m);
+  // A ready cluster is a handover target; a Disabled one is refused with its reason.
+  assert.deepEqual(planHandover(model, "us-east"), { ok: true, from: "eu-west", to: "us-east" });
+  assert.deepEqual(planHandover(model, "ap-south"), {
+    ok: false,
+    reason: "cluster ap-south is Disabled",
+  });
+  const notReady = statusModel({ ...i, pods: { ...i.pods, "us-east": { ready: false } } }, NOW);
+  assert.deepEqual(planHandover(notReady, "us-east"), {
+    ok: false,
+    reason: "cluster us-east's local leader is not ready",
+  });
+});
