@@ -191,7 +191,7 @@ function written_(
     ...(wait > 0 ? { probationSeconds: Math.round(wait / 100) / 10 } : {}),
   }));
   fx.push({ kind: "claim_global" });
-  next = withGlobal(next, { ...g(next), forTerm: s.term, acquirable: undefined });
+  next = withGlobal(next, { ...g(next), forTerm: s.term, acquiredAt: now, acquirable: undefined });
   return next;
 }
 
@@ -371,11 +371,17 @@ function settleAcquire(s: ForgingState, now: number, fx: Effect[]): ForgingState
   const gs = g(s);
   if (gs.election.term !== undefined || gs.busy !== undefined || gs.releasing) return s;
   if (!competes(s, now)) return s;
-  const d = decide(gs.election, now, s.cfg);
+  // A release handed to this cluster is no race: our hold-off after handing it on gives way.
+  const seen = gs.election.seen?.observation;
+  const election = seen?.kind === "present" && seen.record.holder === "" &&
+      seen.record.releasedBy !== undefined && seen.record.handoverTo === s.cfg.global!.cluster
+    ? { ...gs.election, notBefore: undefined }
+    : gs.election;
+  const d = decide(election, now, s.cfg);
   if (d.kind !== "acquire") return s;
   const key = gs.election.seen?.key ?? "unseen";
   const acquirable = gs.acquirable?.key === key ? gs.acquirable : { key, since: now };
-  let next = withGlobal(s, { ...gs, acquirable });
+  let next = withGlobal(s, { ...gs, election, acquirable });
   const record = d.record;
   const handedToUs = record?.handoverTo === s.cfg.global!.cluster;
   const delay = handedToUs ? 0 : priorityDelayMs(

@@ -11,13 +11,10 @@
 import type { Effect, ForgingEvent } from "./events.ts";
 import { report } from "./events.ts";
 import type { GlobalState, Member, MemberView } from "./global_state.ts";
-import { type ForgingState, isForging, LEADING_PHASES, readTimeout } from "./state.ts";
+import { type ForgingState, isForging, LEADING_PHASES, leadsNow, readTimeout } from "./state.ts";
 import { type HealthCount, type Standing, standing } from "./standing.ts";
 import { mayForge } from "./credential_verdict.ts";
 import { guardView } from "./guard.ts";
-
-/** How often this cluster's entry is written again unchanged (its heartbeat), in ms. */
-export const MEMBER_HEARTBEAT_MS = 5000;
 
 /** How often the CardanoForgeCluster status is written again unchanged, in ms. */
 export const CLUSTER_REPORT_MS = 60_000;
@@ -52,15 +49,20 @@ export function standingNow(s: ForgingState, now: number): Standing {
  */
 export function competes(s: ForgingState, now: number): boolean {
   // The coordination CardanoLeader read once too: a pause of the pool there must be known first.
-  return s.election.term !== undefined && s.phase.kind === "awaiting_node" &&
+  // Its local term may forge now (past any probation): it could promote at once once it wins.
+  return leadsNow(s, now) && s.phase.kind === "awaiting_node" &&
     s.node.kind === "present" && s.node.ready && g(s).specRead && g(s).control !== undefined &&
     standingNow(s, now).state !== "Disabled" &&
     (s.credentials === undefined || mayForge(s.credentials));
 }
 
-/** Whether a member's candidate is alive: its heartbeat moved within a lease and a delay. */
+/**
+ * Whether a member's candidate is alive: its heartbeat, written and read every SLEEP_INTERVAL,
+ * moved within three of those intervals. Shorter than a takeover (a Lease and a delay): a holder
+ * that has just taken the Lease from a cluster that went silent never counts it alive.
+ */
 function alive(s: ForgingState, m: Member, now: number): boolean {
-  return now - m.changedAt < s.cfg.leaseDurationMs + s.cfg.acquireDelayMs;
+  return now - m.changedAt < 3 * s.cfg.sleepIntervalMs;
 }
 
 /** The other clusters' entries, as read now (`readySince` kept while they stay ready). */
@@ -78,7 +80,13 @@ export function membersRead(
       ? prev.changedAt
       : now;
     const ready = view.ready && view.state !== "Disabled";
-    const readySince = ready ? (prev?.readySince ?? now) : undefined;
+    // Stable means ready at the same standing: a priority that changed (a health check that
+    // passes again, an operator's edit) counts from the change, so a flapping check cannot
+    // bounce the Lease.
+    // A member that was not alive at this read starts over too (it was cut off, or restarted).
+    const same = prev !== undefined && prev.view.priority === view.priority &&
+      prev.view.state === view.state && alive(s, prev, now);
+    const readySince = ready ? (same ? prev.readySince ?? now : now) : undefined;
     members[view.cluster] = {
       view,
       changedAt,
@@ -90,11 +98,16 @@ export function membersRead(
 
 /**
  * A higher-priority cluster to hand the Lease back to: alive, ready and eligible without a
- * break for RETURN_STABLE, its effective priority strictly better than ours. The best of them.
+ * break for RETURN_STABLE, its effective priority strictly better than ours, once our own term
+ * has lasted RETURN_STABLE too. The best of them.
  */
 export function returnTarget(s: ForgingState, now: number): Member | undefined {
   const mine = standingNow(s, now).priority;
   const stable = s.cfg.global!.returnStableMs;
+  // Our own term lasts RETURN_STABLE first: a pool an operator (or a failover) just moved here
+  // does not bounce straight back.
+  const since = g(s).acquiredAt;
+  if (since === undefined || now - since < stable) return undefined;
   return Object.values(g(s).members)
     .filter((m) =>
       alive(s, m, now) && m.readySince !== undefined &&
@@ -228,7 +241,8 @@ export function publishCluster(s: ForgingState, now: number, fx: Effect[]): Forg
   const key = JSON.stringify(entry);
   if (key !== gs.published || now >= gs.nextPublishAt) {
     fx.push({ kind: "publish_member", entry });
-    gs = { ...gs, published: key, nextPublishAt: now + MEMBER_HEARTBEAT_MS };
+    // A heartbeat every SLEEP_INTERVAL: well inside the window in which others count it alive.
+    gs = { ...gs, published: key, nextPublishAt: now + s.cfg.sleepIntervalMs };
   }
   const seen = gs.election.seen?.observation;
   const holder = seen?.kind === "present" ? seen.record.holder : "";

@@ -79,6 +79,8 @@ export interface GlobalState {
   readonly nextMembersReadAt: number;
   /** The local term our global term was won for (forging needs both, of the same term). */
   readonly forTerm?: number;
+  /** When we won the global term (monotonic). */
+  readonly acquiredAt?: number;
   /** The version we may take, and since when the election allowed it (before the delay). */
   readonly acquirable?: { key: string; since: number };
   /** The version whose previous holder could not be proven stopped (reported once). */

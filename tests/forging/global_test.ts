@@ -137,6 +137,13 @@ function run(m: Machine, until: number, world: World = {}): Seen {
           observation: lease === undefined ? { kind: "absent" } : present(lease),
         });
         answer(m.effects);
+      } else if (e.kind === "release_global") {
+        ours = grec("", `${rv++}`, {
+          releasedBy: m.state.cfg.global!.identity,
+          ...(e.handoverTo !== undefined ? { handoverTo: e.handoverTo } : {}),
+        });
+        m.feed({ kind: "global_released", record: ours, clean: e.clean });
+        answer(m.effects);
       } else if (e.kind === "read_members") {
         m.feed({ kind: "members_read", members: world.members?.() ?? [], control: {} });
         answer(m.effects);
@@ -438,4 +445,81 @@ Deno.test("a pause on the coordination cluster's CardanoLeader pauses the pool's
   assert.ok(m.did.includes("signal:paused"), m.did.join());
   // Its own cluster's spec has none: the coordination cluster's counts.
   assert.equal(m.state.ops?.control?.pause, undefined);
+});
+
+Deno.test("a member that was gone starts its RETURN_STABLE over when it comes back", () => {
+  const m = globalForger({ priority: 2 });
+  const t0 = m.now;
+  let beat = 0;
+  let beating = true;
+  let backAt: number | undefined;
+  const west = () => {
+    if (beating) {
+      beat++;
+      backAt ??= m.now;
+    }
+    return [member("west", { priority: 1, heartbeat: `b${beat}` })];
+  };
+  run(m, t0 + 3_000, { members: west });
+  // Cut off for a while: its heartbeat stops moving, its entry still says ready.
+  beating = false;
+  run(m, t0 + 40_000, { members: west });
+  assert.ok(isForging(m.state), "a silent member is not handed the pool");
+  // Back: ready again, but handed the pool only RETURN_STABLE after it came back.
+  beating = true;
+  backAt = undefined;
+  run(m, m.now + 10_000, { members: west });
+  assert.ok(backAt !== undefined);
+  run(m, backAt + 29_000, { members: west });
+  assert.ok(isForging(m.state), "handed back before RETURN_STABLE");
+  run(m, backAt + 36_000, { members: west });
+  assert.equal(m.phase, "stopping", "handed back once it had been ready for RETURN_STABLE");
+});
+
+Deno.test("a candidate on probation in its own cluster neither competes nor says it is ready", () => {
+  // Its own record, re-acquired after its write went unanswered: probation LEASE_DURATION +
+  // ACQUIRE_DELAY before its local term may forge.
+  const m = standby({ global: EAST }, present(rec(ME, "10")));
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "11"), sentAt: m.now });
+  assert.ok(m.state.election.term!.forgeFrom > m.now, "on probation");
+  m.feed({ kind: "cluster_read", wallMs: WALL + m.now });
+  const read = globalRead(m, grec("", "5", { releasedBy: "west_aa11" }));
+  assert.ok(!read.some((e) => e.kind === "write_global"), "competed on probation");
+  const entry = [...m.effects, ...read].findLast((e) => e.kind === "publish_member");
+  assert.equal(
+    entry === undefined || entry.kind !== "publish_member" || entry.entry.ready,
+    entry === undefined,
+    "said it was ready",
+  );
+});
+
+Deno.test("a release handed back to us is taken at once, hold-off or not", () => {
+  const m = globalForger({ priority: 2 });
+  let beat = 0;
+  const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
+  run(m, m.now + 40_000, { members: west });
+  assert.equal(m.phase, "stopping");
+  m.answerStop();
+  const release = m.effect("release_global");
+  assert.equal(release.handoverTo, "west");
+  m.feed({
+    kind: "global_released",
+    record: grec("", "29", { releasedBy: EAST.identity, handoverTo: "west" }),
+    clean: true,
+  });
+  // West hands it straight back (an operator's request): our two-lease hold-off gives way.
+  const back = grec("", "30", { releasedBy: "west_aa11", handoverTo: "east" });
+  const seen = run(m, m.now + 2_000, { lease: () => back, members: west, globalWrites: false });
+  assert.ok(seen.did.includes("write_global"), "held off a release addressed to us");
+});
+
+Deno.test("a holder keeps the pool RETURN_STABLE after taking it, whoever is ready", () => {
+  const m = globalForger({ priority: 2 });
+  const t0 = m.now;
+  let beat = 0;
+  // West (priority 1) has been ready all along, but we only just took the Lease.
+  const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
+  run(m, t0 + 29_000, { members: west });
+  assert.ok(isForging(m.state), "handed back before our term lasted RETURN_STABLE");
 });

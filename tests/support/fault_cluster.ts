@@ -26,7 +26,7 @@ import {
 import { type CredentialSet, makeCredentialSet } from "./keys.ts";
 import { SimKubelet } from "./kubelet.ts";
 import { metricValue, type Pod, startPod } from "./pod.ts";
-import { FAST_TIMING, installForgeManager } from "./replicas.ts";
+import { FAST_TIMING, installForgeManager, type PoolNames, poolNames } from "./replicas.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { sleep, waitUntil } from "./wait.ts";
 
@@ -69,6 +69,10 @@ export interface FaultClusterOptions {
   seedReleasedLease?: boolean;
   /** Runs `forge-manager guard` in every pod beside the sidecar (tests/support/pod.ts). */
   guard?: boolean;
+  /** A pool of its own in a namespace shared with another (its names carry the suffix). */
+  pool?: PoolNames;
+  /** The pool's credential set (default: a fresh one); several clusters of one pool share it. */
+  credentials?: CredentialSet;
 }
 
 /** The figures of one fault. */
@@ -150,6 +154,9 @@ export class FaultCluster implements AsyncDisposable {
   readonly #guard: boolean;
   readonly #coord: k8s.CoordinationV1Api;
   readonly #core: k8s.CoreV1Api;
+  /** This deployment's Lease and CardanoLeader (the shipped names, or its pool's). */
+  readonly leaseName: string;
+  readonly cardanoLeaderName: string;
 
   private constructor(
     opts: FaultClusterOptions,
@@ -164,7 +171,16 @@ export class FaultCluster implements AsyncDisposable {
     this.#envOf = opts.envOf ?? (() => ({}));
     this.#nodeShutdownMs = opts.nodeShutdownMs;
     this.#guard = opts.guard ?? false;
-    this.credentials = makeCredentialSet();
+    const names = poolNames(opts.pool);
+    this.leaseName = names.lease;
+    this.cardanoLeaderName = names.cardanoLeader;
+    this.#env = {
+      ...(opts.pool !== undefined
+        ? { LEASE_NAME: names.lease, CARDANO_LEADER_NAME: names.cardanoLeader }
+        : {}),
+      ...this.#env,
+    };
+    this.credentials = opts.credentials ?? makeCredentialSet();
     const admin = opts.cp.admin();
     this.kubelet = new SimKubelet({ kc: admin, namespace: opts.namespace });
     this.#coord = admin.makeApiClient(k8s.CoordinationV1Api);
@@ -173,7 +189,7 @@ export class FaultCluster implements AsyncDisposable {
 
   /** Installs forge-manager into the namespace and starts the replicas (in parallel). */
   static async start(opts: FaultClusterOptions): Promise<FaultCluster> {
-    const kubeconfig = await installForgeManager(opts.cp, opts.namespace);
+    const kubeconfig = await installForgeManager(opts.cp, opts.namespace, opts.pool);
     const root = await Deno.makeTempDir({ prefix: `fm-faults-${opts.namespace}-` });
     const cluster = new FaultCluster(opts, root, await Deno.readTextFile(kubeconfig));
     try {
@@ -193,7 +209,7 @@ export class FaultCluster implements AsyncDisposable {
       namespace: this.namespace,
       body: {
         metadata: {
-          name: LEASE_NAME,
+          name: this.leaseName,
           namespace: this.namespace,
           annotations: { [RELEASED_BY]: "fault-suite-seed" },
         },
@@ -484,7 +500,10 @@ export class FaultCluster implements AsyncDisposable {
 
   async readLease(): Promise<k8s.V1Lease | undefined> {
     try {
-      return await this.#coord.readNamespacedLease({ name: LEASE_NAME, namespace: this.namespace });
+      return await this.#coord.readNamespacedLease({
+        name: this.leaseName,
+        namespace: this.namespace,
+      });
     } catch (err) {
       if (err instanceof k8s.ApiException && err.code === 404) return undefined;
       throw err;
@@ -499,7 +518,7 @@ export class FaultCluster implements AsyncDisposable {
       change(lease);
       try {
         return await this.#coord.replaceNamespacedLease({
-          name: LEASE_NAME,
+          name: this.leaseName,
           namespace: this.namespace,
           body: lease,
         });
@@ -510,7 +529,7 @@ export class FaultCluster implements AsyncDisposable {
   }
 
   async deleteLease(): Promise<void> {
-    await this.#coord.deleteNamespacedLease({ name: LEASE_NAME, namespace: this.namespace });
+    await this.#coord.deleteNamespacedLease({ name: this.leaseName, namespace: this.namespace });
   }
 
   /** The holder's replica key, from the Lease (undefined when empty). */

@@ -26,32 +26,68 @@ async function manifest(file: string): Promise<KubernetesObject[]> {
   return loadAllYaml(await Deno.readTextFile(`${MANIFESTS}${file}`)) as KubernetesObject[];
 }
 
+/** A pool of its own in a shared namespace: its Lease and CardanoLeader names (see `suffix`). */
+export interface PoolNames {
+  /** Appended to the shipped names of the Roles, ServiceAccount, Lease and CardanoLeader. */
+  suffix: string;
+}
+
+/** The shipped names with a pool's suffix: what manifests/examples/second-pool's overlay makes. */
+export function poolNames(pool: PoolNames | undefined) {
+  const s = pool?.suffix ?? "";
+  return {
+    lease: `cardano-node-leader${s}`,
+    cardanoLeader: `cardano-leader${s}`,
+    role: `forge-manager${s}`,
+    fenceRole: `forge-manager-fence${s}`,
+    serviceAccount: `forge-manager-test${s}`,
+  };
+}
+
 /**
  * Installs the shipped CRD, RBAC and CardanoLeader object into `namespace` and returns a
- * kubeconfig for the shipped ServiceAccount's Roles.
+ * kubeconfig for the shipped ServiceAccount's Roles. With `pool`, the Roles, their names and
+ * resourceNames, and the CardanoLeader carry its suffix (a second pool beside the first).
  */
-export async function installForgeManager(cp: ControlPlane, namespace: string): Promise<string> {
+export async function installForgeManager(
+  cp: ControlPlane,
+  namespace: string,
+  pool?: PoolNames,
+): Promise<string> {
+  const names = poolNames(pool);
+  const suffix = pool?.suffix ?? "";
   await cp.ensureNamespace(namespace);
   for (const obj of await manifest("crd.yaml")) await cp.apply(obj);
   for (const obj of [...await manifest("rbac.yaml"), ...await manifest("cardanoleader.yaml")]) {
     if (obj.kind === "CustomResourceDefinition") continue;
-    obj.metadata = { ...obj.metadata, namespace };
-    const subjects = (obj as { subjects?: { namespace?: string }[] }).subjects;
-    for (const subject of subjects ?? []) subject.namespace = namespace;
+    obj.metadata = { ...obj.metadata, namespace, name: `${obj.metadata?.name}${suffix}` };
+    const o = obj as {
+      subjects?: { namespace?: string; name?: string }[];
+      roleRef?: { name: string };
+      rules?: { resourceNames?: string[] }[];
+    };
+    for (const subject of o.subjects ?? []) {
+      subject.namespace = namespace;
+      subject.name = `${subject.name}${suffix}`;
+    }
+    if (o.roleRef !== undefined) o.roleRef.name = `${o.roleRef.name}${suffix}`;
+    for (const rule of o.rules ?? []) {
+      if (rule.resourceNames) rule.resourceNames = rule.resourceNames.map((n) => `${n}${suffix}`);
+    }
     await cp.apply(obj);
   }
   const kubeconfig = await cp.mintIdentity({
     namespace,
-    serviceAccount: "forge-manager-test",
-    roleName: "forge-manager",
+    serviceAccount: names.serviceAccount,
+    roleName: names.role,
   });
   // The fence's own Role, bound to the same identity.
   await cp.apply({
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
-    metadata: { name: "forge-manager-test-fence", namespace },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "forge-manager-fence" },
-    subjects: [{ kind: "ServiceAccount", name: "forge-manager-test", namespace }],
+    metadata: { name: `${names.serviceAccount}-fence`, namespace },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: names.fenceRole },
+    subjects: [{ kind: "ServiceAccount", name: names.serviceAccount, namespace }],
   } as KubernetesObject);
   return kubeconfig;
 }
