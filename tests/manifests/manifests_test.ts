@@ -20,10 +20,7 @@ import {
   type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
   V1MicroTime,
-  Watch,
 } from "@kubernetes/client-node";
 import { validateCredentialSet } from "../../lib/cardano/cardano_keys.ts";
 import { judgeCredentials } from "../../lib/forging/credential_verdict.ts";
@@ -41,33 +38,36 @@ import {
   REPO_ROOT,
 } from "../../tools/dummy_example.ts";
 import { KES_AGENT_DIR, renderKesAgentExample } from "../../tools/kes_agent_example.ts";
-import { type ControlPlane, sharedControlPlane } from "../support/control_plane.ts";
-import { builtTool } from "../support/built_tools.ts";
 import { exists } from "../support/fs.ts";
+import {
+  cluster,
+  dryRunAll,
+  find,
+  firstWatchEvent,
+  flagValue,
+  guardOf,
+  integration,
+  type Json,
+  kubectl,
+  kustomize,
+  mergePatch,
+  nodeOf,
+  type Obj,
+  pod,
+  podSpec,
+  readRepo,
+  type Rendered,
+  sidecarOf,
+  statusOf,
+  uniqueNamespace,
+  waitAllowed,
+} from "../support/manifests.ts";
 import { waitUntil } from "../support/wait.ts";
 import { parseYaml } from "../support/yaml.ts";
-
-// client-node keeps connections open and the control plane is shared by every test file.
-const integration = { sanitizeResources: false, sanitizeOps: false };
 
 // ---------------------------------------------------------------------------------------------
 // Reading the manifests
 // ---------------------------------------------------------------------------------------------
-
-/** A Kubernetes object as plain JSON (exactly what the YAML says). */
-// deno-lint-ignore no-explicit-any
-type Obj = Record<string, any> & {
-  apiVersion: string;
-  kind: string;
-  // deno-lint-ignore no-explicit-any
-  metadata: { name: string; namespace?: string; [key: string]: any };
-};
-
-/** An object with the file it came from. */
-interface Rendered {
-  file: string;
-  obj: Obj;
-}
 
 const KUSTOMIZATION_FIELDS = new Set(["apiVersion", "kind", "resources", "configMapGenerator"]);
 
@@ -111,54 +111,6 @@ async function render(dir: string): Promise<Rendered[]> {
   return out;
 }
 
-function readRepo(path: string): Promise<string> {
-  return Deno.readTextFile(`${REPO_ROOT}/${path}`);
-}
-
-function find(objects: Rendered[], kind: string, name?: string): Obj {
-  const found = objects.filter((r) =>
-    r.obj.kind === kind && (name === undefined || r.obj.metadata.name === name)
-  );
-  assert.equal(found.length, 1, `expected one ${kind} ${name ?? ""}, found ${found.length}`);
-  return found[0]!.obj;
-}
-
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
-
-function podSpec(sts: Obj): Record<string, unknown> & {
-  initContainers: Json[];
-  containers: Json[];
-  // deno-lint-ignore no-explicit-any
-  volumes: Record<string, any>[];
-} {
-  return sts.spec.template.spec;
-}
-
-function guardOf(sts: Obj): Json {
-  const guard = podSpec(sts).initContainers.find((c) => c.name === "forge-manager-guard");
-  assert.ok(guard !== undefined, "no forge-manager-guard init container");
-  return guard;
-}
-
-function sidecarOf(sts: Obj): Json {
-  const sidecar = podSpec(sts).initContainers.find((c) => c.name === "forge-manager");
-  assert.ok(sidecar, "the StatefulSet has no forge-manager init container");
-  return sidecar;
-}
-
-function nodeOf(sts: Obj): Json {
-  const node = podSpec(sts).containers.find((c) => c.name === "cardano-node");
-  assert.ok(node, "the StatefulSet has no cardano-node container");
-  return node;
-}
-
-/** The value following `flag` in an argument list. */
-function flagValue(args: string[], flag: string): string | undefined {
-  const at = args.indexOf(flag);
-  return at < 0 ? undefined : args[at + 1];
-}
-
 const BASE = "manifests";
 const MONITORING = "manifests/monitoring";
 const base = await render(BASE);
@@ -188,26 +140,6 @@ Deno.test("every YAML file under manifests/ is listed by a kustomization", async
   await walk(BASE);
   assert.deepEqual(orphans, [], "files that `kubectl apply -k` would never apply");
 });
-
-/** What `kubectl kustomize dir` renders, with the pinned kubectl (tests/support/built_tools.ts). */
-async function kustomize(dir: string): Promise<Rendered[]> {
-  const out = await kubectl(["kustomize", `${REPO_ROOT}/${dir}`]);
-  return (parseYaml(out) as Obj[]).map((obj) => ({ file: `kubectl kustomize ${dir}`, obj }));
-}
-
-/** Runs the pinned kubectl; returns its stdout, or fails the test with its stderr. */
-async function kubectl(args: string[], env: Record<string, string> = {}): Promise<string> {
-  const out = await new Deno.Command(await builtTool("kubectl"), {
-    args,
-    env: { KUBECONFIG: "/dev/null", ...env }, // never the user's cluster
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.ok(out.success, `kubectl ${args.join(" ")}: exit code ${out.code}: ${stderr}`);
-  return new TextDecoder().decode(out.stdout);
-}
 
 Deno.test("kubectl kustomize renders the same objects as this test reads", async () => {
   for (
@@ -816,153 +748,6 @@ Deno.test("the Grafana dashboard's queries use only metrics that forge-manager e
 // Against the API server
 // ---------------------------------------------------------------------------------------------
 
-/** Plain JSON over HTTPS with a kubeconfig's bearer token: no client-side model in between. */
-class RawApi {
-  readonly #server: string;
-  readonly #token: string;
-  readonly #client: Deno.HttpClient;
-  readonly #resources = new Map<string, { name: string; namespaced: boolean } | null>();
-
-  constructor(kc: KubeConfig, ca: string) {
-    const cluster = kc.getCurrentCluster();
-    const token = kc.getCurrentUser()?.token;
-    assert.ok(cluster && token, "the kubeconfig needs a cluster and a bearer token");
-    this.#server = cluster.server;
-    this.#token = token;
-    this.#client = Deno.createHttpClient({ caCerts: [ca] });
-  }
-
-  async request(
-    method: string,
-    path: string,
-    opts: { body?: unknown; accept?: string; contentType?: string } = {},
-  ): Promise<{ status: number; body: Obj }> {
-    const res = await fetch(`${this.#server}${path}`, {
-      method,
-      client: this.#client,
-      headers: {
-        Authorization: `Bearer ${this.#token}`,
-        Accept: opts.accept ?? "application/json",
-        ...(opts.body === undefined
-          ? {}
-          : { "Content-Type": opts.contentType ?? "application/json" }),
-      },
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await res.text();
-    try {
-      return { status: res.status, body: JSON.parse(text) };
-    } catch {
-      return { status: res.status, body: { message: text } as unknown as Obj };
-    }
-  }
-
-  /** The REST resource of a kind (from discovery), or null when the API does not serve it. */
-  async resource(apiVersion: string, kind: string) {
-    const key = `${apiVersion}/${kind}`;
-    if (!this.#resources.has(key)) {
-      const prefix = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-      const { status, body } = await this.request("GET", prefix);
-      const found = status === 200
-        ? (body.resources as Json[]).find((r) => r.kind === kind && !r.name.includes("/"))
-        : undefined;
-      this.#resources.set(key, found ? { name: found.name, namespaced: found.namespaced } : null);
-    }
-    return this.#resources.get(key)!;
-  }
-
-  /** The collection path of `obj`, in `namespace` if the kind is namespaced. */
-  async collection(obj: Obj, namespace?: string): Promise<string> {
-    const resource = await this.resource(obj.apiVersion, obj.kind);
-    assert.ok(resource, `the API server does not serve ${obj.apiVersion} ${obj.kind}`);
-    const prefix = obj.apiVersion.includes("/")
-      ? `/apis/${obj.apiVersion}`
-      : `/api/${obj.apiVersion}`;
-    const ns = obj.metadata.namespace ?? namespace;
-    if (resource.namespaced) {
-      assert.ok(ns, `${obj.kind} ${obj.metadata.name} needs a namespace`);
-      return `${prefix}/namespaces/${ns}/${resource.name}`;
-    }
-    return `${prefix}/${resource.name}`;
-  }
-
-  /**
-   * Creates `obj` as `kubectl apply` would validate it: strict field validation (unknown or
-   * duplicate fields are errors). With `dryRun`, the server validates, defaults and admits
-   * it without storing it.
-   */
-  async create(obj: Obj, opts: { namespace?: string; dryRun?: boolean } = {}) {
-    const query = `fieldValidation=Strict${opts.dryRun ? "&dryRun=All" : ""}`;
-    return this.request("POST", `${await this.collection(obj, opts.namespace)}?${query}`, {
-      body: obj,
-    });
-  }
-}
-
-let namespaceCount = 0;
-function uniqueNamespace(purpose: string): string {
-  return `manifests-${purpose}-${Date.now().toString(36)}-${namespaceCount++}`;
-}
-
-interface Cluster {
-  cp: ControlPlane;
-  admin: RawApi;
-  ca: string;
-}
-
-let clusterPromise: Promise<Cluster> | undefined;
-
-/** The shared control plane with the shipped CRD installed (created for real, Established). */
-function cluster(): Promise<Cluster> {
-  clusterPromise ??= (async () => {
-    const cp = await sharedControlPlane();
-    const ca = await Deno.readTextFile(cp.caFile);
-    const admin = new RawApi(cp.admin(), ca);
-    for (const { obj: crd } of base.filter((r) => r.obj.kind === "CustomResourceDefinition")) {
-      const created = await admin.create(crd);
-      if (created.status === 409) {
-        // Another test file installed it: replace it with the shipped one.
-        const path = `${await admin.collection(crd)}/${crd.metadata.name}`;
-        const current = await admin.request("GET", path);
-        const body = {
-          ...crd,
-          metadata: { ...crd.metadata, resourceVersion: current.body.metadata.resourceVersion },
-        };
-        const replaced = await admin.request("PUT", `${path}?fieldValidation=Strict`, { body });
-        assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
-      } else {
-        assert.equal(created.status, 201, JSON.stringify(created.body));
-      }
-      const kind = crd.spec.names.kind as string;
-      await waitUntil(`the ${kind} CRD to be Established`, async () => {
-        const { body } = await admin.request(
-          "GET",
-          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
-        );
-        return (body.status?.conditions as Json[] | undefined)?.some((c) =>
-          c.type === "Established" && c.status === "True"
-        ) && await admin.resource("cardano.io/v1", kind) !== null;
-      }, { timeoutMs: 20_000, intervalMs: 100 });
-    }
-    return { cp, admin, ca };
-  })();
-  return clusterPromise;
-}
-
-/** Dry-runs (or, for a CRD, checks the installed copy of) every object; returns the failures. */
-async function dryRunAll(admin: RawApi, objects: Rendered[], namespace?: string) {
-  const failures: string[] = [];
-  for (const { file, obj } of objects) {
-    if (obj.kind === "CustomResourceDefinition") continue; // installed for real by cluster()
-    const { status, body } = await admin.create(obj, { namespace, dryRun: true });
-    if (status !== 201) {
-      failures.push(`${file}: ${obj.kind} ${obj.metadata.name}: HTTP ${status}: ${body.message}`);
-    }
-  }
-  return failures;
-}
-
 Deno.test({
   name: "the API server accepts every object of manifests/ with strict field validation",
   ...integration,
@@ -1238,87 +1023,6 @@ function rbacFixture(): Promise<RbacFixture> {
   })();
   return rbacPromise;
 }
-
-function pod(name: string): Obj {
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, labels: { "app.kubernetes.io/name": "cardano-producer" } },
-    spec: { containers: [{ name: "cardano-node", image: "example.invalid/cardano-node:0" }] },
-  };
-}
-
-async function waitAllowed(
-  admin: RawApi,
-  namespace: string,
-  attrs: { verb: string; resource: string; group?: string },
-) {
-  const user = `system:serviceaccount:${namespace}:forge-manager`;
-  await waitUntil(`${user} to be allowed to ${attrs.verb} ${attrs.resource}`, async () => {
-    const review = await admin.request(
-      "POST",
-      "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-      {
-        body: {
-          apiVersion: "authorization.k8s.io/v1",
-          kind: "SubjectAccessReview",
-          spec: {
-            user,
-            groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`],
-            resourceAttributes: { namespace, group: "", ...attrs },
-          },
-        },
-      },
-    );
-    return review.body.status?.allowed === true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
-}
-
-/** Awaits `call` and returns the HTTP status of its ApiException (or 200 if it succeeded). */
-async function statusOf(call: Promise<unknown>): Promise<number> {
-  try {
-    await call;
-    return 200;
-  } catch (err) {
-    if (err instanceof ApiException) return err.code;
-    throw err;
-  }
-}
-
-/** Starts a watch and resolves with the first event's type and name, or the error's status. */
-async function firstWatchEvent(
-  kc: KubeConfig,
-  path: string,
-  query: Record<string, string>,
-): Promise<string> {
-  const { promise, resolve } = Promise.withResolvers<string>();
-  const controller = await new Watch(kc).watch(
-    path,
-    query,
-    (type, obj) => resolve(`${type} ${obj.metadata?.name}`),
-    (err) => {
-      const code = (err as { statusCode?: number; code?: number } | null)?.statusCode ??
-        (err as { code?: number } | null)?.code;
-      resolve(err === null ? "closed" : `error ${code ?? String(err)}`);
-    },
-  ).catch((err) => {
-    resolve(
-      `error ${
-        err instanceof ApiException ? err.code : (err as { statusCode?: number }).statusCode ?? err
-      }`,
-    );
-    return undefined;
-  });
-  const timeout = setTimeout(() => resolve("timeout"), 10_000);
-  try {
-    return await promise;
-  } finally {
-    clearTimeout(timeout);
-    controller?.abort();
-  }
-}
-
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 Deno.test({
   name: "the shipped Role allows every call forge-manager makes",
