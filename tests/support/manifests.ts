@@ -356,3 +356,55 @@ export async function firstWatchEvent(
 
 /** Request options of a merge patch (client-node). */
 export const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+/** What a kustomization reads, found by following its folders (bases and components). */
+export interface KustomizationInputs {
+  /** Every file read: resources, patches and generators' files (relative to the repository). */
+  files: string[];
+  /** Every kustomization.yaml read, this one first. */
+  kustomizations: string[];
+}
+
+/**
+ * The files `kubectl kustomize dir` reads: its `resources` (a folder is read as a kustomization in
+ * turn), its `components`, its `patches` given by `path` and its `configMapGenerator` files.
+ * Fails on any other field that names files. Needs read access to the repository.
+ */
+export async function kustomizationInputs(dir: string): Promise<KustomizationInputs> {
+  const path = `${dir}/kustomization.yaml`;
+  const [k] = parseYaml(await readRepo(path)) as [Json];
+  for (const field of ["bases", "patchesStrategicMerge", "patchesJson6902", "secretGenerator"]) {
+    assert.equal(k[field], undefined, `${path}: "${field}" is not followed here`);
+  }
+  const out: KustomizationInputs = { files: [], kustomizations: [path] };
+  const follow = async (ref: string) => {
+    const target = normalize(`${dir}/${ref}`);
+    if ((await Deno.stat(`${REPO_ROOT}/${target}`)).isDirectory) {
+      const inner = await kustomizationInputs(target);
+      out.files.push(...inner.files);
+      out.kustomizations.push(...inner.kustomizations);
+    } else {
+      out.files.push(target);
+    }
+  };
+  for (const ref of [...(k.resources ?? []), ...(k.components ?? [])] as string[]) {
+    await follow(ref);
+  }
+  for (const patch of (k.patches ?? []) as Json[]) {
+    if (patch.path !== undefined) await follow(patch.path);
+  }
+  for (const gen of (k.configMapGenerator ?? []) as Json[]) {
+    for (const file of (gen.files ?? []) as string[]) await follow(file);
+  }
+  return out;
+}
+
+/** `a/b/../c` -> `a/c` (paths relative to the repository). */
+function normalize(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "." && part !== "") parts.push(part);
+  }
+  return parts.join("/");
+}
