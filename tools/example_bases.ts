@@ -5,7 +5,10 @@
  * files of manifests/ it needs, as they are, and a kustomization listing them.
  *
  * - `manifests/examples/second-pool/base/`: everything of manifests/ but the CRD (cluster-wide,
- *   installed once), for the overlay that adds a second pool to the namespace.
+ *   installed once), for the overlay that adds a second pool to the namespace;
+ * - `manifests/examples/multi-cluster/base/`: everything of manifests/, for each cluster's overlay;
+ * - `manifests/examples/multi-cluster/coordination/crd.yaml`: the CRD, for the coordination
+ *   cluster.
  *
  * tests/tools/example_bases_test.ts fails while any of them is stale. Regenerate with:
  *
@@ -19,10 +22,19 @@ import { REPO_ROOT } from "./dummy_example.ts";
 /** The second-pool overlay's folder, relative to the repository root. */
 export const SECOND_POOL_DIR = "manifests/examples/second-pool";
 
+/** The multi-cluster example's folder, relative to the repository root. */
+export const MULTI_CLUSTER_DIR = "manifests/examples/multi-cluster";
+
 /**
- * The kustomizations of those examples that are applied (each reads one of the generated bases).
+ * The kustomizations of those examples that are applied (each reads one of the generated bases, or
+ * the coordination cluster's copy of the CRD).
  */
-export const EXAMPLE_OVERLAYS = [SECOND_POOL_DIR] as const;
+export const EXAMPLE_OVERLAYS = [
+  SECOND_POOL_DIR,
+  `${MULTI_CLUSTER_DIR}/eu-west`,
+  `${MULTI_CLUSTER_DIR}/us-east`,
+  `${MULTI_CLUSTER_DIR}/coordination`,
+] as const;
 
 /** One generated folder: which files of manifests/ it copies, and whether it is a base. */
 export interface ExampleBase {
@@ -57,6 +69,15 @@ export async function exampleBases(): Promise<ExampleBase[]> {
         "as they are, but the CRD (cluster-wide, installed once, with the first pool).",
       ],
     },
+    {
+      dir: `${MULTI_CLUSTER_DIR}/base`,
+      files: all,
+      baseOf: [
+        "The base of each cluster's overlay (../eu-west/, ../us-east/): the files of manifests/",
+        "as they are.",
+      ],
+    },
+    { dir: `${MULTI_CLUSTER_DIR}/coordination`, files: ["crd.yaml"] },
   ];
 }
 

@@ -38,13 +38,20 @@ Deno.test("a generated base holds nothing but its copies and their kustomization
   }
 });
 
-Deno.test("the second pool's base is manifests/ without the CRD", async () => {
+Deno.test("the second pool's base is manifests/ without the CRD; the clusters' base is all of it", async () => {
   const bases = new Map((await exampleBases()).map((b) => [b.dir, b.files]));
-  assert.deepEqual(bases.get("manifests/examples/second-pool/base"), [
+  const all = bases.get("manifests/examples/multi-cluster/base");
+  assert.deepEqual(all, [
+    "crd.yaml",
     "rbac.yaml",
     "cardanoleader.yaml",
     "statefulset.yaml",
     "pdb.yaml",
     "service.yaml",
   ]);
+  assert.deepEqual(
+    bases.get("manifests/examples/second-pool/base"),
+    all.filter((f) => f !== "crd.yaml"),
+  );
+  assert.deepEqual(bases.get("manifests/examples/multi-cluster/coordination"), ["crd.yaml"]);
 });
