@@ -11,7 +11,7 @@
  */
 
 import * as k8s from "@kubernetes/client-node";
-import type { KubernetesObject, V1PolicyRule } from "@kubernetes/client-node";
+import { type KubernetesObject, loadAllYaml, type V1PolicyRule } from "@kubernetes/client-node";
 import { type ControlPlane, startControlPlane } from "./control_plane.ts";
 import { FaultCluster, nowMs } from "./fault_cluster.ts";
 import {
@@ -29,29 +29,19 @@ import { installForgeManager, poolNames } from "./replicas.ts";
 /** The coordination cluster's namespace in these tests. */
 export const COORDINATION_NAMESPACE = "cardano-coordination";
 
-/** What the sidecars of a cluster may do on the coordination cluster (the member Role). */
-export function memberRules(lease: string, cardanoLeader: string): V1PolicyRule[] {
-  return [
-    {
-      apiGroups: ["coordination.k8s.io"],
-      resources: ["leases"],
-      resourceNames: [lease],
-      verbs: ["get", "update"],
-    },
-    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
-    {
-      apiGroups: ["cardano.io"],
-      resources: ["cardanoleaders"],
-      resourceNames: [cardanoLeader],
-      verbs: ["get"],
-    },
-    {
-      apiGroups: ["cardano.io"],
-      resources: ["cardanoleaders/status"],
-      resourceNames: [cardanoLeader],
-      verbs: ["get", "patch"],
-    },
-  ];
+const COORDINATION_RBAC = new URL(
+  "../../manifests/examples/multi-cluster/coordination/rbac.yaml",
+  import.meta.url,
+).pathname;
+
+/** The shipped member Role of the coordination cluster (what every cluster's sidecars may do). */
+async function memberRole(): Promise<KubernetesObject> {
+  const objects = loadAllYaml(await Deno.readTextFile(COORDINATION_RBAC)) as KubernetesObject[];
+  const role = objects.find((o) =>
+    o.kind === "Role" && o.metadata?.name === "forge-manager-member"
+  );
+  if (role === undefined) throw new Error(`${COORDINATION_RBAC} has no Role forge-manager-member`);
+  return { ...role, metadata: { ...role.metadata, namespace: COORDINATION_NAMESPACE } };
 }
 
 /** What the local leader may do on its own cluster's CardanoForgeCluster. */
@@ -132,8 +122,9 @@ export class MultiCluster implements AsyncDisposable {
   }
 
   async #installCoordination(): Promise<void> {
-    // The CRDs, the namespace and the coordination CardanoLeader (no member RBAC yet).
+    // The CRDs, the namespace and the coordination CardanoLeader, and the shipped member Role.
     await installForgeManager(this.coordinator, COORDINATION_NAMESPACE);
+    await this.coordinator.apply(await memberRole());
   }
 
   async #startCluster(spec: ClusterSpec, opts: MultiClusterOptions): Promise<void> {
@@ -142,7 +133,7 @@ export class MultiCluster implements AsyncDisposable {
     const identity = await this.coordinator.mintIdentity({
       namespace: COORDINATION_NAMESPACE,
       serviceAccount: `forge-${spec.name}`,
-      rules: memberRules(names.lease, names.cardanoLeader),
+      roleName: "forge-manager-member",
     });
     const identityText = await Deno.readTextFile(identity);
     const replicas = spec.replicas ?? ["c0", "c1"];
