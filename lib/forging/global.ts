@@ -53,6 +53,15 @@ import type { HandoverResult } from "../kube/cardano_leader.ts";
 /** Requests older than this are not acted on (as the local handover's). */
 const HANDOVER_MAX_AGE_MS = 5 * 60_000;
 
+/**
+ * How often a follower reads the coordination Lease: a competing candidate every retry period
+ * (it polls, so this is how late it sees a release or the last renew before a failure), anyone
+ * else every SLEEP_INTERVAL.
+ */
+function readInterval(s: ForgingState, now: number): number {
+  return competes(s, now) ? s.cfg.retryPeriodMs : s.cfg.sleepIntervalMs;
+}
+
 // ---- events --------------------------------------------------------------------------------
 
 /** The election across clusters' events. */
@@ -72,12 +81,12 @@ export function globalEvent(
         ...gs,
         election: held ? gs.election : observe(gs.election, e.observation, now),
         busy: undefined,
-        nextReadAt: now + s.cfg.sleepIntervalMs,
+        nextReadAt: now + readInterval(s, now),
       });
     }
     case "global_read_failed":
       fx.push(report({ kind: "global_read_failed", error: e.error }));
-      return withGlobal(s, { ...gs, busy: undefined, nextReadAt: now + s.cfg.sleepIntervalMs });
+      return withGlobal(s, { ...gs, busy: undefined, nextReadAt: now + readInterval(s, now) });
     case "members_read":
       return withGlobal(s, {
         ...gs,

@@ -523,3 +523,12 @@ Deno.test("a holder keeps the pool RETURN_STABLE after taking it, whoever is rea
   run(m, t0 + 29_000, { members: west });
   assert.ok(isForging(m.state), "handed back before our term lasted RETURN_STABLE");
 });
+
+Deno.test("a competing candidate polls the coordination Lease every retry period, anyone else less often", () => {
+  const m = candidate({ priority: 2 });
+  globalRead(m, grec("west_aa11", "5", { guardBoundMs: 11_000 }));
+  assert.equal(m.state.global!.nextReadAt - m.now, 2_000, "the candidate: RETRY_PERIOD");
+  const s = standby({ global: EAST });
+  globalRead(s, grec("west_aa11", "5", { guardBoundMs: 11_000 }));
+  assert.equal(s.state.global!.nextReadAt - s.now, 5_000, "a standby: SLEEP_INTERVAL");
+});
