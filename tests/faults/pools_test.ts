@@ -141,7 +141,10 @@ Deno.test(
       const api = cp.admin().makeApiClient(k8s.CoordinationV1Api);
       for (const [name, pool] of Object.entries(pools)) {
         const lease = await api.readNamespacedLease({ name: pool.leaseName, namespace: NAMESPACE });
-        assert.ok(lease.spec?.holderIdentity?.startsWith(`${name}-`), `${lease.spec?.holderIdentity}`);
+        assert.ok(
+          lease.spec?.holderIdentity?.startsWith(`${name}-`),
+          `${lease.spec?.holderIdentity}`,
+        );
       }
     });
     printTable("fault suite 13 (two pools in one namespace; lease 4 s, deadline 2 s)", rows);
