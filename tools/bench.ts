@@ -30,6 +30,7 @@
  *        deno task bench --print FILE
  *        deno task bench --cluster [--rounds N] [--out FILE]
  *        deno task bench --lost [--rounds N] [--out FILE]
+ *        deno task bench --clusters [--rounds N] [--out FILE]
  *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
  *   --transports the sets to run, comma-separated (default undici,deno: before and after).
  *   --memory-limit: the sidecars' cgroup limit (default: the StatefulSet's limits.memory; `none`
@@ -42,6 +43,9 @@
  *   node that stops reporting; each round is one fresh cluster (about 2.5 min).
  *   --lost runs instead the leader's machine lost four ways with the guard (tools/bench_lost.ts):
  *   when the old node stopped and another forged, beside the bounds; about 1.5 min a round.
+ *   --clusters runs instead one pool across two clusters and a coordination cluster
+ *   (tools/bench_clusters.ts): a planned handover between clusters and the return, a whole
+ *   cluster cut off and the return; about 3 min a round.
  */
 
 import { parseArgs } from "node:util";
@@ -51,6 +55,7 @@ import { makeCredentialSet } from "../tests/support/keys.ts";
 import { sleep } from "../tests/support/wait.ts";
 import { benchCluster } from "./bench_cluster.ts";
 import { benchLost } from "./bench_lost.ts";
+import { benchClusters } from "./bench_clusters.ts";
 import { sidecarLimit } from "./bench_memory.ts";
 import {
   BEFORE,
@@ -74,6 +79,7 @@ const { values } = parseArgs({
     print: { type: "string" },
     cluster: { type: "boolean", default: false },
     lost: { type: "boolean", default: false },
+    clusters: { type: "boolean", default: false },
     "memory-limit": { type: "string" },
   },
 });
@@ -84,6 +90,13 @@ if (values.print !== undefined) {
 }
 if (values.lost) {
   await benchLost(Number(values.rounds ?? "5"), values.out ?? "bench-results/bench-lost.json");
+  Deno.exit(0);
+}
+if (values.clusters) {
+  await benchClusters(
+    Number(values.rounds ?? "5"),
+    values.out ?? "bench-results/bench-clusters.json",
+  );
   Deno.exit(0);
 }
 if (values.cluster) {
