@@ -710,7 +710,8 @@ Deno.test("the alert rules use only metrics that forge-manager exports", async (
     }
   }
   const multiple = rules.find((r) => r.alert === "MultipleForgers")!;
-  assert.match(multiple.expr, /^sum by \(namespace\) \(cardano_forging_enabled\) > 1$/);
+  // By pool: two pools that set POOL_ID may share a namespace.
+  assert.match(multiple.expr, /^sum by \(namespace, pool_id\) \(cardano_forging_enabled\) > 1$/);
   const signal = rules.find((r) => r.alert === "ForgeManagerSignalFailures")!;
   assert.match(signal.expr, /increase\(forge_manager_signal_failures_total\[/);
 
