@@ -195,7 +195,7 @@ function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingStat
 /** The time-driven part of the operations, run by `settle`. */
 export function settleRequests(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   if (!s.cfg.operations) return s;
-  if (keysMoving(s)) return rememberReason(s, now); // requests wait until the keys have moved
+  if (keysMoving(s)) return rememberReason(s); // requests wait until the keys have moved
   let ops: OpsState = s.ops ?? {};
   if (isDue(DUE.control(s), now)) {
     fx.push({ kind: "read_control", timeoutMs: readTimeout(s.cfg) });
@@ -238,7 +238,12 @@ export function pause(s: ForgingState, now: number, fx: Effect[]): ForgingState 
   }
   if (!active && phase.kind === "paused") {
     fx.push(report({ kind: "resumed_leader" }));
-    return { ...next, phase: { kind: "awaiting_node", term: phase.term } };
+    // The pause's reason ends with it: the entry says why this leader forges again.
+    return {
+      ...next,
+      phase: { kind: "awaiting_node", term: phase.term },
+      ops: { ...next.ops, lastReason: "resumed" },
+    };
   }
   return next;
 }
@@ -264,18 +269,24 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
   };
 }
 
-/** Keeps the reason of the last stop, which the published state shows after it. */
-function rememberReason(s: ForgingState, now: number): ForgingState {
-  const reason = replicaView(s, now).reason;
+/**
+ * Keeps the reason of the last stop, which the published state shows after it. Only a stop's
+ * reason is kept: a phase's own reason (paused, a retired Pod) is shown while the phase lasts and
+ * would otherwise outlive it.
+ */
+function rememberReason(s: ForgingState): ForgingState {
+  const phase = s.phase;
   const ops = s.ops ?? {};
-  return reason === ops.lastReason ? s : withOps(s, { ...ops, lastReason: reason });
+  if (phase.kind !== "stopping" || phase.reason === ops.lastReason) return s;
+  return withOps(s, { ...ops, lastReason: phase.reason });
 }
 
 function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  s = rememberReason(s);
   const view = replicaView(s, now);
   const key = JSON.stringify(view);
   const ops = s.ops ?? {};
-  if (key === ops.published && !isDue(DUE.publish(s), now)) return rememberReason(s, now);
+  if (key === ops.published && !isDue(DUE.publish(s), now)) return s;
   fx.push({ kind: "publish_replica", replica: view });
   return withOps(s, {
     ...ops,
@@ -283,6 +294,5 @@ function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
     // A change is published at once; an unchanged state only as a heartbeat, well within the
     // 30 s after which `forge-manager status` calls an entry stale.
     nextPublishAt: now + Math.max(s.cfg.sleepIntervalMs, REPLICA_HEARTBEAT_MS),
-    lastReason: view.reason,
   });
 }

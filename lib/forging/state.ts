@@ -327,6 +327,7 @@ export interface OpsState {
   readonly pauseSeen?: boolean;
   readonly published?: string;
   readonly nextPublishAt?: number;
+  /** The reason of the last stop (or `resumed` after a pause), shown after the stop's phase. */
   readonly lastReason?: string;
 }
 

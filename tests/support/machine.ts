@@ -156,3 +156,24 @@ export function forger(cfg: Partial<ForgingConfig> = {}): Machine {
   assert.equal(m.phase, "forging");
   return m;
 }
+
+/** A standby with operations on, that has read an empty spec once. */
+export function opsStandby(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = standby({ operations: true, ...cfg });
+  m.feed({ kind: "control_read", control: {} });
+  return m;
+}
+
+/** A forger with operations on (took a clean handover after reading an empty spec). */
+export function opsForger(cfg: Partial<ForgingConfig> = {}): Machine {
+  const m = opsStandby(cfg);
+  m.feed({ kind: "lease_watched", observation: present(rec("", "11", { releasedBy: OTHER })) });
+  const write = m.effect("write_lease");
+  m.feed({ kind: "lease_written", decision: write.decision, record: rec(ME, "12"), sentAt: m.now });
+  assert.ok(m.did.includes("place_keys:promote"), JSON.stringify(m.did));
+  m.answerClaim();
+  m.feed({ kind: "keys_placed", purpose: "promote", placed: FACTS });
+  m.feed({ kind: "signalled", reason: "promote", pid: NODE.pid, outcome: "ok" });
+  assert.equal(m.phase, "forging");
+  return m;
+}
