@@ -303,10 +303,12 @@ async function handover(
       );
       return EXIT_OK;
     }
-    if (now.lastHandover?.id === id && now.lastHandover.result !== "released") {
+    // The leader writes released, then the target done once it holds the Lease and forges.
+    const result = now.lastHandover?.id === id ? now.lastHandover.result : undefined;
+    if (result !== undefined && result !== "released" && result !== "done") {
       report(
-        { result: "failed", id, from: plan.from, to: plan.to, leader: now.lastHandover.result },
-        `Failed: the leader answered ${now.lastHandover.result} to request ${id}.`,
+        { result: "failed", id, from: plan.from, to: plan.to, leader: result },
+        `Failed: the leader answered ${result} to request ${id}.`,
       );
       return EXIT_FAILED;
     }

@@ -294,7 +294,8 @@ export function renderStatus(model: StatusModel, now: number): string {
   }
   const h = model.lastHandover;
   if (h !== undefined) {
-    lines.push(`Last handover: ${h.id} ${h.result} at ${h.at}`);
+    const to = h.to === undefined ? "" : ` to ${h.to === "" ? "any standby" : h.to}`;
+    lines.push(`Last handover: ${h.id}${to}: ${h.result} at ${h.at}`);
   }
   return lines.join("\n");
 }

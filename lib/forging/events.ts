@@ -226,7 +226,8 @@ export type OpsEffect =
   | { kind: "read_control"; timeoutMs: number }
   | { kind: "check_pod"; timeoutMs: number }
   | { kind: "publish_replica"; replica: ReplicaView }
-  | { kind: "report_handover"; id: string; result: HandoverResult };
+  /** Writes status.handover: the leader's result, or `done` from the target once it forges. */
+  | { kind: "report_handover"; id: string; to: string; result: HandoverResult };
 
 /** The operations' transitions (telemetry.ts). */
 export type OpsTransition =
@@ -237,6 +238,8 @@ export type OpsTransition =
   | { kind: "resumed_leader" }
   | { kind: "handover_started"; id: string; to: string; by: string }
   | { kind: "handover_done"; id: string; to: string; result: HandoverResult }
+  /** This replica took a handover's release and forges: the handover is done. */
+  | { kind: "handover_completed"; id: string }
   | { kind: "pod_terminating"; leading: boolean }
   | { kind: "pod_check_failed"; error: string };
 

@@ -125,6 +125,10 @@ function acquired(
 ): ForgingState {
   const { probation, previous, now } = how;
   const term = s.term + 1;
+  // Taken from a planned handover's release naming this pod: its target says when it is done.
+  const named = decision.record?.releasedBy !== undefined && decision.record.holder === "" &&
+    decision.record.handoverTo === s.cfg.podName;
+  s = named ? { ...s, handoverTerm: term } : s;
   fx.push(report({
     kind: "became_leader",
     previous: decision.previousHolder,

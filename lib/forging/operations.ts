@@ -125,7 +125,7 @@ export function beforeEvent(s: ForgingState, e: ForgingEvent, fx: Effect[]): For
     ? "released"
     : "released_unclean";
   fx.push(report({ kind: "handover_done", id: pending.id, to: pending.to, result }));
-  fx.push({ kind: "report_handover", id: pending.id, result });
+  fx.push({ kind: "report_handover", id: pending.id, to: pending.to, result });
   const { pendingHandover: _done, ...ops } = s.ops!;
   return withOps(s, ops);
 }
@@ -142,7 +142,7 @@ function handover(s: ForgingState, control: ControlView, now: number, fx: Effect
   if (!holdsTerm(s)) return next;
   const done = (result: HandoverResult): ForgingState => {
     fx.push(report({ kind: "handover_done", id: h.id, to: h.to, result }));
-    fx.push({ kind: "report_handover", id: h.id, result });
+    fx.push({ kind: "report_handover", id: h.id, to: h.to, result });
     return next;
   };
   if (h.ageMs > HANDOVER_MAX_AGE_MS) return done("stale");
@@ -205,7 +205,22 @@ export function settleRequests(s: ForgingState, now: number, fx: Effect[]): Forg
     fx.push({ kind: "check_pod", timeoutMs: readTimeout(s.cfg) });
     ops = { ...ops, podCheckBusy: true };
   }
-  return publish(withOps(s, ops), now, fx);
+  return publish(handoverCompleted(withOps(s, ops), fx), now, fx);
+}
+
+/**
+ * The target of a handover, once it forges in the term it took from the release naming it, writes
+ * the handover done: the leader's `released` only says that its own part is over.
+ */
+function handoverCompleted(s: ForgingState, fx: Effect[]): ForgingState {
+  const last = s.ops?.control?.lastHandover;
+  const phase = s.phase;
+  if (last === undefined || last.result !== "released" || last.to !== s.cfg.podName) return s;
+  if (phase.kind !== "forging" || phase.term !== s.handoverTerm) return s;
+  if (s.ops?.doneReported === last.id) return s;
+  fx.push(report({ kind: "handover_completed", id: last.id }));
+  fx.push({ kind: "report_handover", id: last.id, to: last.to, result: "done" });
+  return withOps(s, { ...s.ops, doneReported: last.id });
 }
 
 /** An operator's pause begins or ends: a leader is held in `paused`, or resumes. */

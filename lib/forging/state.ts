@@ -301,6 +301,8 @@ export interface ForgingState {
    * guard is told in every answer; with `cfg.guard`).
    */
   readonly guardWanted?: boolean;
+  /** The term this replica took from a handover's release naming it (its target). */
+  readonly handoverTerm?: number;
   /** The guard's connection, as last reported (with `cfg.guard`). */
   readonly guardLink?: "up" | "down";
   /** Whether the guard last reported itself armed. */
@@ -320,6 +322,8 @@ export interface OpsState {
   /** Handover ids seen (acted on, or seen while not leading). */
   readonly handled?: readonly string[];
   readonly pendingHandover?: { id: string; to: string };
+  /** The handover this replica, its target, last reported done. */
+  readonly doneReported?: string;
   readonly podCheckBusy?: boolean;
   readonly nextPodCheckAt?: number;
   readonly podTerminating?: boolean;

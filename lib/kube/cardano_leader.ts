@@ -51,17 +51,23 @@ export interface CardanoLeaderSpec {
   handover?: HandoverSpec;
 }
 
-/** How a handover request ended, as written to `status.handover.result`. */
+/**
+ * How a handover request ended, as written to `status.handover.result`: by the leader that
+ * handled it, then `done` by its target once that holds the Lease and forges.
+ */
 export type HandoverResult =
   | "released"
   | "released_unclean"
   | "release_failed"
   | "already_leader"
-  | "stale";
+  | "stale"
+  | "done";
 
 /** `status.handover`: the last handover request a leader handled. */
 export interface HandoverStatus {
   id: string;
+  /** The target pod ("" for any standby); absent in older sidecars' writes. */
+  to?: string;
   result: HandoverResult;
   at: string;
 }
@@ -145,6 +151,8 @@ export interface ControlView {
   handover?: HandoverRequest;
   /** status.handover.id: handled by a leader already (perhaps by an earlier process). */
   handledId?: string;
+  /** status.handover as the last writer left it: its target learns there that it is done. */
+  lastHandover?: { id: string; to: string; result: string };
 }
 
 /**
@@ -178,7 +186,10 @@ export function toControlView(
     };
   }
   const handled = obj?.status?.handover;
-  if (handled !== undefined && handled.id !== "") view.handledId = handled.id;
+  if (handled !== undefined && handled.id !== "") {
+    view.handledId = handled.id;
+    view.lastHandover = { id: handled.id, to: handled.to ?? "", result: handled.result };
+  }
   return view;
 }
 

@@ -61,7 +61,7 @@ export class OpsEffects {
       case "report_handover":
         if (control === undefined) return;
         await control.reportHandover(
-          { id: e.id, result: e.result, at: clock.wall().toISOString() },
+          { id: e.id, to: e.to, result: e.result, at: clock.wall().toISOString() },
           5000,
         ).catch((err) =>
           this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })

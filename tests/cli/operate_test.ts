@@ -182,8 +182,17 @@ Deno.test(
       !(await d.c.intervals()).some((i) => i.node.startsWith(`${third}/`) && i.start > at),
       `${third} forged`,
     );
-    const cl = await cardanoLeader(d.c) as { status?: { handover?: { result: string } } };
-    assert.equal(cl.status?.handover?.result, "released");
+    // The leader wrote released; the target, holding the Lease and forging, wrote done.
+    const last = await d.c.waitFor("the handover shown done", async () => {
+      const s = await d.json("status");
+      return s.lastHandover?.result === "done" ? s.lastHandover : undefined;
+    }, 15_000);
+    assert.equal(last.id, r.id);
+    assert.equal(last.to, target);
+    assert.match(
+      (await d.run("status")).stdout,
+      new RegExp(`^Last handover: ${r.id} to ${target}: done`, "m"),
+    );
   },
 );
 
@@ -222,6 +231,14 @@ Deno.test(
       } ms after the command returned`,
     );
     assert.ok(resumedAt - pausedAt > 9_000, `resumed after ${resumedAt - pausedAt} ms`);
+    // The pause's reason ends with it: the forging leader's entry says why it forges again.
+    const row = await d.c.waitFor("the leader's entry forging again", async () => {
+      const s = await d.json("status");
+      return s.replicas.find((r: { pod: string; forging: boolean }) =>
+        r.pod === leader && r.forging
+      );
+    }, 15_000);
+    assert.equal(row.reason, "resumed");
     assert.equal((await d.run("resume")).code, 0, "resume of an expired pause");
     assert.equal((await d.run("resume")).code, 1, "resume twice");
     const events = await d.c.cp.admin().makeApiClient(k8s.CoreV1Api).listNamespacedEvent({

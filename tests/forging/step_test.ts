@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { ForgingEvent } from "../../lib/forging/events.ts";
 import { WATCHED_READ_MS } from "../../lib/forging/operations.ts";
-import { type ForgingConfig, isForging, PHASES } from "../../lib/forging/state.ts";
+import { isForging, PHASES } from "../../lib/forging/state.ts";
 import { nextWake } from "../../lib/forging/step.ts";
 import { kesPeriodAt, MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
 import { STOP_REASONS, type StopReason } from "../../lib/forging/stop_reasons.ts";

@@ -240,7 +240,9 @@ Deno.test("a pause's until becomes a monotonic end, and a request's at an age", 
         },
         handover: { id: "h1", to: "p-1", by: "bob", at: "2025-12-31T23:59:30Z" },
       },
-      status: { handover: { id: "h0", result: "released", at: "2025-12-31T23:00:00Z" } },
+      status: {
+        handover: { id: "h0", to: "p-2", result: "released", at: "2025-12-31T23:00:00Z" },
+      },
     },
     5_000,
     WALL,
@@ -249,6 +251,7 @@ Deno.test("a pause's until becomes a monotonic end, and a request's at an age", 
     pause: { reason: "upgrade", by: "alice", endsAt: 5_000 + 600_000 },
     handover: { id: "h1", to: "p-1", by: "bob", ageMs: 30_000 },
     handledId: "h0",
+    lastHandover: { id: "h0", to: "p-2", result: "released" },
   });
 });
 
@@ -309,13 +312,25 @@ Deno.test(
     };
     await store.publishReplica("p-0", entry, 5000);
     await store.publishReplica("p-1", { ...entry, identity: "p-1_def", leader: false }, 5000);
-    await store.reportHandover({ id: "h1", result: "released", at: entry.since }, 5000);
+    await store.reportHandover({ id: "h1", to: "p-1", result: "released", at: entry.since }, 5000);
+    assert.deepEqual((await store.read(5000)).lastHandover, {
+      id: "h1",
+      to: "p-1",
+      result: "released",
+    });
+    // The target's own write once it forges.
+    await store.reportHandover({ id: "h1", to: "p-1", result: "done", at: entry.heartbeat }, 5000);
     const status = (await admin.getNamespacedCustomObjectStatus(ref) as {
       status: { replicas: Record<string, unknown>; handover: unknown };
     }).status;
     assert.deepEqual(Object.keys(status.replicas).sort(), ["p-0", "p-1"]);
     assert.deepEqual(status.replicas["p-0"], entry);
-    assert.deepEqual(status.handover, { id: "h1", result: "released", at: entry.since });
+    assert.deepEqual(status.handover, {
+      id: "h1",
+      to: "p-1",
+      result: "done",
+      at: entry.heartbeat,
+    });
     assert.equal((await store.read(5000)).handledId, "h1");
   },
 );

@@ -11,7 +11,7 @@ import {
   type StatusInputs,
   statusModel,
 } from "../../../lib/cli/status_view.ts";
-import type { ReplicaEntry } from "../../../lib/kube/cardano_leader.ts";
+import type { HandoverStatus, ReplicaEntry } from "../../../lib/kube/cardano_leader.ts";
 
 const ENV = { HOME: "/home/op" };
 
@@ -230,4 +230,16 @@ Deno.test("on the coordination cluster each row is a cluster: its candidate, sta
     ok: false,
     reason: "cluster us-east's local leader is not ready",
   });
+});
+
+Deno.test("the last handover names its target, and is shown done once the target wrote so", () => {
+  const at = iso(3_000);
+  const shown = (result: HandoverStatus["result"]) =>
+    renderStatus(
+      statusModel(inputs({ lastHandover: { id: "h-1", to: "p-0", result, at } }), NOW),
+      NOW,
+    )
+      .split("\n").find((l) => l.startsWith("Last handover"));
+  assert.equal(shown("released"), `Last handover: h-1 to p-0: released at ${at}`);
+  assert.equal(shown("done"), `Last handover: h-1 to p-0: done at ${at}`);
 });
