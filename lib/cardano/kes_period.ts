@@ -171,6 +171,14 @@ export function slotAt(timing: KesTiming, nowMs: number): number {
   return timing.eraStartSlot + Math.floor((nowMs - timing.eraStartMs) / timing.slotLengthMs);
 }
 
+/**
+ * When `slot` begins (ms since the epoch), for a slot of the Shelley-based eras (`slot >=
+ * eraStartSlot`); the inverse of {@linkcode slotAt}.
+ */
+export function slotStartMs(timing: KesTiming, slot: number): number {
+  return timing.eraStartMs + (slot - timing.eraStartSlot) * timing.slotLengthMs;
+}
+
 /** The KES period that contains `slot`. */
 export function kesPeriodOfSlot(timing: KesTiming, slot: number): number {
   return Math.floor(slot / timing.slotsPerKESPeriod);
