@@ -98,6 +98,19 @@ export interface Config {
   pool: PoolNames;
   /** The election across clusters (GLOBAL_KUBECONFIG); undefined: this cluster alone. */
   global: GlobalConfig | undefined;
+  /**
+   * How far the node's tip (its metrics' slotNum) may lag the wall clock's slot for the replica
+   * to count as synced (MAX_TIP_LAG_SLOTS).
+   */
+  maxTipLagSlots: number;
+  /** How long the preferred replica must have been ready and synced before the return to it. */
+  preferredStableMs: number;
+  /** The pool's leader schedule (LEADER_SCHEDULE_FILE): planned handovers avoid its slots. */
+  leaderScheduleFile: string | undefined;
+  /** How close to one of the pool's slots a planned handover waits (LEADER_SLOT_MARGIN). */
+  leaderSlotMarginMs: number;
+  /** How long a shutdown may wait for one of the pool's slots to pass (SHUTDOWN_SLOT_WAIT). */
+  shutdownSlotWaitMs: number;
 }
 
 /**
@@ -436,6 +449,20 @@ function readBoot(r: EnvReader) {
   return { startAsNonProducing, decoys: decoys && startAsNonProducing };
 }
 
+/** Which replica forges when: sync, the preferred replica's return, the leader schedule. */
+function readHandovers(r: EnvReader) {
+  return {
+    // A slot a second on every public network: 1e9 slots is some 30 years, beyond any use.
+    maxTipLagSlots: r.count("MAX_TIP_LAG_SLOTS", 1, 1e9),
+    preferredStableMs: r.seconds("PREFERRED_STABLE", 0),
+    leaderScheduleFile: r.get("LEADER_SCHEDULE_FILE") === ""
+      ? undefined
+      : r.path("LEADER_SCHEDULE_FILE"),
+    leaderSlotMarginMs: r.seconds("LEADER_SLOT_MARGIN", 0, false, 600),
+    shutdownSlotWaitMs: r.seconds("SHUTDOWN_SLOT_WAIT", 0, false, 600),
+  };
+}
+
 /**
  * Parses and validates the configuration from an environment map.
  *
@@ -451,8 +478,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const node = readNode(r);
   const pool = readPoolNames(r);
   const global = readGlobal(r, names, service);
+  const handovers = readHandovers(r);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
-  return { ...names, ...files, ...timing, ...service, ...node, pool, global };
+  return { ...names, ...files, ...timing, ...service, ...node, pool, global, ...handovers };
 }
 
 /**

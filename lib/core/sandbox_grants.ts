@@ -41,6 +41,8 @@ export function sandboxGrants(
       ...kubeFiles,
       ...(coordination?.files ?? []),
       ...(config.shelleyGenesisFile === undefined ? [] : [config.shelleyGenesisFile]),
+      // Read again as it changes (a new epoch's schedule); read only, like the sources.
+      ...(config.leaderScheduleFile === undefined ? [] : [config.leaderScheduleFile]),
     ]),
     write: unique([...targetDirs, config.nodeSocket]),
     net: unique([

@@ -58,6 +58,11 @@ export const CONFIG_DEFAULTS = {
   RETURN_STABLE: "60",
   HEALTH_CHECK_ENDPOINT: "",
   NODE_METRICS_URL: "http://127.0.0.1:12798/metrics",
+  MAX_TIP_LAG_SLOTS: "300",
+  PREFERRED_STABLE: "60",
+  LEADER_SCHEDULE_FILE: "",
+  LEADER_SLOT_MARGIN: "5",
+  SHUTDOWN_SLOT_WAIT: "20",
 } as const;
 
 /** `/a/./b//c/../d/` -> `/a/b/d`, lexically (the core avoids node: modules: they cost memory). */
@@ -96,6 +101,16 @@ export class EnvReader {
     if (value < min) this.fail(name, raw, `must be at least ${min} s`);
     if (value > max) this.fail(name, raw, `must be at most ${max} s`);
     return value * 1000;
+  }
+  /** A whole number from `min` to `max` (a count, such as slots). */
+  count(name: keyof typeof CONFIG_DEFAULTS, min: number, max: number): number {
+    const raw = this.get(name);
+    const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      this.fail(name, raw, `must be a whole number from ${min} to ${max}`);
+      return NaN;
+    }
+    return value;
   }
   bool(name: keyof typeof CONFIG_DEFAULTS): boolean {
     const raw = this.get(name).toLowerCase();

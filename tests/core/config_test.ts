@@ -86,6 +86,27 @@ Deno.test("the defaults beyond the README are safe and in milliseconds", () => {
   assert.equal(config.shelleyGenesisFile, undefined);
   assert.equal(config.poolId, undefined);
   assert.equal(config.nodeMetricsUrl, "http://127.0.0.1:12798/metrics");
+  assert.equal(config.maxTipLagSlots, 300);
+  assert.equal(config.preferredStableMs, 60_000);
+  assert.equal(config.leaderScheduleFile, undefined);
+  assert.equal(config.leaderSlotMarginMs, 5_000);
+  assert.equal(config.shutdownSlotWaitMs, 20_000);
+});
+
+Deno.test("the sync, preferred-replica and schedule settings are read as written", () => {
+  const config = parseConfig({
+    ...BASE,
+    MAX_TIP_LAG_SLOTS: "120",
+    PREFERRED_STABLE: "0",
+    LEADER_SCHEDULE_FILE: "/schedule/./slots",
+    LEADER_SLOT_MARGIN: "2.5",
+    SHUTDOWN_SLOT_WAIT: "45",
+  });
+  assert.equal(config.maxTipLagSlots, 120);
+  assert.equal(config.preferredStableMs, 0);
+  assert.equal(config.leaderScheduleFile, "/schedule/slots");
+  assert.equal(config.leaderSlotMarginMs, 2_500);
+  assert.equal(config.shutdownSlotWaitMs, 45_000);
 });
 
 Deno.test("the KES settings are read as the operator writes them", () => {
@@ -343,6 +364,36 @@ const REFUSED: { why: string; env: Record<string, string>; problem: string }[] =
     why: "a node metrics URL that is not http",
     env: { NODE_METRICS_URL: "127.0.0.1:12798" },
     problem: 'NODE_METRICS_URL="127.0.0.1:12798": must be an http:// URL with a host',
+  },
+  {
+    why: "a tip lag that is not a whole number of slots",
+    env: { MAX_TIP_LAG_SLOTS: "2.5" },
+    problem: 'MAX_TIP_LAG_SLOTS="2.5": must be a whole number from 1 to 1000000000',
+  },
+  {
+    why: "a tip lag of 0 slots (the tip is the last block's slot: never the current one)",
+    env: { MAX_TIP_LAG_SLOTS: "0" },
+    problem: 'MAX_TIP_LAG_SLOTS="0": must be a whole number from 1 to 1000000000',
+  },
+  {
+    why: "a relative leader schedule file",
+    env: { LEADER_SCHEDULE_FILE: "slots.json" },
+    problem: 'LEADER_SCHEDULE_FILE="slots.json": must be an absolute path',
+  },
+  {
+    why: "a slot margin beyond ten minutes",
+    env: { LEADER_SLOT_MARGIN: "601" },
+    problem: 'LEADER_SLOT_MARGIN="601": must be at most 600 s',
+  },
+  {
+    why: "a shutdown wait that is not a duration",
+    env: { SHUTDOWN_SLOT_WAIT: "soon" },
+    problem: 'SHUTDOWN_SLOT_WAIT="soon": must be a number of seconds',
+  },
+  {
+    why: "a stable period that is not a duration",
+    env: { PREFERRED_STABLE: "1m" },
+    problem: 'PREFERRED_STABLE="1m": must be a number of seconds',
   },
   {
     why: "a lease name that is not a DNS subdomain",

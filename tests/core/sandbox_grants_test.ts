@@ -63,6 +63,20 @@ Deno.test("a configured genesis file is readable and the node metrics endpoint r
   assert.ok(!grants.net.includes("127.0.0.1:12798"));
 });
 
+Deno.test("a leader schedule file is readable, and only that file, never writable", () => {
+  const config = parseConfig({
+    POD_NAME: "forge-0",
+    POD_UID: "uid-0",
+    LEADER_SCHEDULE_FILE: "/schedule/slots.json",
+  });
+  const grants = sandboxGrants(config, "10.0.0.1:443", [SERVICE_ACCOUNT_DIR]);
+  assert.ok(grants.read.includes("/schedule/slots.json"));
+  assert.ok(!grants.read.includes("/schedule"));
+  assert.ok(!grants.write.some((w) => w.startsWith("/schedule")));
+  const without = sandboxGrants(parseConfig({ POD_NAME: "forge-0", POD_UID: "uid-0" }), "h:1", []);
+  assert.ok(!without.read.some((r) => r.startsWith("/schedule")));
+});
+
 Deno.test("the worker's permissions forbid subprocesses, signals, FFI and remote imports", () => {
   const permissions = sandboxPermissions({ read: ["/a", "/a"], write: [], net: ["h:1"] });
   assert.deepEqual(permissions, {
