@@ -231,6 +231,10 @@ class Deployment {
   }
 }
 
+function optionalNote(note: string | undefined): { note?: string } {
+  return note === undefined ? {} : { note };
+}
+
 function describe(err: unknown): string {
   const code = statusOf(err);
   if (code === 403) {
@@ -272,10 +276,11 @@ async function handover(
     );
     return EXIT_FAILED;
   }
+  const note = plan.note === undefined ? "" : ` Note: ${plan.note}.`;
   if (o.dryRun) {
     report(
-      { result: "dry_run", from: plan.from, to: plan.to },
-      `Dry run: would hand over from ${plan.from} to ${plan.to}. Nothing was changed.`,
+      { result: "dry_run", from: plan.from, to: plan.to, ...optionalNote(plan.note) },
+      `Dry run: would hand over from ${plan.from} to ${plan.to}. Nothing was changed.${note}`,
     );
     return EXIT_OK;
   }

@@ -6,7 +6,12 @@
  * @module
  */
 
-import type { CardanoLeaderSpec, HandoverStatus, ReplicaEntry } from "../kube/cardano_leader.ts";
+import {
+  type CardanoLeaderSpec,
+  type HandoverStatus,
+  REPLICA_FRESH_MS,
+  type ReplicaEntry,
+} from "../kube/cardano_leader.ts";
 
 /** A cluster's entry on the coordination cluster's CardanoLeader (its local leader writes it). */
 export interface ClusterFields {
@@ -26,7 +31,7 @@ export function isClusterEntry(entry: ReplicaEntry): entry is ReplicaEntry & Clu
 }
 
 /** A replica entry older than this is not counted as a running forge-manager. */
-export const FRESH_MS = 30_000;
+export const FRESH_MS = REPLICA_FRESH_MS;
 
 /** What the command read, as plain data. */
 export interface StatusInputs {
@@ -152,10 +157,16 @@ export function statusModel(inputs: StatusInputs, now: number): StatusModel {
   };
 }
 
-/** What a handover would do, or why it is refused. */
+/** What a handover would do (and what to know about its target), or why it is refused. */
 export type HandoverPlan =
-  | { ok: true; from: string; to: string }
+  | { ok: true; from: string; to: string; note?: string }
   | { ok: false; reason: string };
+
+/** What `status` says of a replica's sync: `synced 3`, `lagging 412`, `unknown`, `-`. */
+export function syncText(row: Pick<ReplicaRow, "sync" | "tipLagSlots" | "fresh">): string {
+  if (!row.fresh || row.sync === undefined) return "-";
+  return row.sync === "unknown" ? "unknown" : `${row.sync} ${row.tipLagSlots ?? "?"}`;
+}
 
 /** The checks before a handover; `to` undefined picks a ready standby. Pure. */
 export function planHandover(model: StatusModel, to: string | undefined): HandoverPlan {
@@ -187,16 +198,29 @@ export function planHandover(model: StatusModel, to: string | undefined): Handov
     if (row.phase === "stepped_aside") return `${pod} is stepping aside after its own term`;
     if (row.phase === "retired") return `${pod} is being deleted`;
     if (row.phase !== "standby") return `${pod} is not standing by (phase ${row.phase})`;
+    if (row.sync === "lagging") {
+      return `${pod}'s node lags the chain (${
+        row.tipLagSlots ?? "?"
+      } slots behind the wall clock's slot): hand over to a synced replica`;
+    }
     return undefined;
   };
+  // Unknown is no refusal (the sidecars promote such a replica too), but worth saying.
+  const note = (row: ReplicaRow): Partial<Extract<HandoverPlan, { ok: true }>> =>
+    row.sync === "unknown"
+      ? { note: `${row.pod}'s sync is unknown (its node's metrics could not be read)` }
+      : {};
   if (to !== undefined) {
     if (to === from) return { ok: false, reason: `${to} is the leader already` };
-    const why = problem(model.replicas.find((r) => r.pod === to), to);
-    return why === undefined ? { ok: true, from, to } : { ok: false, reason: why };
+    const row = model.replicas.find((r) => r.pod === to);
+    const why = problem(row, to);
+    return why === undefined ? { ok: true, from, to, ...note(row!) } : { ok: false, reason: why };
   }
-  const candidates = model.replicas.filter((r) => r.pod !== from);
+  // A synced standby first; one whose sync is unknown only when no synced one is ready.
+  const candidates = model.replicas.filter((r) => r.pod !== from)
+    .sort((a, b) => Number(b.sync === "synced") - Number(a.sync === "synced"));
   const ready = candidates.find((r) => problem(r, r.pod) === undefined);
-  if (ready !== undefined) return { ok: true, from, to: ready.pod };
+  if (ready !== undefined) return { ok: true, from, to: ready.pod, ...note(ready) };
   const reasons = candidates.map((r) => problem(r, r.pod)).join("; ");
   return { ok: false, reason: `no standby is ready${reasons === "" ? "" : `: ${reasons}`}` };
 }
@@ -251,6 +275,7 @@ export function renderStatus(model: StatusModel, now: number): string {
     "LEADER",
     "FORGING",
     "NODE",
+    "SYNC",
     "FENCE",
     "GUARD",
     "PHASE",
@@ -264,6 +289,7 @@ export function renderStatus(model: StatusModel, now: number): string {
     yesNo(r.fresh ? r.leader : undefined),
     yesNo(r.fresh ? r.forging : undefined),
     r.fresh ? (r.nodeFound ? "found" : "absent") : "-",
+    syncText(r),
     r.fence,
     r.fresh ? r.guard ?? "-" : "-",
     r.phase,

@@ -35,6 +35,11 @@ function requestsRun(s: ForgingState): boolean {
 
 /** Every time-driven rule, by name. */
 export const DUE = {
+  /** A standby that is not synced stops deferring its acquisition to a synced one (sync.ts). */
+  deferral: (s) =>
+    running(s) && s.election.term === undefined && s.leaseBusy === undefined
+      ? s.acquireDeferral
+      : undefined,
   /** Probing the node socket at start, after the boot keys are placed. */
   socket: (s) => {
     const p = s.phase;

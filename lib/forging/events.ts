@@ -7,7 +7,13 @@
  */
 
 import type { FencePending, LeaseRecord, Observation } from "../kube/lease_store.ts";
-import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_leader.ts";
+import type {
+  ControlView,
+  HandoverReason,
+  HandoverResult,
+  ReplicaView,
+} from "../kube/cardano_leader.ts";
+import type { Sync } from "./sync.ts";
 import type { FenceOutcome } from "../kube/fence.ts";
 import type { NodeInfo, SignalFailure } from "../core/node_process.ts";
 import type { SignalReason, StopReason } from "./stop_reasons.ts";
@@ -208,6 +214,10 @@ export type Transition =
     confirmation: ForgingConfirmation;
     changed: boolean;
   }
+  /** The node's sync at a reading of its metrics (sync.ts). */
+  | { kind: "sync_judged"; sync: Sync; changed: boolean }
+  /** Forging while the tip lags and no synced standby waits: begun (`active`) or ended. */
+  | { kind: "unsynced_forging"; active: boolean; lagSlots?: number }
   | OpsTransition
   | GlobalTransition;
 
@@ -227,7 +237,13 @@ export type OpsEffect =
   | { kind: "check_pod"; timeoutMs: number }
   | { kind: "publish_replica"; replica: ReplicaView }
   /** Writes status.handover: the leader's result, or `done` from the target once it forges. */
-  | { kind: "report_handover"; id: string; to: string; result: HandoverResult };
+  | {
+    kind: "report_handover";
+    id: string;
+    to: string;
+    reason: HandoverReason;
+    result: HandoverResult;
+  };
 
 /** The operations' transitions (telemetry.ts). */
 export type OpsTransition =
@@ -236,8 +252,14 @@ export type OpsTransition =
   | { kind: "pause_ended" }
   | { kind: "paused_leader"; reason: string; by: string; wasForging: boolean }
   | { kind: "resumed_leader" }
-  | { kind: "handover_started"; id: string; to: string; by: string }
-  | { kind: "handover_done"; id: string; to: string; result: HandoverResult }
+  | { kind: "handover_started"; id: string; to: string; by: string; reason: HandoverReason }
+  | {
+    kind: "handover_done";
+    id: string;
+    to: string;
+    reason: HandoverReason;
+    result: HandoverResult;
+  }
   /** This replica took a handover's release and forges: the handover is done. */
   | { kind: "handover_completed"; id: string }
   | { kind: "pod_terminating"; leading: boolean }

@@ -30,6 +30,7 @@ import {
   type WriteDecision,
 } from "./state.ts";
 import { beginStop } from "./stopping.ts";
+import { acquireDeferral } from "./sync.ts";
 
 /** Records a read or watch event of the Lease (and the last holder's facts, for the fence). */
 export function observed(s: ForgingState, observation: Observation, now: number): ForgingState {
@@ -288,6 +289,9 @@ export function fenceDone(s: ForgingState, term: number, outcome: FenceResult): 
 
 /** The election's decision now: demote at the deadline or on a lost Lease, or write when due. */
 export function settleElection(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  // A deferral is decided afresh at every step (its rule's time is only when to look again).
+  const { acquireDeferral: _due, ...rest } = s;
+  s = rest;
   const d = decide(s.election, now, s.cfg);
   if (d.kind === "demote") {
     return LEADING_PHASES.has(s.phase.kind)
@@ -295,6 +299,17 @@ export function settleElection(s: ForgingState, now: number, fx: Effect[]): Forg
       : { ...s, election: demoted(s.election, now) };
   }
   if ((d.kind === "renew" || d.kind === "acquire") && s.leaseBusy === undefined && writable(s, d)) {
+    if (d.kind === "acquire") {
+      // Not synced: a synced standby takes the Lease first, for a while (sync.ts).
+      const wait = acquireDeferral(s, d, now);
+      if (wait !== undefined) {
+        return {
+          ...s,
+          acquireDeferral: wait.until,
+          deferredSince: { observedAt: d.observedAt, since: wait.since },
+        };
+      }
+    }
     fx.push({
       kind: "write_lease",
       decision: d,

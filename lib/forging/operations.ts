@@ -35,6 +35,8 @@ import {
   withOps,
 } from "./state.ts";
 import { beginStop, stopNode } from "./stopping.ts";
+import { type Handover, handOver, handoverResult } from "./handover.ts";
+import { peerSync, syncOf } from "./sync.ts";
 import { guardView } from "./guard.ts";
 
 /** How often an unchanged replica state is published again (ms). */
@@ -124,8 +126,7 @@ export function beforeEvent(s: ForgingState, e: ForgingEvent, fx: Effect[]): For
     : e.clean
     ? "released"
     : "released_unclean";
-  fx.push(report({ kind: "handover_done", id: pending.id, to: pending.to, result }));
-  fx.push({ kind: "report_handover", id: pending.id, to: pending.to, result });
+  handoverResult(pending, result, fx);
   const { pendingHandover: _done, ...ops } = s.ops!;
   return withOps(s, ops);
 }
@@ -138,29 +139,18 @@ function handover(s: ForgingState, control: ControlView, now: number, fx: Effect
   // A clean release lets the target forge without proof; mid-fence, the previous holder's node
   // is not proven stopped yet: act on the request once the fence is done (it is read again).
   if (s.phase.kind === "fencing") return s;
-  let next = withOps(s, { ...ops, handled: [...handled.slice(-15), h.id] });
+  const next = withOps(s, { ...ops, handled: [...handled.slice(-15), h.id] });
   if (!holdsTerm(s)) return next;
+  const request: Handover = { id: h.id, to: h.to, by: h.by, reason: "handover" };
   const done = (result: HandoverResult): ForgingState => {
-    fx.push(report({ kind: "handover_done", id: h.id, to: h.to, result }));
-    fx.push({ kind: "report_handover", id: h.id, to: h.to, result });
+    handoverResult(request, result, fx);
     return next;
   };
   if (h.ageMs > HANDOVER_MAX_AGE_MS) return done("stale");
   if (h.to === s.cfg.podName) return done("already_leader");
-  fx.push(report({ kind: "handover_started", id: h.id, to: h.to, by: h.by }));
-  next = beginStop(next, "handover", { kind: "step_aside", provision: false }, now, fx, {
-    holdOffMs: 2 * s.cfg.leaseDurationMs,
-  });
-  const phase = next.phase;
-  if (phase.kind !== "stopping" || phase.release === undefined) return done("release_failed");
-  return {
-    ...next,
-    phase: {
-      ...phase,
-      release: { ...phase.release, ...optional("handoverTo", h.to || undefined) },
-    },
-    ops: { ...next.ops, pendingHandover: { id: h.id, to: h.to } },
-  };
+  // The command refuses a lagging target; its entry may have changed since.
+  if (h.to !== "" && peerSync(next, h.to, now) === "lagging") return done("target_lagging");
+  return handOver(next, request, now, fx);
 }
 
 /** A standby whose Pod is being deleted never competes again. */
@@ -219,7 +209,13 @@ function handoverCompleted(s: ForgingState, fx: Effect[]): ForgingState {
   if (phase.kind !== "forging" || phase.term !== s.handoverTerm) return s;
   if (s.ops?.doneReported === last.id) return s;
   fx.push(report({ kind: "handover_completed", id: last.id }));
-  fx.push({ kind: "report_handover", id: last.id, to: last.to, result: "done" });
+  fx.push({
+    kind: "report_handover",
+    id: last.id,
+    to: last.to,
+    reason: last.reason,
+    result: "done",
+  });
   return withOps(s, { ...s.ops, doneReported: last.id });
 }
 
@@ -272,7 +268,10 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
     ? "paused"
     : phase.kind === "retired"
     ? "pod_terminating"
+    : s.unsyncedForging && isForging(s)
+    ? "forging_unsynced"
     : s.ops?.lastReason ?? "";
+  const sync = s.cfg.maxTipLagSlots !== undefined ? syncOf(s, now) : undefined;
   return {
     phase: phase.kind,
     leader: leadsNow(s, now),
@@ -281,6 +280,7 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
     fence: !s.cfg.fence ? "off" : phase.kind === "fencing" ? "proving" : "idle",
     guard: guardView(s),
     reason,
+    ...(sync !== undefined ? { sync: sync.state, ...optional("tipLagSlots", sync.lagSlots) } : {}),
   };
 }
 
@@ -299,7 +299,8 @@ function rememberReason(s: ForgingState): ForgingState {
 function publish(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   s = rememberReason(s);
   const view = replicaView(s, now);
-  const key = JSON.stringify(view);
+  // The lag moves with every reading: it goes out with the heartbeats, a change of sync at once.
+  const key = JSON.stringify({ ...view, tipLagSlots: undefined });
   const ops = s.ops ?? {};
   if (key === ops.published && !isDue(DUE.publish(s), now)) return s;
   fx.push({ kind: "publish_replica", replica: view });

@@ -28,6 +28,7 @@ import {
   type GlobalForgingConfig,
   type GlobalState,
 } from "./global_state.ts";
+import type { Handover } from "./handover.ts";
 
 /** What the step needs of the configuration. Durations in milliseconds. */
 export interface ForgingConfig extends ElectionTiming {
@@ -69,6 +70,16 @@ export interface ForgingConfig extends ElectionTiming {
    * the coordination cluster's Lease, which only its cluster's local leader competes for.
    */
   global?: GlobalForgingConfig;
+  /**
+   * Sync-aware election (`sync.ts`, with `nodeMetrics` and `kesTiming`): a node whose tip lags
+   * the wall clock's slot by more than this many slots leaves forging to a synced standby.
+   */
+  maxTipLagSlots?: number;
+  /**
+   * The return to the preferred replica (`preferred.ts`): after it has stood by ready and synced
+   * this long (ms).
+   */
+  preferredStableMs?: number;
 }
 
 /** How often the credentials are judged (the KES window moves with time), in ms. */
@@ -309,6 +320,16 @@ export interface ForgingState {
   readonly guardArmed?: boolean;
   /** The election across clusters (with `cfg.global`). */
   readonly global?: GlobalState;
+  /** The node's tip at the last reading that had one: its lag in slots, and when (monotonic). */
+  readonly tip?: { lagSlots: number; at: number };
+  /** The sync last reported (telemetry reports each change once). */
+  readonly syncReported?: string;
+  /** A standby that is not synced defers its acquisition until then (sync.ts). */
+  readonly acquireDeferral?: number;
+  /** Since when it defers for the Lease version first seen at `observedAt`. */
+  readonly deferredSince?: { observedAt: number; since: number };
+  /** Forging while lagging with no synced standby (reported once when it starts and ends). */
+  readonly unsyncedForging?: boolean;
 }
 
 /** The operations' part of the state. */
@@ -321,7 +342,7 @@ export interface OpsState {
   readonly nextControlReadAt?: number;
   /** Handover ids seen (acted on, or seen while not leading). */
   readonly handled?: readonly string[];
-  readonly pendingHandover?: { id: string; to: string };
+  readonly pendingHandover?: Handover;
   /** The handover this replica, its target, last reported done. */
   readonly doneReported?: string;
   readonly podCheckBusy?: boolean;

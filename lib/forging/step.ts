@@ -81,6 +81,7 @@ import {
 } from "./state.ts";
 import { shutdown, stopResult } from "./stopping.ts";
 import { credentialsChecked, nodeMetricsRead } from "./verdicts.ts";
+import { settleSync, syncHoldsPromotion } from "./sync.ts";
 
 /** The initial state, and the effects that start it (boot keys, the socket wait). */
 export function start(cfg: ForgingConfig, now: number): Step {
@@ -243,6 +244,7 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
       return nodeMetricsRead(
         { ...s, metricsBusy: false, nextMetricsAt: now + NODE_METRICS_MS },
         e,
+        now,
         fx,
       );
   }
@@ -287,11 +289,16 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   // An operator's pause begins or ends; a standby whose Pod is being deleted (seen while it was
   // still starting, say) never competes again.
   if (next.cfg.operations) next = retireIfDeleted(pause(next, now, fx));
+  // A leader whose node lags hands over to a synced standby, or says it forges unsynced.
+  next = settleSync(next, now, fx);
 
   // Stepping aside ends; promotion begins.
   if (isDue(DUE.aside(next), now)) next = { ...next, phase: { kind: "standby" } };
   const p = next.phase;
-  if (p.kind === "awaiting_node" && mayForgeNow(next, now) && mayPromote(next, now)) {
+  if (
+    p.kind === "awaiting_node" && mayForgeNow(next, now) && mayPromote(next, now) &&
+    !syncHoldsPromotion(next, now)
+  ) {
     // Not while the Lease still says this term owes a proof: a successor would prove the earlier
     // holder only, not us.
     if (next.leaseCarries === undefined) next = promote(next, p.term, now, fx);

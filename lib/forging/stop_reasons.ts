@@ -45,7 +45,11 @@ export type StopReason =
   /** Across clusters: a higher-priority cluster is ready again; the Lease goes back to it. */
   | "priority_return"
   /** Across clusters: an operator handed the pool to another cluster. */
-  | "cluster_handover";
+  | "cluster_handover"
+  /** The node's tip lags the chain and a synced standby takes over (a planned handover). */
+  | "sync"
+  /** The preferred replica stands by ready and synced: the term returns to it (planned). */
+  | "preferred";
 
 /** Why the node gets a SIGHUP: a stop, or one of the two ways to (re)start forging. */
 export type SignalReason = StopReason | "promote" | "rotate";
@@ -159,5 +163,15 @@ export const STOP_REASONS: Readonly<Record<StopReason, StopReasonText>> = {
     metric: "cluster_handover",
     status: "Demoted_cluster_handover",
     text: "an operator handed the pool to another cluster",
+  },
+  sync: {
+    metric: "sync",
+    status: "Demoted_sync",
+    text: "the node's tip lags the chain: handing over to a synced standby",
+  },
+  preferred: {
+    metric: "preferred",
+    status: "Demoted_preferred",
+    text: "the preferred replica is ready and synced: handing the term back to it",
   },
 };

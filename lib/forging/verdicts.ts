@@ -13,6 +13,8 @@ import { confirmForging, type ForgingConfirmation } from "./forging_confirmation
 import { type Effect, type ForgingEvent, report } from "./events.ts";
 import { type ForgingState, isForging, MAX_SAMPLES, optional } from "./state.ts";
 import { stepAside } from "./stopping.ts";
+import { syncOf, tipLag } from "./sync.ts";
+import type { NodeMetricsSample } from "../node/node_metrics.ts";
 
 // ---- the credentials' verdict and the node's own account --------------------------------
 
@@ -79,12 +81,17 @@ export function credentialsChecked(
   return next;
 }
 
-/** A reading of the node's metrics: the node's own account of the forging state asked for. */
+/**
+ * A reading of the node's metrics: the node's own account of the forging state asked for, and its
+ * tip (sync.ts).
+ */
 export function nodeMetricsRead(
   s: ForgingState,
   e: Extract<ForgingEvent, { kind: "node_metrics_read" }>,
+  now: number,
   fx: Effect[],
 ): ForgingState {
+  s = tipRead(s, e.sample, now, fx);
   const asked = isForging(s);
   const samples = e.sample === undefined ? s.samples : [...s.samples, e.sample].slice(-MAX_SAMPLES);
   const confirmation: ForgingConfirmation = e.sample === undefined
@@ -102,4 +109,19 @@ export function nodeMetricsRead(
     confirmation: confirmation.state,
     ...optional("nodeKesPeriod", e.sample?.currentKESPeriod ?? s.nodeKesPeriod),
   };
+}
+
+/** The tip in a reading (kept until a newer one has it; it ages out), and the sync it makes. */
+function tipRead(
+  s: ForgingState,
+  sample: NodeMetricsSample | undefined,
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  if (s.cfg.maxTipLagSlots === undefined) return s;
+  const lagSlots = sample === undefined ? undefined : tipLag(s, sample);
+  const next = lagSlots === undefined ? s : { ...s, tip: { lagSlots, at: now } };
+  const sync = syncOf(next, now);
+  fx.push(report({ kind: "sync_judged", sync, changed: sync.state !== s.syncReported }));
+  return { ...next, syncReported: sync.state };
 }

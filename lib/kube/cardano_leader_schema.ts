@@ -33,6 +33,11 @@ export interface HandoverSpec {
 export interface CardanoLeaderSpec {
   pause?: PauseSpec;
   handover?: HandoverSpec;
+  /**
+   * The pod that should forge whenever it is ready and synced (`forge-manager prefer`): the leader
+   * hands the term back to it after PREFERRED_STABLE.
+   */
+  preferredReplica?: string;
 }
 
 /**
@@ -45,13 +50,19 @@ export type HandoverResult =
   | "release_failed"
   | "already_leader"
   | "stale"
+  | "target_lagging"
   | "done";
+
+/** Why a leader handed over: an operator's request, its node's lag, the preferred replica. */
+export type HandoverReason = "handover" | "sync" | "preferred";
 
 /** `status.handover`: the last handover request a leader handled. */
 export interface HandoverStatus {
   id: string;
   /** The target pod ("" for any standby); absent in older sidecars' writes. */
   to?: string;
+  /** Absent: an operator's request (older sidecars write only those). */
+  reason?: HandoverReason;
   result: HandoverResult;
   at: string;
 }
@@ -73,7 +84,21 @@ export interface ReplicaView {
    */
   guard?: "off" | "absent" | "idle" | "armed";
   reason: string;
+  /**
+   * Whether this replica's node is synced: its tip (the metrics' slotNum) within
+   * MAX_TIP_LAG_SLOTS of the wall clock's slot; `unknown` without a recent reading. Absent in
+   * entries of older sidecars.
+   */
+  sync?: SyncState;
+  /** How many slots the tip lags the wall clock's slot at the last reading (absent: unknown). */
+  tipLagSlots?: number;
 }
+
+/** A node's sync, as its replica judged it. */
+export type SyncState = "synced" | "lagging" | "unknown";
+
+/** An entry whose heartbeat is older than this is not counted as a running forge-manager. */
+export const REPLICA_FRESH_MS = 30_000;
 
 /** One replica's entry in `status.replicas`, as published. */
 export interface ReplicaEntry extends ReplicaView {
@@ -129,14 +154,31 @@ export interface HandoverRequest {
   ageMs: number;
 }
 
+/**
+ * Another replica's entry as the step sees it: whether it stands by ready and synced, and until
+ * when (monotonic) its last heartbeat counts as fresh (REPLICA_FRESH_MS after it, by the wall
+ * clock at the read).
+ */
+export interface PeerView {
+  phase: string;
+  nodeFound: boolean;
+  sync: SyncState;
+  tipLagSlots?: number;
+  freshUntil: number;
+}
+
 /** The CardanoLeader as the step sees it: the requests, and the last handover a leader handled. */
 export interface ControlView {
   pause?: PauseRequest;
   handover?: HandoverRequest;
+  /** spec.preferredReplica, when set. */
+  preferred?: string;
+  /** Every replica's published entry (this one's too), by pod. */
+  replicas?: Record<string, PeerView>;
   /** status.handover.id: handled by a leader already (perhaps by an earlier process). */
   handledId?: string;
   /** status.handover as the last writer left it: its target learns there that it is done. */
-  lastHandover?: { id: string; to: string; result: string };
+  lastHandover?: { id: string; to: string; reason: HandoverReason; result: string };
 }
 
 /**
@@ -172,8 +214,38 @@ export function toControlView(
   const handled = obj?.status?.handover;
   if (handled !== undefined && handled.id !== "") {
     view.handledId = handled.id;
-    view.lastHandover = { id: handled.id, to: handled.to ?? "", result: handled.result };
+    view.lastHandover = {
+      id: handled.id,
+      to: handled.to ?? "",
+      reason: handled.reason ?? "handover",
+      result: handled.result,
+    };
   }
+  const preferred = obj?.spec?.preferredReplica;
+  if (preferred !== undefined && preferred !== "") view.preferred = preferred;
+  const entries = obj?.status?.replicas;
+  if (entries !== undefined) view.replicas = peers(entries, monoNow, wallNow);
   return view;
 }
 
+/** The replicas' entries as peers; an entry without a readable heartbeat is left out. */
+function peers(
+  entries: Record<string, Partial<ReplicaEntry>>,
+  monoNow: number,
+  wallNow: number,
+): Record<string, PeerView> {
+  const out: Record<string, PeerView> = {};
+  for (const [pod, e] of Object.entries(entries)) {
+    const heartbeat = Date.parse(e.heartbeat ?? "");
+    if (!Number.isFinite(heartbeat)) continue;
+    out[pod] = {
+      phase: e.phase ?? "",
+      nodeFound: e.nodeFound === true,
+      // An older sidecar publishes no sync: nothing is known of its node.
+      sync: e.sync ?? "unknown",
+      ...(typeof e.tipLagSlots === "number" ? { tipLagSlots: e.tipLagSlots } : {}),
+      freshUntil: monoNow + REPLICA_FRESH_MS - Math.max(0, wallNow - heartbeat),
+    };
+  }
+  return out;
+}

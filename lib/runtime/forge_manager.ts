@@ -132,6 +132,11 @@ export class ForgeManager implements HealthView {
       global: config.global === undefined || this.#d.global === undefined
         ? undefined
         : globalForgingConfig(config, config.global, identity),
+      // Sync needs the node's tip (its metrics) and the wall clock's slot (the genesis timing).
+      ...(this.#d.readNodeMetrics !== undefined && this.#d.kesTiming !== undefined
+        ? { maxTipLagSlots: config.maxTipLagSlots }
+        : {}),
+      preferredStableMs: config.preferredStableMs,
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);

@@ -10,6 +10,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { type GlobalMetrics, globalMetrics } from "./global_metrics.ts";
 import { cpuUsage } from "node:process";
 import type { CredentialCheck, CredentialVerdict } from "../forging/credential_verdict.ts";
+import { operationsMetrics, syncMetrics } from "./metrics_handovers.ts";
 import {
   CONFIRMATION_STATES,
   type ConfirmationState,
@@ -40,7 +41,10 @@ export interface Metrics {
   readonly nodeNonProducing: Gauge;
   readonly paused: Gauge;
   readonly controlReadFailures: Counter;
-  readonly handovers: Counter<"result">;
+  readonly handovers: Counter<"reason" | "result">;
+  readonly nodeTipLag: Gauge;
+  readonly nodeSync: Gauge<"state">;
+  readonly unsyncedForging: Gauge;
   readonly kesPeriodsRemaining: Gauge<"hot_key">;
   readonly kesExpiry: Gauge<"hot_key">;
   readonly opcertIssueCounter: Gauge<"hot_key">;
@@ -148,6 +152,7 @@ export function createMetrics(opts: {
     ...eventMetrics(registers, opts.lastRenewAt),
     ...witnessMetrics(registers),
     ...operationsMetrics(registers),
+    ...syncMetrics(registers),
     ...guardMetrics(registers, opts.guardHeartbeatAge),
     ...(opts.global ? { global: globalMetrics(registers) } : {}),
   };
@@ -181,32 +186,6 @@ function guardMetrics(
       help: "Times the guard stopped the node itself, by reason: deadline, sidecar_gone, " +
         "restarted_armed, guard_stopping (counted while the guard runs)",
       labelNames: ["reason"] as const,
-      registers,
-    }),
-  };
-}
-
-/** Operator requests: the pause, reads of the CardanoLeader spec, handovers. */
-function operationsMetrics(
-  registers: Registry[],
-): Pick<Metrics, "paused" | "controlReadFailures" | "handovers"> {
-  return {
-    paused: new Gauge({
-      name: "forge_manager_paused",
-      help: "Whether an operator's pause (CardanoLeader spec.pause) is in force as this replica " +
-        "last read it (0 or 1)",
-      registers,
-    }),
-    controlReadFailures: new Counter({
-      name: "forge_manager_control_read_failures_total",
-      help: "Reads of the CardanoLeader spec that failed (the last known requests stay in force)",
-      registers,
-    }),
-    handovers: new Counter({
-      name: "forge_manager_handovers_total",
-      help: "Planned handovers this replica handled as leader, by result (released, " +
-        "released_unclean, release_failed, already_leader, stale)",
-      labelNames: ["result"] as const,
       registers,
     }),
   };

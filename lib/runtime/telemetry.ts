@@ -20,7 +20,7 @@ import {
   recordCredentialMetrics,
   recordForgingConfirmation,
 } from "./metrics.ts";
-import { GUARD, OPS } from "./telemetry_ops.ts";
+import { GUARD, OPS, SYNC } from "./telemetry_ops.ts";
 
 /** What telemetry needs to know about this replica. */
 export interface TelemetryDeps {
@@ -319,6 +319,7 @@ const HANDLERS: Handlers = {
   ...OPS,
   ...GUARD,
   ...GLOBAL,
+  ...SYNC,
 };
 
 /** Turns transitions into logs, metrics, status and Events. */

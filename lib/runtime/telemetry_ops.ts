@@ -7,6 +7,38 @@
 
 import { STOP_REASONS } from "../forging/stop_reasons.ts";
 import type { Handlers } from "./telemetry.ts";
+import { recordSync } from "./metrics_handovers.ts";
+
+/** Why a handover started, for its Event: "request h-1 by alice", "sync-ab12-3 by forge-0". */
+const HANDOVER_WHY = {
+  handover: "requested by",
+  sync: "its node lags the chain, by",
+  preferred: "the preferred replica is ready, by",
+} as const;
+
+/** The node's sync, and forging while it lags with no synced standby (sync.ts). */
+export const SYNC: Pick<Handlers, "sync_judged" | "unsynced_forging"> = {
+  sync_judged: (t, c) => {
+    recordSync(c.metrics, t.sync);
+    if (!t.changed) return;
+    const fields = { lagSlots: t.sync.lagSlots };
+    if (t.sync.state === "lagging") c.log.warn("the node's tip lags the chain", fields);
+    else if (t.sync.state === "synced") c.log.info("the node is synced", fields);
+    else c.log.info("the node's sync is unknown (no recent reading of its slotNum)");
+  },
+  unsynced_forging: (t, c) => {
+    c.metrics.unsyncedForging.set(t.active ? 1 : 0);
+    if (!t.active) return c.log.info("no longer forging unsynced");
+    c.log.warn("forging while the node's tip lags: no synced standby to hand over to", {
+      lagSlots: t.lagSlots,
+    });
+    c.event(
+      "Warning",
+      "ForgingUnsynced",
+      `${c.d.podName} forges ${t.lagSlots ?? "?"} slots behind the chain: no synced standby`,
+    );
+  },
+};
 
 /** Operator requests: pause, handover, our Pod's deletion. */
 export const OPS: Pick<
@@ -52,16 +84,22 @@ export const OPS: Pick<
     c.event("Normal", "Resumed", `${c.d.podName} resumes forging`);
   },
   handover_started: (t, c) => {
-    c.log.info("handing the term over", { id: t.id, to: t.to || "any standby", by: t.by });
+    const why = HANDOVER_WHY[t.reason];
+    c.log.info("handing the term over", {
+      id: t.id,
+      to: t.to || "any standby",
+      by: t.by,
+      reason: t.reason,
+    });
     c.event(
       "Normal",
       "HandoverStarted",
-      `${c.d.podName} hands over to ${t.to || "any standby"} (request ${t.id} by ${t.by})`,
+      `${c.d.podName} hands over to ${t.to || "any standby"} (${t.id}: ${why} ${t.by})`,
     );
   },
   handover_done: (t, c) => {
-    c.metrics.handovers.inc({ result: t.result });
-    c.log.info("handover request handled", { id: t.id, to: t.to, result: t.result });
+    c.metrics.handovers.inc({ reason: t.reason, result: t.result });
+    c.log.info("handover handled", { id: t.id, to: t.to, reason: t.reason, result: t.result });
     c.event(
       t.result === "released" || t.result === "already_leader" ? "Normal" : "Warning",
       "HandoverDone",

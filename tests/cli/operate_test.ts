@@ -84,7 +84,10 @@ Deno.test(
     const text = await d.run("status");
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`held by ${leader} `));
-    assert.match(text.stdout, /^POD\s+READY\s+LEADER\s+FORGING\s+NODE\s+FENCE\s+GUARD\s+PHASE/m);
+    assert.match(
+      text.stdout,
+      /^POD\s+READY\s+LEADER\s+FORGING\s+NODE\s+SYNC\s+FENCE\s+GUARD\s+PHASE/m,
+    );
     console.log(text.stdout);
 
     // The sidecars write the status all along; the spec's generation moves only with the spec.

@@ -13,7 +13,7 @@ import fc from "fast-check";
 import type { ControlView } from "../../lib/kube/cardano_leader.ts";
 import type { LeaseRecord, Observation } from "../../lib/kube/lease_store.ts";
 import type { NodeInfo } from "../../lib/core/node_process.ts";
-import { MAINNET_KES_TIMING } from "../../lib/cardano/kes_period.ts";
+import { kesPeriodAt, MAINNET_KES_TIMING, slotAt } from "../../lib/cardano/kes_period.ts";
 import { DUE, isDue } from "../../lib/forging/due.ts";
 import type { Effect, ForgingEvent } from "../../lib/forging/events.ts";
 import type { ForgingConfig, ForgingState } from "../../lib/forging/state.ts";
@@ -26,15 +26,16 @@ const NODES: (NodeInfo | undefined)[] = [
   { pid: 44, startTicks: 11, nonProducing: false },
   undefined,
 ];
+const WALL = Date.parse("2026-12-01T00:00:00Z");
 const FACTS = {
   issueCounter: 3,
-  kesStartPeriod: 1000,
+  // Valid at WALL, so that a run with KES checks on can forge.
+  kesStartPeriod: kesPeriodAt(MAINNET_KES_TIMING, WALL) - 1,
   hotKeyId: "ab12cd34",
   poolId: "00".repeat(28),
   signatureValid: true,
   vrfKeyConsistent: true,
 };
-const WALL = Date.parse("2026-12-01T00:00:00Z");
 
 /** One thing that happens to the sidecar. */
 type Action =
@@ -45,37 +46,42 @@ type Action =
   | { kind: "pod_terminating" }
   | { kind: "shutdown" };
 
-const action: fc.Arbitrary<Action> = fc.oneof(
-  {
-    weight: 8,
-    arbitrary: fc.record({
-      kind: fc.constant("answer" as const),
-      pick: fc.nat(),
-      variant: fc.nat(7),
-    }),
-  },
-  {
-    weight: 4,
-    arbitrary: fc.record({
-      kind: fc.constant("wait" as const),
-      ms: fc.integer({ min: 1, max: 20_000 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("watch" as const),
-      holder: fc.nat(3),
-      rv: fc.nat(50),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({ kind: fc.constant("control" as const), variant: fc.nat(3) }),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: "pod_terminating" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "shutdown" as const }) },
-);
+/** The actions, weighted; `ends` weighs the two that end a run (shutdown, our Pod's deletion). */
+function actions(ends: number): fc.Arbitrary<Action> {
+  return fc.oneof(
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        kind: fc.constant("answer" as const),
+        pick: fc.nat(),
+        variant: fc.nat(7),
+      }),
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant("wait" as const),
+        ms: fc.integer({ min: 1, max: 20_000 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("watch" as const),
+        holder: fc.nat(3),
+        rv: fc.nat(50),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({ kind: fc.constant("control" as const), variant: fc.nat(11) }),
+    },
+    { weight: ends, arbitrary: fc.constant({ kind: "pod_terminating" as const }) },
+    { weight: ends, arbitrary: fc.constant({ kind: "shutdown" as const }) },
+  );
+}
+
+const action = actions(1);
 
 const config: fc.Arbitrary<ForgingConfig> = fc.record({
   fence: fc.boolean(),
@@ -85,7 +91,8 @@ const config: fc.Arbitrary<ForgingConfig> = fc.record({
   operations: fc.boolean(),
   nodeMetrics: fc.boolean(),
   kes: fc.boolean(),
-}).map(({ kes, ...flags }) => ({
+  sync: fc.boolean(),
+}).map(({ kes, sync, ...flags }) => ({
   identity: ME,
   podName: "producer-0",
   socketWaitTimeoutMs: 30_000,
@@ -96,6 +103,7 @@ const config: fc.Arbitrary<ForgingConfig> = fc.record({
   sleepIntervalMs: 5_000,
   ...flags,
   ...(kes ? { kesTiming: MAINNET_KES_TIMING } : {}),
+  ...(sync ? { maxTipLagSlots: 100 } : {}),
 }));
 
 function record(holder: string, rv: number, extra: Partial<LeaseRecord> = {}): LeaseRecord {
@@ -110,16 +118,42 @@ function observation(holder: number, rv: number): Observation {
   return { kind: "present", record: record(who, rv, who === "" ? { releasedBy: HOLDERS[0] } : {}) };
 }
 
+/** Other replicas' entries: synced or lagging standbys, fresh for a while. */
+function peers(variant: number, now: number): ControlView["replicas"] {
+  return {
+    "producer-1": {
+      phase: "standby",
+      nodeFound: true,
+      sync: variant % 2 === 0 ? "synced" : "lagging",
+      tipLagSlots: variant % 2 === 0 ? 3 : 500,
+      freshUntil: now + 1_000 * (variant % 7),
+    },
+    "producer-2": {
+      phase: "standby",
+      nodeFound: true,
+      sync: variant % 3 === 0 ? "synced" : "unknown",
+      freshUntil: now + 9_000,
+    },
+  };
+}
+
 function controlView(variant: number, now: number): ControlView {
-  switch (variant) {
+  switch (variant % 6) {
     case 0:
       return {};
     case 1:
       return { pause: { reason: "upgrade", by: "alice", endsAt: now + 7_000 } };
     case 2:
       return { handover: { id: `h${now}`, to: "", by: "bob", ageMs: 0 } };
-    default:
+    case 3:
       return { pause: { reason: "x", by: "a" }, handledId: "h0" };
+    case 4:
+      return { replicas: peers(variant, now), preferred: "producer-1" };
+    default:
+      return {
+        replicas: peers(variant, now),
+        handover: { id: `h${now}`, to: "producer-1", by: "bob", ageMs: 0 },
+      };
   }
 }
 
@@ -158,10 +192,22 @@ function answer(e: Effect, variant: number, now: number, rv: number): ForgingEve
       return ok
         ? { kind: "credentials_checked", facts: FACTS, wallMs: WALL + now }
         : { kind: "credentials_checked", error: "x", wallMs: WALL + now };
-    case "read_node_metrics":
+    case "read_node_metrics": {
+      // The tip: current, far behind, or absent.
+      const atMs = WALL + now;
+      const slot = slotAt(MAINNET_KES_TIMING, atMs);
+      const slotNum = variant % 3 === 0 ? slot - 2 : variant % 3 === 1 ? slot - 900 : undefined;
       return ok
-        ? { kind: "node_metrics_read", sample: { atMs: now, forgingEnabled: variant % 2 } }
+        ? {
+          kind: "node_metrics_read",
+          sample: {
+            atMs,
+            forgingEnabled: variant % 2,
+            ...(slotNum !== undefined ? { slotNum } : {}),
+          },
+        }
         : { kind: "node_metrics_read", error: "x" };
+    }
     case "place_keys":
       if (e.purpose === "boot" && e.decoys) {
         return ok
@@ -211,52 +257,93 @@ function checkSettled(state: ForgingState, now: number, after: string): void {
   }
 }
 
-Deno.test("after every step no time-driven rule is left due, and the loop wakes in time for each", () => {
-  fc.assert(
-    fc.property(config, fc.array(action, { maxLength: 120 }), (cfg, actions) => {
-      let now = 1_000;
-      let rv = 100;
-      let { state, effects } = start(cfg, now);
-      const pending: Effect[] = [...effects];
-      checkSettled(state, now, "start");
-      for (const a of actions) {
-        if (state.phase.kind === "done") break;
-        let event: ForgingEvent | undefined;
-        switch (a.kind) {
-          case "answer": {
-            if (pending.length === 0) continue;
-            const [effect] = pending.splice(a.pick % pending.length, 1);
-            event = answer(effect!, a.variant, now, ++rv);
-            break;
-          }
-          case "wait": {
-            // The loop wakes at nextWake (or the event comes first): never later.
-            const wake = nextWake(state, now);
-            now = wake === undefined ? now + a.ms : Math.min(now + a.ms, wake);
-            event = { kind: "tick" };
-            break;
-          }
-          case "watch":
-            event = { kind: "lease_watched", observation: observation(a.holder, a.rv + rv) };
-            break;
-          case "control":
-            event = { kind: "control_read", control: controlView(a.variant, now), watched: true };
-            break;
-          case "pod_terminating":
-            event = { kind: "pod_terminating", watched: true };
-            break;
-          case "shutdown":
-            event = { kind: "shutdown" };
-            break;
-        }
-        if (event === undefined) continue;
-        ({ state, effects } = step(state, event, now));
-        pending.push(...effects);
-        checkSettled(state, now, event.kind);
+/** What the runs reached, so that a property provably covers the rules it is meant to. */
+const reached = new Map<string, number>();
+
+/** Notes the rules the state shows at work. */
+function noteReached(state: ForgingState): void {
+  const seen = [
+    ["forging", state.phase.kind === "forging"],
+    ["acquire deferred", state.acquireDeferral !== undefined],
+    ["forging unsynced", state.unsyncedForging === true],
+    [`handover (${state.ops?.pendingHandover?.reason})`, state.ops?.pendingHandover !== undefined],
+  ] as const;
+  for (const [what, yes] of seen) if (yes) reached.set(what, (reached.get(what) ?? 0) + 1);
+}
+
+/** Whether an effect gets an answer at all (reports and publications never do). */
+function answered(e: Effect): boolean {
+  return answer(e, 0, 0, 0) !== undefined;
+}
+
+/** One random run of the real step, checked after every step. */
+function run(cfg: ForgingConfig, actions: Action[]): void {
+  let now = 1_000;
+  let rv = 100;
+  let { state, effects } = start(cfg, now);
+  const pending: Effect[] = effects.filter(answered);
+  checkSettled(state, now, "start");
+  for (const a of actions) {
+    if (state.phase.kind === "done") break;
+    let event: ForgingEvent | undefined;
+    switch (a.kind) {
+      case "answer": {
+        if (pending.length === 0) continue;
+        const [effect] = pending.splice(a.pick % pending.length, 1);
+        event = answer(effect!, a.variant, now, ++rv);
+        break;
       }
-    }),
+      case "wait": {
+        // The loop wakes at nextWake (or the event comes first): never later.
+        const wake = nextWake(state, now);
+        now = wake === undefined ? now + a.ms : Math.min(now + a.ms, wake);
+        event = { kind: "tick" };
+        break;
+      }
+      case "watch":
+        event = { kind: "lease_watched", observation: observation(a.holder, a.rv + rv) };
+        break;
+      case "control":
+        event = { kind: "control_read", control: controlView(a.variant, now), watched: true };
+        break;
+      case "pod_terminating":
+        event = { kind: "pod_terminating", watched: true };
+        break;
+      case "shutdown":
+        event = { kind: "shutdown" };
+        break;
+    }
+    if (event === undefined) continue;
+    ({ state, effects } = step(state, event, now));
+    pending.push(...effects.filter(answered));
+    checkSettled(state, now, event.kind);
+    noteReached(state);
+  }
+}
+
+Deno.test("after every step no time-driven rule is left due, and the loop wakes in time for each", () => {
+  fc.assert(fc.property(config, fc.array(action, { maxLength: 120 }), run), { numRuns: 300 });
+});
+
+/** Every rule of issue 20 on: operations, the node's metrics with its tip, sync. */
+const allRules = config.map((cfg): ForgingConfig => ({
+  ...cfg,
+  operations: true,
+  nodeMetrics: true,
+  kesTiming: MAINNET_KES_TIMING,
+  maxTipLagSlots: 100,
+  preferredStableMs: 5_000,
+}));
+
+Deno.test("the same with sync and the preferred replica on, reaching each of their rules", () => {
+  reached.clear();
+  fc.assert(
+    fc.property(allRules, fc.array(actions(0), { minLength: 100, maxLength: 300 }), run),
     { numRuns: 300 },
   );
+  for (const what of ["acquire deferred", "forging unsynced", "handover (sync)"]) {
+    assert.ok((reached.get(what) ?? 0) > 0, `no run reached: ${what} (${[...reached.keys()]})`);
+  }
 });
 
 Deno.test("the rules follow the state: a request in flight is never due, a finished one is", () => {

@@ -44,7 +44,7 @@ Deno.test("after resume, the forging leader's entry no longer gives the reason p
 });
 
 Deno.test("the target of a handover reports it done once it holds the Lease and forges", () => {
-  const released = { id: "h-1", to: "producer-0", result: "released" } as const;
+  const released = { id: "h-1", to: "producer-0", reason: "handover", result: "released" } as const;
   // The old leader's result may come before the target forges, or after.
   for (const when of ["before", "after"] as const) {
     const m = opsStandby();
@@ -80,7 +80,7 @@ Deno.test("the target of a handover reports it done once it holds the Lease and 
 });
 
 Deno.test("a handover is never reported done by a replica that did not take it, or does not forge", () => {
-  const released = { id: "h-2", to: "producer-0", result: "released" } as const;
+  const released = { id: "h-2", to: "producer-0", reason: "handover", result: "released" } as const;
   // Took a clean release naming nobody (a shutdown): not the handover's term.
   const m = opsForger();
   m.feed({ kind: "control_read", control: { lastHandover: released } });

@@ -251,7 +251,7 @@ Deno.test("a pause's until becomes a monotonic end, and a request's at an age", 
     pause: { reason: "upgrade", by: "alice", endsAt: 5_000 + 600_000 },
     handover: { id: "h1", to: "p-1", by: "bob", ageMs: 30_000 },
     handledId: "h0",
-    lastHandover: { id: "h0", to: "p-2", result: "released" },
+    lastHandover: { id: "h0", to: "p-2", reason: "handover", result: "released" },
   });
 });
 
@@ -307,6 +307,8 @@ Deno.test(
       nodeFound: true,
       fence: "idle" as const,
       reason: "startup",
+      sync: "lagging" as const,
+      tipLagSlots: 412,
       since: new Date(WALL).toISOString(),
       heartbeat: new Date(WALL + 1000).toISOString(),
     };
@@ -316,10 +318,17 @@ Deno.test(
     assert.deepEqual((await store.read(5000)).lastHandover, {
       id: "h1",
       to: "p-1",
+      reason: "handover",
       result: "released",
     });
-    // The target's own write once it forges.
-    await store.reportHandover({ id: "h1", to: "p-1", result: "done", at: entry.heartbeat }, 5000);
+    // The target's own write once it forges; a leader's own handover names its reason.
+    await store.reportHandover({
+      id: "h1",
+      to: "p-1",
+      reason: "sync",
+      result: "done",
+      at: entry.heartbeat,
+    }, 5000);
     const status = (await admin.getNamespacedCustomObjectStatus(ref) as {
       status: { replicas: Record<string, unknown>; handover: unknown };
     }).status;
@@ -328,6 +337,7 @@ Deno.test(
     assert.deepEqual(status.handover, {
       id: "h1",
       to: "p-1",
+      reason: "sync",
       result: "done",
       at: entry.heartbeat,
     });

@@ -62,8 +62,8 @@ const HELP: Record<OperateOptions["command"], string> = {
   status: `Usage: forge-manager status [--output json] [--watch] [options]
 
 One table: the Lease holder, its term's age and renew age, each replica (pod, ready, leader,
-forging, node found, fence, phase, last transition and its reason), any pause (who, why, until)
-and the last handover. --watch prints it again every 2 s until interrupted.
+forging, node found, its node's sync and tip lag, fence, phase, last transition and its reason),
+any pause (who, why, until) and the last handover. --watch prints it again every 2 s until interrupted.
 
 ${COMMON_HELP}`,
   handover:
@@ -73,7 +73,8 @@ A planned end of term: the leader unlinks its keys, signals its node and release
 POD (or to any ready standby); only that pod may take it at once, every other replica waits it
 out as an unmarked release. Refused, with nothing changed, when there is no leader, the
 deployment is paused, or the target is not ready, not running forge-manager (no fresh replica
-entry), stepping aside, or the leader itself. Waits until the target holds the Lease and forges,
+entry), stepping aside, the leader itself, or its node lags the chain (SYNC lagging; a target
+whose sync is unknown is taken, with a note). Without --to a synced standby is picked first. Waits until the target holds the Lease and forges,
 at most --timeout. --dry-run checks everything and changes nothing.
 
 ${COMMON_HELP}`,

@@ -158,11 +158,48 @@ Deno.test("the status table shows the holder, the pause and one row per replica"
   assert.match(text, /^Pause: by alice at 2026-01-01T11:59:55\.000Z, until resumed: kes$/m);
   assert.match(
     text,
-    /^p-0\s+yes\s+yes\s+yes\s+found\s+idle\s+armed\s+forging\s+1m00s\s+startup\s+1\.0s ago$/m,
+    /^p-0\s+yes\s+yes\s+yes\s+found\s+-\s+idle\s+armed\s+forging\s+1m00s\s+startup\s+1\.0s ago$/m,
   );
   assert.equal(text.split("\n").filter((l) => l.startsWith("p-")).length, 3);
   // An older sidecar's entry has no guard: "-".
-  assert.match(text, /^p-1\s+yes\s+no\s+no\s+found\s+idle\s+-\s+standby/m);
+  assert.match(text, /^p-1\s+yes\s+no\s+no\s+found\s+-\s+idle\s+-\s+standby/m);
+});
+
+Deno.test("status shows each replica's tip lag, and a handover refuses a lagging target", () => {
+  const replicas = {
+    ...inputs().replicas,
+    "p-1": entry("p-1", { sync: "lagging", tipLagSlots: 412 }),
+    "p-2": entry("p-2", { sync: "unknown" }),
+  };
+  const model = statusModel(inputs({ replicas }), NOW);
+  const text = renderStatus(model, NOW);
+  assert.match(text, /^POD\s+READY\s+LEADER\s+FORGING\s+NODE\s+SYNC\s+FENCE/m);
+  assert.match(text, /^p-1\s+yes\s+no\s+no\s+found\s+lagging 412\s+idle/m);
+  assert.match(text, /^p-2\s+yes\s+no\s+no\s+found\s+unknown\s+idle/m);
+  const lagging = planHandover(model, "p-1");
+  assert.equal(lagging.ok, false);
+  assert.match(!lagging.ok ? lagging.reason : "", /p-1's node lags the chain \(412 slots/);
+  // Unknown is no refusal, but it is said.
+  assert.deepEqual(planHandover(model, "p-2"), {
+    ok: true,
+    from: "p-0",
+    to: "p-2",
+    note: "p-2's sync is unknown (its node's metrics could not be read)",
+  });
+  // Without --to: a synced standby first, never a lagging one.
+  const synced = { ...replicas, "p-3": entry("p-3", { sync: "synced", tipLagSlots: 2 }) };
+  const pods = { ...inputs().pods, "p-3": { ready: true } };
+  assert.deepEqual(planHandover(statusModel(inputs({ replicas: synced, pods }), NOW), undefined), {
+    ok: true,
+    from: "p-0",
+    to: "p-3",
+  });
+  assert.deepEqual(planHandover(model, undefined), {
+    ok: true,
+    from: "p-0",
+    to: "p-2",
+    note: "p-2's sync is unknown (its node's metrics could not be read)",
+  });
 });
 
 Deno.test("on the coordination cluster each row is a cluster: its candidate, state, priority, region", () => {
