@@ -1,5 +1,5 @@
 /**
- * `forge-manager status | handover | pause | resume`, run in the command worker (see
+ * `forge-manager status | handover | prefer | pause | resume`, run in the command worker (see
  * lib/core/cli/operate_args.ts for the command lines). Every write is a replace of the
  * CardanoLeader conditional on the resourceVersion read, so two operators cannot race silently;
  * every action also creates an Event naming who did what and why. `by` is the user the
@@ -29,6 +29,7 @@ import {
   isClusterEntry,
   pauseInForce,
   planHandover,
+  planPrefer,
   renderStatus,
   type StatusInputs,
   statusModel,
@@ -157,11 +158,11 @@ class Deployment {
     }
   }
 
-  /** Everything `status` shows. */
-  async inputs(): Promise<{ inputs: StatusInputs; obj: CardanoLeaderObject }> {
+  /** Everything `status` shows; `extra` pods are looked up too (a command's target). */
+  async inputs(extra: string[] = []): Promise<{ inputs: StatusInputs; obj: CardanoLeaderObject }> {
     const [obj, lease] = await Promise.all([this.cardanoLeader(), this.lease()]);
     const replicas = obj.status?.replicas ?? {};
-    const names = new Set(Object.keys(replicas));
+    const names = new Set([...Object.keys(replicas), ...extra]);
     const holder = lease?.holder ?? "";
     if (holder !== "") names.add(holder.slice(0, Math.max(0, holder.lastIndexOf("_"))) || holder);
     const pods: StatusInputs["pods"] = {};
@@ -331,6 +332,48 @@ async function handover(
   }
 }
 
+async function prefer(
+  o: Extract<OperateOptions, { command: "prefer" }>,
+  d: Deployment,
+  io: CommandIo,
+): Promise<number> {
+  const { inputs, obj } = await d.inputs(o.pod !== undefined ? [o.pod] : []);
+  const plan = planPrefer(statusModel(inputs, Date.now()), o.pod);
+  const report = (result: Record<string, unknown>, text: string) =>
+    io.out(o.output === "json" ? JSON.stringify(result) : text);
+  if (!plan.ok) {
+    report(
+      { result: "refused", reason: plan.reason },
+      `Refused: ${plan.reason}. Nothing was changed.`,
+    );
+    return EXIT_FAILED;
+  }
+  const was = plan.was === "" ? "none" : plan.was;
+  const what = plan.pod === "" ? `no preferred replica` : `${plan.pod} as the preferred replica`;
+  if (o.dryRun) {
+    report(
+      { result: "dry_run", preferred: plan.pod, was: plan.was, now: plan.now },
+      `Dry run: would set ${what} (was: ${was}); ${plan.now}. Nothing was changed.`,
+    );
+    return EXIT_OK;
+  }
+  const by = await d.whoAmI();
+  const { preferredReplica: _old, ...spec } = obj.spec ?? {};
+  await d.replaceSpec(obj, plan.pod === "" ? spec : { ...spec, preferredReplica: plan.pod });
+  await d.event(
+    "PreferRequested",
+    plan.pod === ""
+      ? `${by} cleared the preferred replica (was ${was})`
+      : `${by} prefers ${plan.pod} (was ${was})`,
+    by,
+  );
+  report(
+    { result: "done", preferred: plan.pod, was: plan.was, now: plan.now },
+    `Set ${what} (was: ${was}); ${plan.now}.`,
+  );
+  return EXIT_OK;
+}
+
 async function pause(
   o: Extract<OperateOptions, { command: "pause" }>,
   d: Deployment,
@@ -408,6 +451,8 @@ export async function run(o: OperateOptions, io: CommandIo): Promise<number> {
         return await status(o, d, io);
       case "handover":
         return await handover(o, d, io);
+      case "prefer":
+        return await prefer(o, d, io);
       case "pause":
         return await pause(o, d, io);
       case "resume":

@@ -89,7 +89,11 @@ export interface StatusModel {
   };
   handoverRequest?: CardanoLeaderSpec["handover"];
   lastHandover?: HandoverStatus;
+  /** spec.preferredReplica; "" for none. */
+  preferred: string;
   replicas: ReplicaRow[];
+  /** The pods that exist (their Pod objects), entry or not. */
+  podsSeen: string[];
 }
 
 function podOf(identity: string): string {
@@ -153,8 +157,55 @@ export function statusModel(inputs: StatusInputs, now: number): StatusModel {
     ...(p !== undefined ? { pause: { ...p, active: pauseInForce(inputs.spec, now) } } : {}),
     ...(inputs.spec.handover !== undefined ? { handoverRequest: inputs.spec.handover } : {}),
     ...(inputs.lastHandover !== undefined ? { lastHandover: inputs.lastHandover } : {}),
+    preferred: inputs.spec.preferredReplica ?? "",
     replicas,
+    podsSeen: Object.entries(inputs.pods).filter(([, p]) => p !== undefined).map(([n]) => n).sort(),
   };
+}
+
+/** What `prefer` would do (and what the return waits for now), or why it is refused. */
+export type PreferPlan =
+  | { ok: true; pod: string; was: string; now: string }
+  | { ok: false; reason: string };
+
+/** The checks before `prefer POD` (`pod` undefined: `--clear`). Pure. */
+export function planPrefer(model: StatusModel, pod: string | undefined): PreferPlan {
+  const was = model.preferred;
+  if (pod === undefined) {
+    return was === ""
+      ? { ok: false, reason: "no preferred replica is set" }
+      : { ok: true, pod: "", was, now: "the Lease stays where it is" };
+  }
+  if (pod === was) return { ok: false, reason: `${pod} is preferred already` };
+  const row = model.replicas.find((r) => r.pod === pod);
+  if (row === undefined && !model.podsSeen.includes(pod)) {
+    return {
+      ok: false,
+      reason: `${pod} is not a replica: no Pod and no replica entry of that name`,
+    };
+  }
+  return { ok: true, pod, was, now: returnOutlook(model, pod, row) };
+}
+
+/** Where the preferred pod stands now, and what the return to it waits for. */
+function returnOutlook(model: StatusModel, pod: string, row: ReplicaRow | undefined): string {
+  const stable = "for the sidecars' PREFERRED_STABLE";
+  if (model.lease.holderPod === pod) return "it leads now";
+  if (row === undefined || !row.fresh) {
+    return `it runs no forge-manager now: the leader hands the term to it once it has stood by ready and synced ${stable}`;
+  }
+  if (row.sync === "lagging") {
+    return `its node lags the chain now (${
+      row.tipLagSlots ?? "?"
+    } slots): the term returns to it once it has been synced ${stable}`;
+  }
+  if (row.phase === "standby" && row.nodeFound && row.sync === "synced") {
+    return `it stands by ready and synced: the leader hands the term to it once it has been so ${stable}`;
+  }
+  const why = row.sync !== "synced"
+    ? `its sync is ${row.sync ?? "not published"}`
+    : `phase ${row.phase}`;
+  return `it is not ready and synced now (${why}): the term returns to it once it has been so ${stable}`;
 }
 
 /** What a handover would do (and what to know about its target), or why it is refused. */
@@ -269,6 +320,7 @@ export function renderStatus(model: StatusModel, now: number): string {
       })`;
     lines.push(`Pause: by ${p.by} at ${p.at}, ${until}: ${p.reason}`);
   }
+  lines.push(`Preferred: ${model.preferred === "" ? "none" : model.preferred}`);
   const header = [
     "POD",
     "READY",

@@ -20,6 +20,7 @@ async function runnerOf(command: string): Promise<Runner> {
       return (await import("./check_credentials.ts")).run as Runner;
     case "status":
     case "handover":
+    case "prefer":
     case "pause":
     case "resume":
       return (await import("./operate.ts")).run as Runner;

@@ -10,6 +10,7 @@
 
 import { controlOf, type ForgingState, holdsTerm, keysMoving } from "./state.ts";
 import { localLeader } from "./global_cluster.ts";
+import { returnDueAt } from "./preferred.ts";
 
 type Rule = (s: ForgingState) => number | undefined;
 
@@ -78,6 +79,8 @@ export const DUE = {
   },
   /** Publishing this replica's state again, unchanged (a heartbeat; a change goes out at once). */
   publish: (s) => requestsRun(s) ? s.ops?.nextPublishAt ?? -Infinity : undefined,
+  /** The return to the preferred replica, once it has stood by ready and synced long enough. */
+  preferred: (s) => returnDueAt(s),
   /** The end of an operator's pause with an `until`, once its start was seen. */
   pauseEnd: (s) => {
     const endsAt = controlOf(s)?.pause?.endsAt;

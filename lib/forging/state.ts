@@ -345,6 +345,8 @@ export interface OpsState {
   readonly pendingHandover?: Handover;
   /** The handover this replica, its target, last reported done. */
   readonly doneReported?: string;
+  /** The preferred replica, and since when it has been seen ready and synced without a break. */
+  readonly preferredReady?: { pod: string; since: number };
   readonly podCheckBusy?: boolean;
   readonly nextPodCheckAt?: number;
   readonly podTerminating?: boolean;

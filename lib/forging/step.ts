@@ -82,6 +82,7 @@ import {
 import { shutdown, stopResult } from "./stopping.ts";
 import { credentialsChecked, nodeMetricsRead } from "./verdicts.ts";
 import { settleSync, syncHoldsPromotion } from "./sync.ts";
+import { settlePreferred } from "./preferred.ts";
 
 /** The initial state, and the effects that start it (boot keys, the socket wait). */
 export function start(cfg: ForgingConfig, now: number): Step {
@@ -289,8 +290,10 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   // An operator's pause begins or ends; a standby whose Pod is being deleted (seen while it was
   // still starting, say) never competes again.
   if (next.cfg.operations) next = retireIfDeleted(pause(next, now, fx));
-  // A leader whose node lags hands over to a synced standby, or says it forges unsynced.
+  // A leader whose node lags hands over to a synced standby, or says it forges unsynced; the
+  // preferred replica gets the term back once it has been ready and synced long enough.
   next = settleSync(next, now, fx);
+  next = settlePreferred(next, now, fx);
 
   // Stepping aside ends; promotion begins.
   if (isDue(DUE.aside(next), now)) next = { ...next, phase: { kind: "standby" } };

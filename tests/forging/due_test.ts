@@ -126,7 +126,7 @@ function peers(variant: number, now: number): ControlView["replicas"] {
       nodeFound: true,
       sync: variant % 2 === 0 ? "synced" : "lagging",
       tipLagSlots: variant % 2 === 0 ? 3 : 500,
-      freshUntil: now + 1_000 * (variant % 7),
+      freshUntil: now + 3_000 * (variant % 7),
     },
     "producer-2": {
       phase: "standby",
@@ -332,7 +332,7 @@ const allRules = config.map((cfg): ForgingConfig => ({
   nodeMetrics: true,
   kesTiming: MAINNET_KES_TIMING,
   maxTipLagSlots: 100,
-  preferredStableMs: 5_000,
+  preferredStableMs: 3_000,
 }));
 
 Deno.test("the same with sync and the preferred replica on, reaching each of their rules", () => {
@@ -341,7 +341,14 @@ Deno.test("the same with sync and the preferred replica on, reaching each of the
     fc.property(allRules, fc.array(actions(0), { minLength: 100, maxLength: 300 }), run),
     { numRuns: 300 },
   );
-  for (const what of ["acquire deferred", "forging unsynced", "handover (sync)"]) {
+  for (
+    const what of [
+      "acquire deferred",
+      "forging unsynced",
+      "handover (sync)",
+      "handover (preferred)",
+    ]
+  ) {
     assert.ok((reached.get(what) ?? 0) > 0, `no run reached: ${what} (${[...reached.keys()]})`);
   }
 });

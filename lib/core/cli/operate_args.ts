@@ -1,5 +1,6 @@
 /**
- * `forge-manager status | handover | pause | resume`: their command lines, help and permissions
+ * `forge-manager status | handover | prefer | pause | resume`: their command lines, help and
+ * permissions
  * (the core's half; they run in lib/cli/operate.ts inside a worker that may read exactly the
  * kubeconfig and the files it names, and connect to its API server only). Our own code only, no
  * npm imports.
@@ -34,6 +35,15 @@ export type OperateOptions =
     target: KubeTarget;
     to?: string;
     timeoutMs: number;
+    dryRun: boolean;
+    output: "text" | "json";
+  }
+  | {
+    command: "prefer";
+    target: KubeTarget;
+    /** The pod to prefer; undefined with `clear`. */
+    pod?: string;
+    clear: boolean;
     dryRun: boolean;
     output: "text" | "json";
   }
@@ -78,6 +88,17 @@ whose sync is unknown is taken, with a note). Without --to a synced standby is p
 at most --timeout. --dry-run checks everything and changes nothing.
 
 ${COMMON_HELP}`,
+  prefer: `Usage: forge-manager prefer POD [--dry-run] [--output json] [options]
+       forge-manager prefer --clear [--dry-run] [--output json] [options]
+
+Makes POD the preferred replica (spec.preferredReplica): whenever it has stood by ready and
+synced for the sidecars' PREFERRED_STABLE (60 s by default), the leader hands the term back to
+it by a planned handover; it never takes the Lease by a race. --clear removes the preference.
+Refused, with nothing changed, when POD is no replica (no Pod and no replica entry of that name)
+or is preferred already, or with --clear when none is set. Says whether POD leads now and, if
+not, what the return waits for. --dry-run checks everything and changes nothing.
+
+${COMMON_HELP}`,
   pause: `Usage: forge-manager pause --reason TEXT [--for DURATION] [--timeout 30s] [options]
 
 Nobody forges until resume (or until DURATION has passed, e.g. 30m, 2h): the leader unlinks its
@@ -116,11 +137,12 @@ const VALUE_FLAGS = new Set([
   "--reason",
   "--for",
 ]);
-const BOOL_FLAGS = new Set(["--watch", "--dry-run"]);
+const BOOL_FLAGS = new Set(["--watch", "--dry-run", "--clear"]);
 
 const ALLOWED: Record<OperateOptions["command"], readonly string[]> = {
   status: ["--output", "--watch"],
   handover: ["--to", "--timeout", "--dry-run", "--output"],
+  prefer: ["--clear", "--dry-run", "--output"],
   pause: ["--reason", "--for", "--timeout"],
   resume: [],
 };
@@ -138,8 +160,14 @@ export function prepareOperate(
   });
   if (args.includes("--help") || args.includes("-h")) return { kind: "help", text: HELP[command] };
   const flags = new Map<string, string>();
+  const positional: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    // `prefer POD`: the one command with an argument that is not a flag.
+    if (command === "prefer" && !arg.startsWith("-")) {
+      positional.push(arg);
+      continue;
+    }
     const eq = arg.indexOf("=");
     const [rawFlag, inline] = arg.startsWith("--") && eq > 0
       ? [arg.slice(0, eq), arg.slice(eq + 1)]
@@ -205,6 +233,22 @@ export function prepareOperate(
         output,
       };
       break;
+    case "prefer": {
+      const clear = flags.has("--clear");
+      if (positional.length > 1) return usage(`give one pod, not ${positional.join(" ")}`);
+      const pod = positional[0];
+      if (clear && pod !== undefined) return usage(`give POD or --clear, not both`);
+      if (!clear && pod === undefined) return usage("give the pod to prefer, or --clear");
+      options = {
+        command,
+        target,
+        ...(pod !== undefined ? { pod } : {}),
+        clear,
+        dryRun: flags.has("--dry-run"),
+        output,
+      };
+      break;
+    }
     case "pause": {
       const reason = flags.get("--reason")?.trim() ?? "";
       if (reason === "") return usage("--reason TEXT is required: say why, for the others");
@@ -243,6 +287,8 @@ function spec(command: OperateOptions["command"], summary: string): CommandSpec<
 export const STATUS = spec("status", "the Lease holder, each replica's state and any pause");
 /** `forge-manager handover`. */
 export const HANDOVER = spec("handover", "a planned end of term to a ready standby (or --to POD)");
+/** `forge-manager prefer`. */
+export const PREFER = spec("prefer", "the replica the Lease returns to when ready and synced");
 /** `forge-manager pause`. */
 export const PAUSE = spec("pause", "stop forging everywhere, keeping the Lease (--reason, --for)");
 /** `forge-manager resume`. */

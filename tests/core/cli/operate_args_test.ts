@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { parseDuration, prepareOperate } from "../../../lib/core/cli/operate_args.ts";
 import {
   planHandover,
+  planPrefer,
   renderStatus,
   type StatusInputs,
   statusModel,
@@ -279,4 +280,72 @@ Deno.test("the last handover names its target, and is shown done once the target
       .split("\n").find((l) => l.startsWith("Last handover"));
   assert.equal(shown("released"), `Last handover: h-1 to p-0: released at ${at}`);
   assert.equal(shown("done"), `Last handover: h-1 to p-0: done at ${at}`);
+});
+
+Deno.test("prefer takes one pod or --clear, and says what the return waits for", () => {
+  const parse = (...args: string[]) => prepareOperate("prefer", args, { HOME: "/h" }, "/w");
+  const run = parse("p-1", "--dry-run");
+  assert.equal(run.kind, "run");
+  assert.deepEqual(run.kind === "run" && run.options, {
+    command: "prefer",
+    target: {
+      kubeconfig: "/h/.kube/config",
+      lease: "cardano-node-leader",
+      cardanoLeader: "cardano-leader",
+    },
+    pod: "p-1",
+    clear: false,
+    dryRun: true,
+    output: "text",
+  });
+  for (
+    const [args, problem] of [
+      [[], /give the pod to prefer, or --clear/],
+      [["p-1", "p-2"], /give one pod, not p-1 p-2/],
+      [["p-1", "--clear"], /give POD or --clear, not both/],
+      [["p-1", "--to", "x"], /--to is not an option of prefer/],
+    ] as const
+  ) {
+    const p = parse(...args);
+    assert.equal(p.kind, "usage", args.join(" "));
+    assert.match(p.kind === "usage" ? p.message : "", problem);
+  }
+  assert.equal(prepareOperate("handover", ["p-1"], {}, "/w").kind, "usage", "a pod without --to");
+
+  const model = (change: Partial<StatusInputs> = {}) => statusModel(inputs(change), NOW);
+  assert.deepEqual(planPrefer(model(), "p-9"), {
+    ok: false,
+    reason: "p-9 is not a replica: no Pod and no replica entry of that name",
+  });
+  assert.deepEqual(planPrefer(model({ spec: { preferredReplica: "p-1" } }), "p-1"), {
+    ok: false,
+    reason: "p-1 is preferred already",
+  });
+  assert.deepEqual(planPrefer(model(), undefined), {
+    ok: false,
+    reason: "no preferred replica is set",
+  });
+  const plan = (pod: string, change: Partial<StatusInputs> = {}) => {
+    const p = planPrefer(model(change), pod);
+    return p.ok ? p.now : p.reason;
+  };
+  assert.equal(plan("p-0"), "it leads now");
+  const replicas = (entryOfP1: Partial<ReplicaEntry>) => ({
+    replicas: { ...inputs().replicas, "p-1": entry("p-1", entryOfP1) },
+  });
+  assert.match(
+    plan("p-1", replicas({ sync: "synced", tipLagSlots: 2 })),
+    /stands by ready and synced/,
+  );
+  assert.match(
+    plan("p-1", replicas({ sync: "lagging", tipLagSlots: 700 })),
+    /lags the chain now \(700 slots\)/,
+  );
+  assert.match(plan("p-1", replicas({ sync: "unknown" })), /its sync is unknown/);
+  // A Pod that exists without an entry yet may be preferred.
+  const pods = { ...inputs().pods, "p-7": { ready: false } };
+  assert.match(plan("p-7", { pods }), /runs no forge-manager now/);
+  const text = renderStatus(model({ spec: { preferredReplica: "p-1" } }), NOW);
+  assert.match(text, /^Preferred: p-1$/m);
+  assert.match(renderStatus(model(), NOW), /^Preferred: none$/m);
 });
