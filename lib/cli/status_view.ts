@@ -94,6 +94,8 @@ export interface StatusModel {
   replicas: ReplicaRow[];
   /** The pods that exist (their Pod objects), entry or not. */
   podsSeen: string[];
+  /** The pool's next leader slot as the fresh entries say (a schedule is configured). */
+  nextSlot?: { at: string; inMs: number };
 }
 
 function podOf(identity: string): string {
@@ -160,7 +162,17 @@ export function statusModel(inputs: StatusInputs, now: number): StatusModel {
     preferred: inputs.spec.preferredReplica ?? "",
     replicas,
     podsSeen: Object.entries(inputs.pods).filter(([, p]) => p !== undefined).map(([n]) => n).sort(),
+    ...nextSlotOf(replicas, now),
   };
+}
+
+/** The earliest next leader slot still ahead among the fresh entries, if any says one. */
+function nextSlotOf(rows: ReplicaRow[], now: number): Pick<StatusModel, "nextSlot"> {
+  const ahead = rows.filter((r) => r.fresh && r.nextSlotAt !== undefined)
+    .map((r) => ({ at: r.nextSlotAt!, inMs: Date.parse(r.nextSlotAt!) - now }))
+    .filter((n) => Number.isFinite(n.inMs) && n.inMs >= 0)
+    .sort((a, b) => a.inMs - b.inMs);
+  return ahead[0] !== undefined ? { nextSlot: ahead[0] } : {};
 }
 
 /** What `prefer` would do (and what the return waits for now), or why it is refused. */
@@ -321,6 +333,9 @@ export function renderStatus(model: StatusModel, now: number): string {
     lines.push(`Pause: by ${p.by} at ${p.at}, ${until}: ${p.reason}`);
   }
   lines.push(`Preferred: ${model.preferred === "" ? "none" : model.preferred}`);
+  if (model.nextSlot !== undefined) {
+    lines.push(`Next leader slot: in ${formatAge(model.nextSlot.inMs)} (${model.nextSlot.at})`);
+  }
   const header = [
     "POD",
     "READY",

@@ -79,6 +79,13 @@ export const DUE = {
   },
   /** Publishing this replica's state again, unchanged (a heartbeat; a change goes out at once). */
   publish: (s) => requestsRun(s) ? s.ops?.nextPublishAt ?? -Infinity : undefined,
+  /** Reading the pool's leader schedule again (it changes with each epoch). */
+  schedule: (s) =>
+    running(s) && s.cfg.schedule !== undefined && !s.scheduleBusy
+      ? s.nextScheduleReadAt ?? -Infinity
+      : undefined,
+  /** A planned end of term waiting for one of the pool's slots: when it runs. */
+  planned: (s) => running(s) ? s.planned?.until : undefined,
   /** The return to the preferred replica, once it has stood by ready and synced long enough. */
   preferred: (s) => returnDueAt(s),
   /** The end of an operator's pause with an `until`, once its start was seen. */

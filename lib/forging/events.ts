@@ -14,6 +14,10 @@ import type {
   ReplicaView,
 } from "../kube/cardano_leader.ts";
 import type { Sync } from "./sync.ts";
+import type { PlannedRequest } from "./slot_wait.ts";
+
+/** What a planned end of term is. */
+export type PlannedTrigger = PlannedRequest["trigger"];
 import type { FenceOutcome } from "../kube/fence.ts";
 import type { NodeInfo, SignalFailure } from "../core/node_process.ts";
 import type { SignalReason, StopReason } from "./stop_reasons.ts";
@@ -76,6 +80,8 @@ export type ForgingEvent =
   | { kind: "guard_fired"; reason: string; ok: boolean; error?: string }
   /** The guard's own state (armed, its stops by reason), for metrics and status. */
   | { kind: "guard_state"; armed: boolean; demotions: Record<string, number> }
+  /** The leader schedule read (its slots, or why not), at wall time `wallMs`. */
+  | { kind: "schedule_read"; wallMs: number; slots?: number[]; error?: string }
   | {
     kind: "signalled";
     reason: SignalReason;
@@ -128,6 +134,7 @@ export type Effect =
   | { kind: "check_node"; readyKey?: string }
   | { kind: "check_sources" }
   | { kind: "check_credentials" }
+  | { kind: "read_schedule" }
   | { kind: "read_node_metrics" }
   | { kind: "place_keys"; purpose: Exclude<PlacePurpose, "boot"> }
   /**
@@ -218,6 +225,17 @@ export type Transition =
   | { kind: "sync_judged"; sync: Sync; changed: boolean }
   /** Forging while the tip lags and no synced standby waits: begun (`active`) or ended. */
   | { kind: "unsynced_forging"; active: boolean; lagSlots?: number }
+  /** The schedule read: how many slots lie ahead; `next` (debug logs only) the next one. */
+  | { kind: "schedule_loaded"; upcoming: number; changed: boolean; next?: number }
+  | { kind: "schedule_unusable"; error: string }
+  /** A planned end of term waits for a slot (`slot` for debug logs only). */
+  | { kind: "slot_wait_started"; trigger: PlannedTrigger; waitMs: number; slot?: number }
+  | {
+    kind: "slot_wait_ended";
+    trigger: PlannedTrigger;
+    outcome: "passed" | "bound" | "cancelled";
+    waitedMs: number;
+  }
   | OpsTransition
   | GlobalTransition;
 
@@ -228,7 +246,8 @@ export type OpsEvent =
   | { kind: "control_read_failed"; error: string }
   /** `watched`: from the watch, not an answer to `check_pod`. */
   | { kind: "pod_checked"; watched?: boolean }
-  | { kind: "pod_terminating"; watched?: boolean }
+  /** `graceMs`: the deletion's grace period, when the Pod says (deletionGracePeriodSeconds). */
+  | { kind: "pod_terminating"; watched?: boolean; graceMs?: number }
   | { kind: "pod_check_failed"; error: string };
 
 /** The operations' effects. */

@@ -37,8 +37,16 @@ export function handoverResult(h: Handover, result: HandoverResult, fx: Effect[]
   fx.push({ kind: "report_handover", id: h.id, to: h.to, reason: h.reason, result });
 }
 
-/** Ends the term and releases the Lease clean to `h.to`, then steps aside. */
-export function handOver(s: ForgingState, h: Handover, now: number, fx: Effect[]): ForgingState {
+/**
+ * Ends the term and releases the Lease clean to `h.to`, then steps aside, at once (slot_wait.ts
+ * decides when: `plan`).
+ */
+export function handOverNow(
+  s: ForgingState,
+  h: Handover,
+  now: number,
+  fx: Effect[],
+): ForgingState {
   fx.push(report({ kind: "handover_started", id: h.id, to: h.to, by: h.by, reason: h.reason }));
   const next = beginStop(s, h.reason, { kind: "step_aside", provision: false }, now, fx, {
     holdOffMs: 2 * s.cfg.leaseDurationMs,

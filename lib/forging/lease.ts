@@ -339,6 +339,9 @@ export function readLease(s: ForgingState, now: number, fx: Effect[]): ForgingSt
 function writable(s: ForgingState, d: Decision): boolean {
   const k = s.phase.kind;
   if (k === "stopping" || k === "releasing" || k === "retired") return false;
+  // Our Pod is being deleted: a replica never competes again, even in the step before it
+  // retires (a stop that ends in standby, then `retireIfDeleted`).
+  if (d.kind === "acquire" && s.ops?.podTerminating) return false;
   return d.kind !== "acquire" || s.credentials === undefined || mayForge(s.credentials);
 }
 

@@ -17,7 +17,6 @@
  * @module
  */
 
-import { termDeadline } from "./election.ts";
 import type { ControlView, HandoverResult, ReplicaView } from "../kube/cardano_leader.ts";
 import { DUE, isDue } from "./due.ts";
 import { type Effect, type ForgingEvent, type OpsEvent, report } from "./events.ts";
@@ -34,8 +33,10 @@ import {
   readTimeout,
   withOps,
 } from "./state.ts";
-import { beginStop, stopNode } from "./stopping.ts";
-import { type Handover, handOver, handoverResult } from "./handover.ts";
+import { endTermAtDeletion, stopNode } from "./stopping.ts";
+import { type Handover, handoverResult } from "./handover.ts";
+import { nextSlot, plan } from "./slot_wait.ts";
+import { slotStartMs } from "../cardano/kes_period.ts";
 import { peerSync, syncOf } from "./sync.ts";
 import { guardView } from "./guard.ts";
 
@@ -111,7 +112,7 @@ export function applyOps(s: ForgingState, e: OpsEvent, now: number, fx: Effect[]
     case "pod_terminating": {
       const next = withOps(s, { ...ops, ...(e.watched ? {} : { podCheckBusy: false }) });
       // Seen once is enough: a deletion is never undone.
-      return ops.podTerminating ? next : podTerminating(next, now, fx);
+      return ops.podTerminating ? next : podTerminating(next, e.graceMs, now, fx);
     }
   }
 }
@@ -150,7 +151,7 @@ function handover(s: ForgingState, control: ControlView, now: number, fx: Effect
   if (h.to === s.cfg.podName) return done("already_leader");
   // The command refuses a lagging target; its entry may have changed since.
   if (h.to !== "" && peerSync(next, h.to, now) === "lagging") return done("target_lagging");
-  return handOver(next, request, now, fx);
+  return plan(next, { trigger: "handover", handover: request }, now, fx);
 }
 
 /** A standby whose Pod is being deleted never competes again. */
@@ -161,25 +162,19 @@ export function retireIfDeleted(s: ForgingState): ForgingState {
     : s;
 }
 
-function podTerminating(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+function podTerminating(
+  s: ForgingState,
+  graceMs: number | undefined,
+  now: number,
+  fx: Effect[],
+): ForgingState {
   const leading = holdsTerm(s);
   fx.push(report({ kind: "pod_terminating", leading }));
   const next = withOps(s, { ...s.ops, podTerminating: true });
-  const phase = next.phase;
-  if (leading) {
-    const deadline = termDeadline(next.election, next.cfg);
-    const left = (deadline ?? 0) - now;
-    return beginStop(next, "pod_terminating", { kind: "retire" }, now, fx, {
-      releaseTimeoutMs: Math.max(500, Math.min(3000, left > 0 ? left : 3000)),
-    });
-  }
-  if (phase.kind === "stopping" && phase.after.kind !== "shutdown") {
-    return { ...next, phase: { ...phase, after: { kind: "retire" } } };
-  }
-  if (phase.kind === "standby" || phase.kind === "stepped_aside") {
-    return { ...next, phase: { kind: "retired" } };
-  }
-  return next;
+  // A forging leader's term may wait for one of the pool's slots (within the grace period).
+  return leading
+    ? plan(next, { trigger: "pod_terminating", ...optional("graceMs", graceMs) }, now, fx)
+    : endTermAtDeletion(next, now, fx);
 }
 
 /** The time-driven part of the operations, run by `settle`. */
@@ -268,10 +263,13 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
     ? "paused"
     : phase.kind === "retired"
     ? "pod_terminating"
+    : s.planned !== undefined
+    ? `slot_wait_${s.planned.request.trigger}`
     : s.unsyncedForging && isForging(s)
     ? "forging_unsynced"
     : s.ops?.lastReason ?? "";
   const sync = s.cfg.maxTipLagSlots !== undefined ? syncOf(s, now) : undefined;
+  const ahead = nextSlot(s, now);
   return {
     phase: phase.kind,
     leader: leadsNow(s, now),
@@ -281,6 +279,10 @@ export function replicaView(s: ForgingState, now: number): ReplicaView {
     guard: guardView(s),
     reason,
     ...(sync !== undefined ? { sync: sync.state, ...optional("tipLagSlots", sync.lagSlots) } : {}),
+    // Only the next slot's time, never the schedule: what `status` shows as the time to it.
+    ...(ahead !== undefined && s.cfg.kesTiming !== undefined
+      ? { nextSlotAt: new Date(slotStartMs(s.cfg.kesTiming, ahead.slot)).toISOString() }
+      : {}),
   };
 }
 

@@ -15,7 +15,8 @@
  */
 
 import { type Effect } from "./events.ts";
-import { handOver, ownHandoverId } from "./handover.ts";
+import { ownHandoverId } from "./handover.ts";
+import { plan } from "./slot_wait.ts";
 import { type ForgingState, withOps } from "./state.ts";
 import { readySynced } from "./sync.ts";
 
@@ -32,7 +33,7 @@ function preferredOther(s: ForgingState): string | undefined {
 export function mayReturn(s: ForgingState): boolean {
   const phase = s.phase;
   return s.cfg.operations === true && phase.kind === "forging" && phase.rotation === undefined &&
-    s.ops?.pendingHandover === undefined;
+    s.ops?.pendingHandover === undefined && s.planned === undefined;
 }
 
 /**
@@ -62,13 +63,12 @@ export function settlePreferred(s: ForgingState, now: number, fx: Effect[]): For
   const due = returnDueAt(next);
   if (due === undefined || now < due) return next;
   const pod = next.ops!.preferredReady!.pod;
-  return handOver(
+  const handover = { id: ownHandoverId(next, "preferred"), to: pod, by: next.cfg.podName };
+  return plan(
     next,
     {
-      id: ownHandoverId(next, "preferred"),
-      to: pod,
-      by: next.cfg.podName,
-      reason: "preferred",
+      trigger: "preferred",
+      handover: { ...handover, reason: "preferred" },
     },
     now,
     fx,

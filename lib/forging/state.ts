@@ -29,6 +29,7 @@ import {
   type GlobalState,
 } from "./global_state.ts";
 import type { Handover } from "./handover.ts";
+import type { Planned, Schedule } from "./slot_wait.ts";
 
 /** What the step needs of the configuration. Durations in milliseconds. */
 export interface ForgingConfig extends ElectionTiming {
@@ -80,6 +81,11 @@ export interface ForgingConfig extends ElectionTiming {
    * this long (ms).
    */
   preferredStableMs?: number;
+  /**
+   * The pool's leader schedule (`slot_wait.ts`, LEADER_SCHEDULE_FILE, with `kesTiming`): planned
+   * ends of term wait while a slot is within `marginMs`; a shutdown at most `shutdownWaitMs`.
+   */
+  schedule?: { marginMs: number; shutdownWaitMs: number };
 }
 
 /** How often the credentials are judged (the KES window moves with time), in ms. */
@@ -330,6 +336,14 @@ export interface ForgingState {
   readonly deferredSince?: { observedAt: number; since: number };
   /** Forging while lagging with no synced standby (reported once when it starts and ends). */
   readonly unsyncedForging?: boolean;
+  /** The pool's leader schedule as last read (`cfg.schedule`), its read in flight, the next. */
+  readonly schedule?: Schedule;
+  readonly scheduleBusy?: boolean;
+  readonly nextScheduleReadAt?: number;
+  /** The last problem reading the schedule (reported once per change). */
+  readonly scheduleError?: string;
+  /** A planned end of term waiting for one of the pool's slots to pass. */
+  readonly planned?: Planned;
 }
 
 /** The operations' part of the state. */

@@ -79,7 +79,8 @@ import {
   NODE_METRICS_MS,
   nodeCheckInterval,
 } from "./state.ts";
-import { shutdown, stopResult } from "./stopping.ts";
+import { stopResult } from "./stopping.ts";
+import { plan, SCHEDULE_READ_MS, scheduleRead, settlePlanned } from "./slot_wait.ts";
 import { credentialsChecked, nodeMetricsRead } from "./verdicts.ts";
 import { settleSync, syncHoldsPromotion } from "./sync.ts";
 import { settlePreferred } from "./preferred.ts";
@@ -155,7 +156,15 @@ function apply(s: ForgingState, e: ForgingEvent, now: number, fx: Effect[]): For
     case "tick":
       return s;
     case "shutdown":
-      return shutdown(s, now, fx);
+      // A forging leader's shutdown may wait for one of the pool's slots (SHUTDOWN_SLOT_WAIT).
+      return plan(s, { trigger: "shutdown" }, now, fx);
+    case "schedule_read":
+      return scheduleRead(
+        { ...s, scheduleBusy: false, nextScheduleReadAt: now + SCHEDULE_READ_MS },
+        e,
+        now,
+        fx,
+      );
     case "socket_probed":
       return socketProbed(s, e.accepts, now, fx);
     case "lease_watched":
@@ -275,7 +284,6 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   next = settleElection(next, now, fx);
   next = settleGlobal(next, now, fx);
   if (isDue(DUE.fenceBound(next), now)) next = fenceByBound(next, fx);
-  if (isDue(DUE.lease(next), now)) next = readLease(next, now, fx);
   // The node (and, while forging, the sources of a rotation).
   if (isDue(DUE.node(next), now)) next = checkNode(next, fx);
   // The credentials' verdict (the KES window moves with time) and the node's own account.
@@ -287,9 +295,16 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
     fx.push({ kind: "read_node_metrics" });
     next = { ...next, metricsBusy: true };
   }
+  // The pool's leader schedule, read again as it may change (a new epoch's).
+  if (isDue(DUE.schedule(next), now)) {
+    fx.push({ kind: "read_schedule" });
+    next = { ...next, scheduleBusy: true };
+  }
   // An operator's pause begins or ends; a standby whose Pod is being deleted (seen while it was
   // still starting, say) never competes again.
   if (next.cfg.operations) next = retireIfDeleted(pause(next, now, fx));
+  // A planned end of term that waited for one of the pool's slots, or whose term a fault ended.
+  next = settlePlanned(next, now, fx);
   // A leader whose node lags hands over to a synced standby, or says it forges unsynced; the
   // preferred replica gets the term back once it has been ready and synced long enough.
   next = settleSync(next, now, fx);
@@ -310,6 +325,9 @@ function settle(s: ForgingState, now: number, fx: Effect[]): Step {
   // The decoys come back after a stop, unless a promotion has begun (its keys take their place;
   // queued after the promotion's placement, they would cover the pool's keys before the SIGHUP).
   if (isDue(DUE.decoys(next), now)) next = decoysDue(next, fx);
+  // A follower's read, last: a term that ended above (a promotion that stepped aside, a planned
+  // handover) reads as a follower at once.
+  if (isDue(DUE.lease(next), now)) next = readLease(next, now, fx);
   // Requests for the operations (the CardanoLeader's spec, our Pod) and this replica's published
   // state: after the promotion, so that none of them starts beside its placement.
   next = settleRequests(next, now, fx);

@@ -16,6 +16,7 @@ import {
   type AfterStop,
   DECOY_SETTLE_MS,
   type ForgingState,
+  holdsTerm,
   isForging,
   type LeaseRelease,
   nodeOf,
@@ -228,6 +229,28 @@ function releaseGlobalAfterStop(
   const planned = phase.globalRelease;
   if (planned === undefined) return s;
   return releaseGlobal(s, confirmed, planned.handoverTo, now, fx, planned.holdOffMs ?? 0);
+}
+
+/**
+ * Our Pod is being deleted: a term ends at once (released clean to any standby), and the process
+ * never competes again (`retired`), whatever phase it is in.
+ */
+export function endTermAtDeletion(s: ForgingState, now: number, fx: Effect[]): ForgingState {
+  const phase = s.phase;
+  if (holdsTerm(s)) {
+    const deadline = termDeadline(s.election, s.cfg);
+    const left = (deadline ?? 0) - now;
+    return beginStop(s, "pod_terminating", { kind: "retire" }, now, fx, {
+      releaseTimeoutMs: Math.max(500, Math.min(3000, left > 0 ? left : 3000)),
+    });
+  }
+  if (phase.kind === "stopping" && phase.after.kind !== "shutdown") {
+    return { ...s, phase: { ...phase, after: { kind: "retire" } } };
+  }
+  if (phase.kind === "standby" || phase.kind === "stepped_aside") {
+    return { ...s, phase: { kind: "retired" } };
+  }
+  return s;
 }
 
 /** Shutdown: a term ends with its stop and a release; otherwise the process is done. */

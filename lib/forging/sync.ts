@@ -30,7 +30,8 @@ import type { PeerView, SyncState } from "../kube/cardano_leader.ts";
 import type { NodeMetricsSample } from "../node/node_metrics.ts";
 import type { Decision } from "./election.ts";
 import { type Effect, report } from "./events.ts";
-import { handOver, ownHandoverId } from "./handover.ts";
+import { ownHandoverId } from "./handover.ts";
+import { plan } from "./slot_wait.ts";
 import { type ForgingState, isForging, leadsNow, NODE_METRICS_MS } from "./state.ts";
 
 /** How long a tip reading counts: three reads of the node's metrics. */
@@ -137,18 +138,10 @@ export function settleSync(s: ForgingState, now: number, fx: Effect[]): ForgingS
   const targets = own.state === "lagging" ? syncedStandbys(s, now) : [];
   const mayStart = (phase.kind === "forging" && phase.rotation === undefined) ||
     (phase.kind === "awaiting_node" && leadsNow(s, now) && s.leaseCarries === undefined);
-  if (targets.length > 0 && mayStart && s.ops?.pendingHandover === undefined) {
-    return handOver(
-      s,
-      {
-        id: ownHandoverId(s, "sync"),
-        to: targets[0]!,
-        by: s.cfg.podName,
-        reason: "sync",
-      },
-      now,
-      fx,
-    );
+  const idle = s.ops?.pendingHandover === undefined && s.planned === undefined;
+  if (targets.length > 0 && mayStart && idle) {
+    const handover = { id: ownHandoverId(s, "sync"), to: targets[0]!, by: s.cfg.podName };
+    return plan(s, { trigger: "sync", handover: { ...handover, reason: "sync" } }, now, fx);
   }
   const unsynced = isForging(s) && own.state === "lagging";
   if (unsynced === (s.unsyncedForging ?? false)) return s;

@@ -92,6 +92,11 @@ export interface ReplicaView {
   sync?: SyncState;
   /** How many slots the tip lags the wall clock's slot at the last reading (absent: unknown). */
   tipLagSlots?: number;
+  /**
+   * When the pool's next leader slot begins (RFC 3339), with a leader schedule: that slot only,
+   * never the schedule.
+   */
+  nextSlotAt?: string;
 }
 
 /** A node's sync, as its replica judged it. */

@@ -11,18 +11,24 @@
 import * as k8s from "@kubernetes/client-node";
 import { requestOptions, statusOf, watchOne } from "./kube_client.ts";
 
+/** Our Pod's deletion: its grace period, when the Pod says (`deletionGracePeriodSeconds`). */
+export interface PodDeletion {
+  graceSeconds?: number;
+}
+
 /** The port. */
 export interface OwnPod {
   /**
    * Whether our Pod (our name and, when POD_UID is set, our UID) is being deleted: it has a
-   * `deletionTimestamp`. No Pod of that name, or one with another UID, counts as not deleted.
+   * `deletionTimestamp` (then its deletion), or `false`. No Pod of that name, or one with another
+   * UID, counts as not deleted.
    */
-  terminating(timeoutMs: number): Promise<boolean>;
+  terminating(timeoutMs: number): Promise<false | PodDeletion>;
   /**
-   * Calls `onChange` with `terminating` (as above) at each change of our Pod until `signal`
-   * aborts. An accelerator: the caller still reads, less often.
+   * Calls `onChange` with the same (as above) at each change of our Pod until `signal` aborts. An
+   * accelerator: the caller still reads, less often.
    */
-  watch(onChange: (terminating: boolean) => void, signal: AbortSignal): void;
+  watch(onChange: (deletion: false | PodDeletion) => void, signal: AbortSignal): void;
 }
 
 /** OwnPod on a real API server. */
@@ -50,7 +56,7 @@ export class KubeOwnPod implements OwnPod {
     this.#count = opts.count ?? (() => {});
   }
 
-  async terminating(timeoutMs: number): Promise<boolean> {
+  async terminating(timeoutMs: number): Promise<false | PodDeletion> {
     this.#count("own_pod_get");
     try {
       const pod = await this.#core.readNamespacedPod(
@@ -69,7 +75,7 @@ export class KubeOwnPod implements OwnPod {
     }
   }
 
-  watch(onChange: (terminating: boolean) => void, signal: AbortSignal): void {
+  watch(onChange: (deletion: false | PodDeletion) => void, signal: AbortSignal): void {
     watchOne<k8s.V1Pod>({
       kc: this.#kc,
       path: `/api/v1/namespaces/${this.#namespace}/pods`,
@@ -81,8 +87,10 @@ export class KubeOwnPod implements OwnPod {
     });
   }
 
-  #terminating(pod: k8s.V1Pod): boolean {
+  #terminating(pod: k8s.V1Pod): false | PodDeletion {
     if (this.#uid !== "" && pod.metadata?.uid !== this.#uid) return false;
-    return pod.metadata?.deletionTimestamp !== undefined;
+    if (pod.metadata?.deletionTimestamp === undefined) return false;
+    const grace = pod.metadata.deletionGracePeriodSeconds;
+    return typeof grace === "number" ? { graceSeconds: grace } : {};
   }
 }

@@ -51,6 +51,8 @@ export interface EffectPorts {
   guard?: GuardPort | undefined;
   /** The coordination cluster and this cluster's CardanoForgeCluster (GLOBAL_KUBECONFIG). */
   global?: GlobalPorts | undefined;
+  /** Reads the pool's leader schedule (LEADER_SCHEDULE_FILE). */
+  readSchedule?: () => Promise<{ slots: number[] } | { error: string }>;
 }
 
 const LANE_EFFECTS: ReadonlySet<Effect["kind"]> = new Set([
@@ -208,6 +210,11 @@ export class EffectRunner {
             ? { kind: "node_metrics_read", sample: read.sample }
             : { kind: "node_metrics_read", error: read.error },
         );
+      }
+      case "read_schedule": {
+        const read = await (p.readSchedule?.() ??
+          Promise.resolve({ error: "no leader schedule is configured" }));
+        return this.#post({ kind: "schedule_read", wallMs: p.clock.wall().getTime(), ...read });
       }
       case "place_keys":
       case "remove_keys":

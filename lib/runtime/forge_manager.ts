@@ -28,6 +28,7 @@ import type { Metrics } from "./metrics.ts";
 import type { NodeProcess } from "../core/node_process.ts";
 import type { OwnPod } from "../kube/own_pod.ts";
 import { Telemetry } from "./telemetry.ts";
+import { podEvent } from "./ops_effects.ts";
 import type { KesTiming } from "../cardano/kes_period.ts";
 import type { NodeMetricsRead } from "../node/node_metrics.ts";
 
@@ -56,6 +57,8 @@ export interface ForgeManagerDeps {
   guard?: GuardPort | undefined;
   /** The coordination cluster and this cluster's CardanoForgeCluster (GLOBAL_KUBECONFIG). */
   global?: GlobalPorts | undefined;
+  /** Reads the pool's leader schedule (LEADER_SCHEDULE_FILE): its slots, or why not. */
+  readSchedule?: () => Promise<{ slots: number[] } | { error: string }>;
 }
 
 /**
@@ -137,6 +140,15 @@ export class ForgeManager implements HealthView {
         ? { maxTipLagSlots: config.maxTipLagSlots }
         : {}),
       preferredStableMs: config.preferredStableMs,
+      // Slot waits need the schedule and the slots' times (the genesis timing).
+      ...(this.#d.readSchedule !== undefined && this.#d.kesTiming !== undefined
+        ? {
+          schedule: {
+            marginMs: config.leaderSlotMarginMs,
+            shutdownWaitMs: config.shutdownSlotWaitMs,
+          },
+        }
+        : {}),
     }, clock.monotonic()));
     const watch = new AbortController();
     leases.watch((observation) => this.#post({ kind: "lease_watched", observation }), watch.signal);
@@ -168,11 +180,7 @@ export class ForgeManager implements HealthView {
           });
       }
     });
-    this.#d.ownPod?.watch(
-      (terminating) =>
-        this.#post({ kind: terminating ? "pod_terminating" : "pod_checked", watched: true }),
-      watch.signal,
-    );
+    this.#d.ownPod?.watch((deletion) => this.#post(podEvent(deletion, true)), watch.signal);
     const onAbort = () => this.#post({ kind: "shutdown" });
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });

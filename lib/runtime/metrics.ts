@@ -10,7 +10,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { type GlobalMetrics, globalMetrics } from "./global_metrics.ts";
 import { cpuUsage } from "node:process";
 import type { CredentialCheck, CredentialVerdict } from "../forging/credential_verdict.ts";
-import { operationsMetrics, syncMetrics } from "./metrics_handovers.ts";
+import { operationsMetrics, scheduleMetrics, syncMetrics } from "./metrics_handovers.ts";
 import {
   CONFIRMATION_STATES,
   type ConfirmationState,
@@ -45,6 +45,9 @@ export interface Metrics {
   readonly nodeTipLag: Gauge;
   readonly nodeSync: Gauge<"state">;
   readonly unsyncedForging: Gauge;
+  readonly scheduleUpcoming: Gauge;
+  readonly slotWaits: Counter<"trigger" | "outcome">;
+  readonly slotWaitSeconds: Counter<"trigger">;
   readonly kesPeriodsRemaining: Gauge<"hot_key">;
   readonly kesExpiry: Gauge<"hot_key">;
   readonly opcertIssueCounter: Gauge<"hot_key">;
@@ -153,6 +156,7 @@ export function createMetrics(opts: {
     ...witnessMetrics(registers),
     ...operationsMetrics(registers),
     ...syncMetrics(registers),
+    ...scheduleMetrics(registers),
     ...guardMetrics(registers, opts.guardHeartbeatAge),
     ...(opts.global ? { global: globalMetrics(registers) } : {}),
   };

@@ -69,6 +69,36 @@ export function syncMetrics(
   return { nodeTipLag, nodeSync, unsyncedForging };
 }
 
+/** The leader schedule and the waits for its slots (no slot's time: the schedule is sensitive). */
+export function scheduleMetrics(
+  registers: Registry[],
+): Pick<Metrics, "scheduleUpcoming" | "slotWaits" | "slotWaitSeconds"> {
+  const scheduleUpcoming = new Gauge({
+    name: "forge_manager_leader_schedule_slots",
+    help: "The pool's leader slots still ahead in the schedule last read (LEADER_SCHEDULE_FILE); " +
+      "-1 before one was read, or without a schedule",
+    registers,
+  });
+  scheduleUpcoming.set(-1);
+  return {
+    scheduleUpcoming,
+    slotWaits: new Counter({
+      name: "forge_manager_slot_waits_total",
+      help: "Planned ends of term that waited for a leader slot to pass, by trigger (handover, " +
+        "sync, preferred, shutdown, pod_terminating) and outcome (passed: the slot passed; " +
+        "bound: the time it had ran out first; cancelled: a fault or a more urgent one came)",
+      labelNames: ["trigger", "outcome"] as const,
+      registers,
+    }),
+    slotWaitSeconds: new Counter({
+      name: "forge_manager_slot_wait_seconds_total",
+      help: "Seconds planned ends of term spent waiting for leader slots to pass, by trigger",
+      labelNames: ["trigger"] as const,
+      registers,
+    }),
+  };
+}
+
 /** Sets the sync metrics from a judgement. */
 export function recordSync(metrics: Metrics, sync: Sync): void {
   metrics.nodeTipLag.set(sync.lagSlots ?? -1);

@@ -9,6 +9,7 @@
 import type { Effect, ForgingEvent, OpsEffect } from "../forging/events.ts";
 import { errorText } from "../base/log.ts";
 import type { EffectPorts } from "./effects.ts";
+import type { PodDeletion } from "../kube/own_pod.ts";
 
 /** Performs the ops effects; holds what publishing needs between calls. */
 export class OpsEffects {
@@ -37,8 +38,8 @@ export class OpsEffects {
       case "check_pod":
         if (ownPod === undefined) return this.#post({ kind: "pod_checked" });
         try {
-          const terminating = await ownPod.terminating(e.timeoutMs);
-          return this.#post({ kind: terminating ? "pod_terminating" : "pod_checked" });
+          const deletion = await ownPod.terminating(e.timeoutMs);
+          return this.#post(podEvent(deletion, false));
         } catch (err) {
           return this.#post({ kind: "pod_check_failed", error: errorText(err) });
         }
@@ -69,4 +70,18 @@ export class OpsEffects {
         return;
     }
   }
+}
+
+/** Our Pod as read or watched, as an event (with the deletion's grace period, if it said). */
+export function podEvent(
+  deletion: false | PodDeletion,
+  watched: boolean,
+): Extract<ForgingEvent, { kind: "pod_terminating" | "pod_checked" }> {
+  const from = watched ? { watched: true } : {};
+  if (deletion === false) return { kind: "pod_checked", ...from };
+  return {
+    kind: "pod_terminating",
+    ...from,
+    ...(deletion.graceSeconds !== undefined ? { graceMs: deletion.graceSeconds * 1000 } : {}),
+  };
 }

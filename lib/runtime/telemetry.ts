@@ -20,7 +20,7 @@ import {
   recordCredentialMetrics,
   recordForgingConfirmation,
 } from "./metrics.ts";
-import { GUARD, OPS, SYNC } from "./telemetry_ops.ts";
+import { GUARD, OPS, SCHEDULE, SYNC } from "./telemetry_ops.ts";
 
 /** What telemetry needs to know about this replica. */
 export interface TelemetryDeps {
@@ -320,6 +320,7 @@ const HANDLERS: Handlers = {
   ...GUARD,
   ...GLOBAL,
   ...SYNC,
+  ...SCHEDULE,
 };
 
 /** Turns transitions into logs, metrics, status and Events. */

@@ -40,6 +40,42 @@ export const SYNC: Pick<Handlers, "sync_judged" | "unsynced_forging"> = {
   },
 };
 
+/**
+ * The leader schedule and the waits for its slots (slot_wait.ts). The schedule is sensitive: a
+ * slot's number goes to debug logs only, and the waits (which say that some slot is near) to logs
+ * and metrics, not to Events.
+ */
+export const SCHEDULE: Pick<
+  Handlers,
+  "schedule_loaded" | "schedule_unusable" | "slot_wait_started" | "slot_wait_ended"
+> = {
+  schedule_loaded: (t, c) => {
+    c.metrics.scheduleUpcoming.set(t.upcoming);
+    if (!t.changed) return;
+    c.log.info("read the pool's leader schedule", { upcoming: t.upcoming });
+    c.log.debug("the next leader slot", { slot: t.next });
+  },
+  schedule_unusable: (t, c) =>
+    c.log.warn("cannot read the leader schedule; planned handovers go by the last one read", {
+      err: t.error,
+    }),
+  slot_wait_started: (t, c) => {
+    c.log.info("a planned end of term waits for one of the pool's leader slots to pass", {
+      trigger: t.trigger,
+      waitMs: Math.round(t.waitMs),
+    });
+    c.log.debug("the slot waited for", { slot: t.slot });
+  },
+  slot_wait_ended: (t, c) => {
+    c.metrics.slotWaits.inc({ trigger: t.trigger, outcome: t.outcome });
+    c.metrics.slotWaitSeconds.inc({ trigger: t.trigger }, t.waitedMs / 1000);
+    const fields = { trigger: t.trigger, outcome: t.outcome, waitedMs: Math.round(t.waitedMs) };
+    if (t.outcome === "bound") {
+      c.log.warn("a planned end of term ran out of time waiting for a leader slot to pass", fields);
+    } else c.log.info("a planned end of term waited for a leader slot", fields);
+  },
+};
+
 /** Operator requests: pause, handover, our Pod's deletion. */
 export const OPS: Pick<
   Handlers,

@@ -21,6 +21,7 @@ import { createHandler } from "./http_handler.ts";
 import { apiServerHostPort, loadKubeConfig, observeUndici } from "../kube/kube_client.ts";
 import { kesPeriodAt, type KesTiming, loadKesTiming } from "../cardano/kes_period.ts";
 import { type DecoyCredentials, makeDecoyCredentials } from "../cardano/decoy_keys.ts";
+import { parseLeaderSchedule, ScheduleError } from "../cardano/leader_schedule.ts";
 import { KubeLeaseStore } from "../kube/lease_store.ts";
 import { createLogger, errorText } from "../base/log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -255,6 +256,22 @@ export function metricLabels(config: Config): Record<string, string> {
   };
 }
 
+/**
+ * Reads and parses the pool's leader schedule. A problem names the file and where in it, never a
+ * slot (the schedule is sensitive).
+ */
+async function readSchedule(path: string): Promise<{ slots: number[] } | { error: string }> {
+  try {
+    return { slots: parseLeaderSchedule(await Deno.readTextFile(path)) };
+  } catch (err) {
+    return {
+      error: err instanceof ScheduleError
+        ? `${err.message} (in ${path})`
+        : `Cannot read the leader schedule ${path}: ${err instanceof Error ? err.name : "error"}`,
+    };
+  }
+}
+
 /** Runs the sidecar; resolves with whether it left no keys at risk (its last stop confirmed). */
 async function start(config: Config, identity: string): Promise<boolean> {
   const log = createLogger(config.logLevel, undefined, { pod: config.podName });
@@ -304,6 +321,9 @@ async function start(config: Config, identity: string): Promise<boolean> {
     ...kubeAdapters(config, kc, log, count),
     guard,
     global: globalAdapters(config, kc, identity, count),
+    ...(config.leaderScheduleFile !== undefined
+      ? { readSchedule: () => readSchedule(config.leaderScheduleFile!) }
+      : {}),
   });
   holder.manager = manager;
   const server = Deno.serve({
@@ -323,6 +343,8 @@ async function start(config: Config, identity: string): Promise<boolean> {
     leaseDuration: config.leaseDurationMs / 1000,
     renewDeadline: config.renewDeadlineMs / 1000,
     guard: config.guardSocket ?? "none",
+    maxTipLagSlots: config.maxTipLagSlots,
+    leaderSchedule: config.leaderScheduleFile ?? "none",
   });
   try {
     await manager.run(shutdown.signal);

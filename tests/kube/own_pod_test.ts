@@ -59,7 +59,10 @@ Deno.test(
     assert.equal(await own("p-0", "another-uid").terminating(5000), false, "another UID");
     assert.equal(await own("p-9", "x").terminating(5000), false, "an absent Pod");
     await pod.delete();
-    assert.equal(await own("p-0", pod.uid).terminating(5000), true, "a Pod being deleted");
+    const deletion = await own("p-0", pod.uid).terminating(5000);
+    assert.ok(deletion !== false, "a Pod being deleted");
+    // Its grace period comes with it (a Pod not scheduled to a node gets 0 from the API server).
+    assert.equal(typeof deletion.graceSeconds, "number", JSON.stringify(deletion));
     assert.equal(await own("p-0", "another-uid").terminating(5000), false, "not ours, deleted");
   },
 );
@@ -71,11 +74,18 @@ Deno.test(
     await using pod = await heldPod("w-0", ["get", "watch"]);
     const seen: boolean[] = [];
     const other: boolean[] = [];
+    const graces: (number | undefined)[] = [];
     const stop = new AbortController();
     try {
       const where = { kc: pod.kc, namespace: NS, name: "w-0" };
-      new KubeOwnPod({ ...where, uid: pod.uid }).watch((t) => seen.push(t), stop.signal);
-      new KubeOwnPod({ ...where, uid: "another-uid" }).watch((t) => other.push(t), stop.signal);
+      new KubeOwnPod({ ...where, uid: pod.uid }).watch((d) => {
+        seen.push(d !== false);
+        if (d !== false) graces.push(d.graceSeconds);
+      }, stop.signal);
+      new KubeOwnPod({ ...where, uid: "another-uid" }).watch(
+        (d) => other.push(d !== false),
+        stop.signal,
+      );
       await waitUntil("the first events", () => seen.length > 0 && other.length > 0, 10_000);
       assert.deepEqual([seen, other], [[false], [false]]);
       const deletedAt = performance.now();
@@ -83,6 +93,7 @@ Deno.test(
       await waitUntil("the deletion through the watch", () => seen.at(-1) === true, 5_000);
       assert.ok(performance.now() - deletedAt < 2_000, "the watch was slower than a poll");
       assert.ok(!other.includes(true), "another UID's Pod counted as ours");
+      assert.equal(typeof graces.at(-1), "number", "the watch gave no grace period");
     } finally {
       stop.abort();
     }

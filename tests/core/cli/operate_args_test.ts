@@ -349,3 +349,22 @@ Deno.test("prefer takes one pod or --clear, and says what the return waits for",
   assert.match(text, /^Preferred: p-1$/m);
   assert.match(renderStatus(model(), NOW), /^Preferred: none$/m);
 });
+
+Deno.test("status shows the time to the pool's next leader slot, from the fresh entries", () => {
+  const at = new Date(NOW + 180_000).toISOString();
+  const replicas = {
+    ...inputs().replicas,
+    "p-0": entry("p-0", { phase: "forging", leader: true, forging: true, nextSlotAt: at }),
+    // A stale entry's older view does not count.
+    "p-2": entry("p-2", {
+      heartbeat: iso(40_000),
+      nextSlotAt: new Date(NOW + 5_000).toISOString(),
+    }),
+  };
+  const text = renderStatus(statusModel(inputs({ replicas }), NOW), NOW);
+  assert.match(
+    text,
+    new RegExp(`^Next leader slot: in 3m00s \\(${at.replace(/\./g, "\\.")}\\)$`, "m"),
+  );
+  assert.doesNotMatch(renderStatus(statusModel(inputs(), NOW), NOW), /Next leader slot/);
+});
