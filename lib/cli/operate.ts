@@ -36,6 +36,9 @@ import {
 } from "./status_view.ts";
 import { sleep, systemClock } from "../base/clock.ts";
 
+/** How much longer than --timeout a handover waits while its leader waits for a slot. */
+const SLOT_WAIT_GRACE_MS = 60_000;
+
 /** A refusal or failure the command reports as its reason (exit 1). */
 class Refused extends Error {}
 
@@ -297,6 +300,7 @@ async function handover(
     `${by} asked ${plan.from} to hand over to ${plan.to} (request ${id})`,
     by,
   );
+  let saidWaiting = false;
   for (;;) {
     const { inputs: now } = await d.inputs();
     const holder = now.lease?.holder ?? "";
@@ -318,7 +322,14 @@ async function handover(
       );
       return EXIT_FAILED;
     }
-    if (elapsedMs > o.timeoutMs) {
+    // A leader that waits for one of the pool's slots to pass hands over after it (at most
+    // 60 s): the command waits too, and says so once (no slot: the schedule is sensitive).
+    const waiting = now.replicas[plan.from]?.reason === "slot_wait_handover";
+    if (waiting && !saidWaiting && o.output === "text") {
+      io.out(`${plan.from} waits for one of the pool's leader slots to pass before it hands over.`);
+    }
+    saidWaiting ||= waiting;
+    if (elapsedMs > o.timeoutMs && !(waiting && elapsedMs < o.timeoutMs + SLOT_WAIT_GRACE_MS)) {
       const seen = holder === "" ? "the Lease has no holder" : `the Lease is held by ${holder}`;
       report(
         { result: "timeout", id, from: plan.from, to: plan.to, holder },

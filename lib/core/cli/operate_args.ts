@@ -85,7 +85,8 @@ out as an unmarked release. Refused, with nothing changed, when there is no lead
 deployment is paused, or the target is not ready, not running forge-manager (no fresh replica
 entry), stepping aside, the leader itself, or its node lags the chain (SYNC lagging; a target
 whose sync is unknown is taken, with a note). Without --to a synced standby is picked first. Waits until the target holds the Lease and forges,
-at most --timeout. --dry-run checks everything and changes nothing.
+at most --timeout (and up to 60 s more while the leader waits for one of the pool's leader slots
+to pass). --dry-run checks everything and changes nothing.
 
 ${COMMON_HELP}`,
   prefer: `Usage: forge-manager prefer POD [--dry-run] [--output json] [options]
