@@ -388,7 +388,9 @@ export function renderStatus(model: StatusModel, now: number): string {
   const h = model.lastHandover;
   if (h !== undefined) {
     const to = h.to === undefined ? "" : ` to ${h.to === "" ? "any standby" : h.to}`;
-    lines.push(`Last handover: ${h.id}${to}: ${h.result} at ${h.at}`);
+    // An operator's request says nothing more; the leader's own say why (sync, preferred).
+    const why = h.reason === undefined || h.reason === "handover" ? "" : ` (${h.reason})`;
+    lines.push(`Last handover: ${h.id}${to}${why}: ${h.result} at ${h.at}`);
   }
   return lines.join("\n");
 }

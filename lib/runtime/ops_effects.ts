@@ -62,7 +62,13 @@ export class OpsEffects {
       case "report_handover":
         if (control === undefined) return;
         await control.reportHandover(
-          { id: e.id, to: e.to, result: e.result, at: clock.wall().toISOString() },
+          {
+            id: e.id,
+            to: e.to,
+            reason: e.reason,
+            result: e.result,
+            at: clock.wall().toISOString(),
+          },
           5000,
         ).catch((err) =>
           this.#post({ kind: "effect_failed", effect: e.kind, error: errorText(err) })

@@ -16,6 +16,7 @@
 import * as k8s from "@kubernetes/client-node";
 import type { ControlPlane } from "./control_plane.ts";
 import {
+  forgedSlots,
   type ForgingInterval,
   forgingIntervals,
   nowMs,
@@ -25,7 +26,7 @@ import {
 } from "./forging_log.ts";
 import { type CredentialSet, makeCredentialSet } from "./keys.ts";
 import { SimKubelet } from "./kubelet.ts";
-import { metricValue, type Pod, startPod } from "./pod.ts";
+import { metricValue, type Pod, type PodOptions, startPod } from "./pod.ts";
 import { FAST_TIMING, installForgeManager, type PoolNames, poolNames } from "./replicas.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
 import { sleep, waitUntil } from "./wait.ts";
@@ -71,7 +72,15 @@ export interface FaultClusterOptions {
   guard?: boolean;
   /** A pool of its own in a namespace shared with another (its names carry the suffix). */
   pool?: PoolNames;
-  /** The pool's credential set (default: a fresh one); several clusters of one pool share it. */
+  /**
+   * Each replica's node on the chain's clock (pod.ts `chain`), by replica key and the cluster's
+   * folder: its lag and schedule files live there, so they outlive an incarnation.
+   */
+  chain?: (key: string, root: string) => PodOptions["chain"];
+  /**
+   * The pool's credential set every replica shares (default: a fresh dummy one for mainnet);
+   * several clusters of one pool share it too.
+   */
   credentials?: CredentialSet;
 }
 
@@ -152,6 +161,7 @@ export class FaultCluster implements AsyncDisposable {
   readonly #envOf: (key: string) => Record<string, string>;
   readonly #nodeShutdownMs: number | undefined;
   readonly #guard: boolean;
+  readonly #chain: FaultClusterOptions["chain"];
   readonly #coord: k8s.CoordinationV1Api;
   readonly #core: k8s.CoreV1Api;
   /** This deployment's Lease and CardanoLeader (the shipped names, or its pool's). */
@@ -180,6 +190,7 @@ export class FaultCluster implements AsyncDisposable {
         : {}),
       ...this.#env,
     };
+    this.#chain = opts.chain;
     this.credentials = opts.credentials ?? makeCredentialSet();
     const admin = opts.cp.admin();
     this.kubelet = new SimKubelet({ kc: admin, namespace: opts.namespace });
@@ -259,6 +270,7 @@ export class FaultCluster implements AsyncDisposable {
       credentials: this.credentials,
       ...(this.#nodeShutdownMs !== undefined ? { nodeShutdownMs: this.#nodeShutdownMs } : {}),
       guard: this.#guard,
+      ...(this.#chain !== undefined ? { chain: this.#chain(key, this.root) } : {}),
       env: {
         NAMESPACE: this.namespace,
         KUBECONFIG: kubeconfig,
@@ -329,6 +341,15 @@ export class FaultCluster implements AsyncDisposable {
       Object.fromEntries(this.incarnations.map((i) => [i.label, i.pod.record])),
     );
     return forgingIntervals(records, { until: nowMs() });
+  }
+
+  /** The pool's leader slots forged so far (sim_node.ts `--leader-slots`), by the node labels. */
+  async forgedSlots(): Promise<Map<number, string[]>> {
+    return forgedSlots(
+      await readForgingRecords(
+        Object.fromEntries(this.incarnations.map((i) => [i.label, i.pod.record])),
+      ),
+    );
   }
 
   /** Keys of the replicas whose node forges now. */

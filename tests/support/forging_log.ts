@@ -22,6 +22,8 @@ export interface ForgingRecord {
   /** Whether the node forges after this event. */
   forging: boolean;
   detail?: string;
+  /** `forged`: the pool's leader slot the node forged in (sim_node.ts `--leader-slots`). */
+  slot?: number;
 }
 
 /** A record line tagged with the node (record file) it came from. */
@@ -112,6 +114,19 @@ export async function readForgingRecords(
     records.push(...parseForgingRecords(text, node));
   }
   return records;
+}
+
+/**
+ * The pool's leader slots some node forged in (its `forged` records), each with the nodes that
+ * did: one node is a block; none (absent) is a block lost; two are a fork. Pure.
+ */
+export function forgedSlots(records: readonly NodeRecord[]): Map<number, string[]> {
+  const slots = new Map<number, string[]>();
+  for (const r of records) {
+    if (r.event !== "forged" || r.slot === undefined) continue;
+    slots.set(r.slot, [...slots.get(r.slot) ?? [], r.node]);
+  }
+  return slots;
 }
 
 /** Options of {@linkcode forgingIntervals}. */

@@ -62,6 +62,16 @@ export interface PodOptions {
    * gets GUARD_SOCKET (set FENCE in `env`). A memory cgroup's `cgroup.procs` for it, optional.
    */
   guard?: boolean | { cgroupProcs?: string };
+  /**
+   * The node on the chain's clock (sim_node.ts `--network`): it serves its metrics, the sidecar
+   * reads them (NODE_METRICS_URL, NETWORK), its tip lags by what `lagFile` says, and it forges
+   * (and records) the pool's slots in `leaderSlotsFile`.
+   */
+  chain?: {
+    network: "mainnet" | "preprod" | "preview";
+    lagFile?: string;
+    leaderSlotsFile?: string;
+  };
 }
 
 /** The `--v8-flags` value of deno.json's `start` task ("" when it has none). */
@@ -182,6 +192,7 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
   // but never forges, as on the chain.
   const poolId = validateCredentialSet(credentials, paths).poolId;
   const metricsPort = freePort();
+  const nodeMetricsPort = opts.chain !== undefined ? freePort() : undefined;
   const record = `${opts.dir}/forging.jsonl`;
   const sidecarLog = `${opts.dir}/forge-manager.log`;
   const guardLog = `${opts.dir}/guard.log`;
@@ -206,6 +217,12 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
     // A pod without an object in the API (no simulated kubelet): a UID of its own all the same.
     POD_UID: crypto.randomUUID(),
     ...(opts.guard ? { GUARD_SOCKET: guardSocket } : {}),
+    ...(opts.chain !== undefined
+      ? {
+        NETWORK: opts.chain.network,
+        NODE_METRICS_URL: `http://127.0.0.1:${nodeMetricsPort}/metrics`,
+      }
+      : {}),
     ...opts.env,
   };
   const guardOptions = typeof opts.guard === "object" ? opts.guard : {};
@@ -251,6 +268,16 @@ export async function startPod(opts: PodOptions): Promise<Pod> {
       poolId,
       dir: opts.dir,
       ...(opts.nodeShutdownMs !== undefined ? { shutdownMs: opts.nodeShutdownMs } : {}),
+      ...(opts.chain !== undefined
+        ? {
+          metricsPort: nodeMetricsPort,
+          network: opts.chain.network,
+          ...(opts.chain.lagFile !== undefined ? { lagFile: opts.chain.lagFile } : {}),
+          ...(opts.chain.leaderSlotsFile !== undefined
+            ? { leaderSlotsFile: opts.chain.leaderSlotsFile }
+            : {}),
+        }
+        : {}),
     },
   };
   const child = new Deno.Command("unshare", {

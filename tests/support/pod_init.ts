@@ -38,6 +38,11 @@ interface PodSpec {
     dir: string;
     /** How long the node takes to shut down after SIGTERM (ms). */
     shutdownMs?: number;
+    /** The node on the chain's clock (pod.ts `chain`): its metrics port and files. */
+    metricsPort?: number;
+    network?: "mainnet" | "preprod" | "preview";
+    lagFile?: string;
+    leaderSlotsFile?: string;
   };
   /** Start the node before the sidecar (for a sidecar with START_AS_NON_PRODUCING=false). */
   nodeFirst?: boolean;

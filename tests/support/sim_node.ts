@@ -36,6 +36,15 @@
  * `--forging-gauge always-one` reads 1 even when not forging (#6113, #6576), and
  * `--checks-when-idle` counts leadership checks even when not forging (#6576).
  *
+ * The chain's clock (sim only): `--network mainnet|preprod|preview` makes the tip follow the wall
+ * clock's slot of that network (its genesis timing, lib/cardano/kes_period.ts) instead of counting
+ * from 1000, one slot per slot length; `--lag-file F` holds how many slots the tip lags it (read
+ * at every slot; absent or empty: 0), so a test makes a node fall behind by writing a number.
+ * `--leader-slots F` holds the pool's leader slots (any form lib/cardano/leader_schedule.ts reads,
+ * read again at every slot): at each of them the node leads, and if it forges for the pool it
+ * records `forged` with the slot (`slot`), so a test can tell a block lost at a scheduled slot (no
+ * node recorded it) from one forged twice.
+ *
  * - Start: exits 1 if a credential file is missing or invalid (even when non-producing, as the
  *   real node) or if the VRF key is readable by others; then forges unless non-producing.
  * - SIGHUP: all files valid -> enable; a file does NOT EXIST -> disable; any other problem
@@ -56,6 +65,13 @@ import {
   validateCredentialSet,
 } from "../../lib/cardano/cardano_keys.ts";
 import { followKesAgent } from "./sim_kes_agent.ts";
+import {
+  NETWORK_KES_TIMING,
+  NETWORK_NAMES,
+  type NetworkName,
+  slotAt,
+} from "../../lib/cardano/kes_period.ts";
+import { parseLeaderSchedule } from "../../lib/cardano/leader_schedule.ts";
 
 /** One line of the record file. */
 export interface SimNodeEvent {
@@ -71,10 +87,13 @@ export interface SimNodeEvent {
     | "sighup"
     | "agent_key"
     | "terminating"
-    | "exit";
+    | "exit"
+    | "forged";
   /** Whether the node forges for the pool after this event. */
   forging: boolean;
   detail?: string;
+  /** `forged`: the leader slot it forged in. */
+  slot?: number;
 }
 
 /** How the simulated `forging_enabled` gauge behaves. */
@@ -89,6 +108,12 @@ export interface SimMetricsArgs {
   naming: "legacy" | "new";
   forgingGauge: ForgingGauge;
   checksWhenIdle: boolean;
+  /** The tip follows this network's wall-clock slot (undefined: it counts from 1000). */
+  network: NetworkName | undefined;
+  /** A file holding how many slots the tip lags (with `network`). */
+  lagFile: string | undefined;
+  /** A file holding the pool's leader slots. */
+  leaderSlotsFile: string | undefined;
 }
 
 /** The parsed command line. */
@@ -144,6 +169,9 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
     naming: "legacy",
     forgingGauge: "truthful",
     checksWhenIdle: false,
+    network: undefined,
+    lagFile: undefined,
+    leaderSlotsFile: undefined,
   };
   const count = (flag: string, value: string, min: number): number => {
     const n = Number(value);
@@ -201,7 +229,16 @@ export function parseSimNodeArgs(args: readonly string[]): SimNodeArgs {
         );
       }
       metrics.forgingGauge = value;
-    } else if (flag === "--shutdown-ms") {
+    } else if (flag === "--network") {
+      if (!NETWORK_NAMES.includes(value as NetworkName)) {
+        throw new Error(
+          `Cannot parse arguments: --network is ${value}, expected ${NETWORK_NAMES.join("|")}`,
+        );
+      }
+      metrics.network = value as NetworkName;
+    } else if (flag === "--lag-file") metrics.lagFile = value;
+    else if (flag === "--leader-slots") metrics.leaderSlotsFile = value;
+    else if (flag === "--shutdown-ms") {
       shutdownMs = Number(value);
       if (!Number.isSafeInteger(shutdownMs) || shutdownMs < 0) {
         throw new Error(`Cannot parse arguments: --shutdown-ms is ${value}, expected ms >= 0`);
@@ -310,6 +347,8 @@ export class SimNode {
   #metricsServer: Deno.HttpServer | undefined;
   #slotTimer: ReturnType<typeof setInterval> | undefined;
   #slot = 1000;
+  /** With `--network`: the last wall-clock slot handled. */
+  #wallSlot: number | undefined;
   #aboutToLead = 0;
   #leader = 0;
   #forged = 0;
@@ -339,7 +378,7 @@ export class SimNode {
           name === "about_to_lead" ? "forge_about_to_lead" : name
         }_int`;
     const lines = [
-      `cardano_node_metrics_slotNum_int ${this.#slot}`,
+      `cardano_node_metrics_slotNum_int ${this.#tip()}`,
       `cardano_node_metrics_forging_enabled ${gauge}`,
     ];
     if (this.#kesStart !== undefined) {
@@ -361,19 +400,67 @@ export class SimNode {
 
   #tick(): void {
     const m = this.#args.metrics!;
-    this.#slot++;
+    if (m.network === undefined) {
+      this.#slot++;
+      this.#onSlot(this.#slot, false);
+      return;
+    }
+    // The chain's clock: every wall-clock slot since the last tick, each once.
+    const now = slotAt(NETWORK_KES_TIMING[m.network], Date.now());
+    const leaders = this.#leaderSlots();
+    for (let slot = (this.#wallSlot ?? now - 1) + 1; slot <= now; slot++) {
+      this.#onSlot(slot, leaders.has(slot));
+    }
+    this.#wallSlot = now;
+  }
+
+  /** One slot: a leadership check while forging; a lead (and a block) in the pool's slots. */
+  #onSlot(slot: number, scheduled: boolean): void {
+    const m = this.#args.metrics!;
     // Any loaded set runs leadership checks; only the pool's (with stake) ever leads.
     if (this.#enabled || m.checksWhenIdle) this.#aboutToLead++;
-    if (this.forging && m.leaderEvery > 0 && this.#slot % m.leaderEvery === 0) {
+    const leads = scheduled || (m.leaderEvery > 0 && slot % m.leaderEvery === 0);
+    if (this.forging && leads) {
       this.#leader++;
       this.#forged++;
+      if (scheduled) this.record("forged", `slot ${slot}`, slot);
+    }
+  }
+
+  /** The tip: with `--network`, the wall clock's slot less the lag in `--lag-file`. */
+  #tip(): number {
+    const m = this.#args.metrics!;
+    if (m.network === undefined) return this.#slot;
+    const slot = slotAt(NETWORK_KES_TIMING[m.network], Date.now());
+    return slot - this.#readNumber(m.lagFile);
+  }
+
+  #readNumber(file: string | undefined): number {
+    if (file === undefined) return 0;
+    try {
+      const n = Number(Deno.readTextFileSync(file).trim() || "0");
+      return Number.isSafeInteger(n) ? n : 0;
+    } catch {
+      return 0; // no file: no lag
+    }
+  }
+
+  /** The pool's leader slots (`--leader-slots`), read again each time (a test may change them). */
+  #leaderSlots(): Set<number> {
+    const file = this.#args.metrics!.leaderSlotsFile;
+    if (file === undefined) return new Set();
+    try {
+      return new Set(parseLeaderSchedule(Deno.readTextFileSync(file)));
+    } catch {
+      return new Set();
     }
   }
 
   #serveMetrics(): void {
     const m = this.#args.metrics;
     if (m === undefined) return;
-    this.#slotTimer = setInterval(() => this.#tick(), m.slotMs);
+    // On the chain's clock, a tick every 100 ms handles each new slot soon after it begins.
+    this.#slotTimer = setInterval(() => this.#tick(), m.network === undefined ? m.slotMs : 100);
     this.#metricsServer = Deno.serve(
       { hostname: "127.0.0.1", port: m.port, onListen: () => {} },
       (request) =>
@@ -447,13 +534,14 @@ export class SimNode {
   }
 
   /** Records `event` with the current forging state. */
-  record(event: SimNodeEvent["event"], detail?: string): void {
+  record(event: SimNodeEvent["event"], detail?: string, slot?: number): void {
     const line: SimNodeEvent = {
       t: performance.timeOrigin + performance.now(),
       pid: Deno.pid,
       event,
       forging: this.forging,
       ...(detail === undefined ? {} : { detail }),
+      ...(slot === undefined ? {} : { slot }),
     };
     // One write with O_APPEND, so lines from several processes never interleave.
     Deno.writeTextFileSync(this.#args.record, JSON.stringify(line) + "\n", {

@@ -57,6 +57,12 @@ export interface SimNodeOptions {
   forgingGauge?: "truthful" | "stale" | "always-one";
   /** Count leadership checks even when not forging (cardano-node #6576). */
   checksWhenIdle?: boolean;
+  /** The tip follows this network's wall-clock slot (`--network`). */
+  network?: "mainnet" | "preprod" | "preview";
+  /** A file holding how many slots the tip lags (`--lag-file`). */
+  lagFile?: string;
+  /** A file holding the pool's leader slots (`--leader-slots`). */
+  leaderSlotsFile?: string;
 }
 
 /** A running simulated node. */
@@ -138,6 +144,9 @@ export async function startSimNode(options: SimNodeOptions): Promise<SimNode> {
     ...(options.metricsNaming === undefined ? [] : ["--metrics-naming", options.metricsNaming]),
     ...(options.forgingGauge === undefined ? [] : ["--forging-gauge", options.forgingGauge]),
     ...(options.checksWhenIdle ? ["--checks-when-idle"] : []),
+    ...(options.network === undefined ? [] : ["--network", options.network]),
+    ...(options.lagFile === undefined ? [] : ["--lag-file", options.lagFile]),
+    ...(options.leaderSlotsFile === undefined ? [] : ["--leader-slots", options.leaderSlotsFile]),
     ...(options.shutdownMs ? ["--shutdown-ms", String(options.shutdownMs)] : []),
   ];
   const child = new Deno.Command(await cardanoNodeExecutable(), {

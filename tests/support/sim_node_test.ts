@@ -15,6 +15,7 @@ import { startSimKesAgent } from "./sim_kes_agent.ts";
 import { confirmForging } from "../../lib/forging/forging_confirmation.ts";
 import { type NodeMetricsSample, readNodeMetrics } from "../../lib/node/node_metrics.ts";
 import { parseSimNodeArgs } from "./sim_node.ts";
+import { NETWORK_KES_TIMING, slotAt } from "../../lib/cardano/kes_period.ts";
 import {
   catchesSignal,
   processName,
@@ -566,4 +567,45 @@ Deno.test("with a KES agent the node forges only with the files and the agent's 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("on the chain's clock the tip follows the wall clock's slot, lags as told, and scheduled slots are forged only while forging", async () => {
+  const timing = NETWORK_KES_TIMING.preview;
+  const wallSlot = () => slotAt(timing, Date.now());
+  await using f = await fixture(true);
+  const lagFile = `${f.dir}/lag`;
+  const slotsFile = `${f.dir}/slots`;
+  const first = wallSlot() + 2;
+  await Deno.writeTextFile(slotsFile, `${first}\n`);
+  await using n = await metricsNode({ network: "preview", lagFile, leaderSlotsFile: slotsFile });
+  const tip = async () => {
+    const read = await readNodeMetrics(`http://127.0.0.1:${n.port}/metrics`);
+    if (!read.ok) throw new Error(read.error);
+    return read.sample.slotNum!;
+  };
+  const before = wallSlot();
+  const synced = await tip();
+  assert.ok(synced >= before && synced <= wallSlot(), `tip ${synced}, wall slot ${before}`);
+  await Deno.writeTextFile(lagFile, "50\n");
+  const lagging = await tip();
+  assert.ok(
+    wallSlot() - lagging >= 50 && wallSlot() - lagging <= 51,
+    `lag ${wallSlot() - lagging}`,
+  );
+  // Not forging (non-producing): the scheduled slot passes without a block.
+  await waitUntil("the first scheduled slot to pass", () => wallSlot() > first, 10_000);
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the node's tick after it
+  const forged = async () => (await records(n.node)).filter((r) => r.event === "forged");
+  assert.deepEqual(await forged(), []);
+  assert.equal((await n.sighup(n.node)).outcome.event, "enable");
+  const next = wallSlot() + 2; // the file is written well before it begins
+  await Deno.writeTextFile(slotsFile, `${first}\n${next}\n`);
+  const done = await waitUntil("the forged slot's record", async () => {
+    const all = await forged();
+    return all.length > 0 ? all : undefined;
+  }, 10_000);
+  assert.deepEqual(done.map((r) => [(r as NodeRecord & { slot?: number }).slot, r.forging]), [
+    [next, true],
+  ]);
+  assert.throws(() => parseSimNodeArgs(["--network", "testnet"]), /--network is testnet/);
 });

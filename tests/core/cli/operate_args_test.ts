@@ -280,6 +280,14 @@ Deno.test("the last handover names its target, and is shown done once the target
       .split("\n").find((l) => l.startsWith("Last handover"));
   assert.equal(shown("released"), `Last handover: h-1 to p-0: released at ${at}`);
   assert.equal(shown("done"), `Last handover: h-1 to p-0: done at ${at}`);
+  const own = renderStatus(
+    statusModel(
+      inputs({ lastHandover: { id: "sync-x-3", to: "p-1", reason: "sync", result: "done", at } }),
+      NOW,
+    ),
+    NOW,
+  );
+  assert.match(own, /^Last handover: sync-x-3 to p-1 \(sync\): done at /m);
 });
 
 Deno.test("prefer takes one pod or --clear, and says what the return waits for", () => {
