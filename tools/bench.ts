@@ -56,6 +56,8 @@ import { sleep } from "../tests/support/wait.ts";
 import { benchCluster } from "./bench_cluster.ts";
 import { benchLost } from "./bench_lost.ts";
 import { benchClusters } from "./bench_clusters.ts";
+import { BENCH_NETWORK, benchRules, rulesReport } from "./bench_rules.ts";
+import { kesPeriodAt, NETWORK_KES_TIMING } from "../lib/cardano/kes_period.ts";
 import { sidecarLimit } from "./bench_memory.ts";
 import {
   BEFORE,
@@ -151,7 +153,12 @@ try {
     cp,
     root,
     shm,
-    credentials: makeCredentialSet(),
+    // The nodes run on preview's clock (their sync is known, for issue 20's rounds): a
+    // certificate valid on it.
+    credentials: makeCredentialSet({
+      kesStartPeriod: kesPeriodAt(NETWORK_KES_TIMING[BENCH_NETWORK], Date.now()),
+    }),
+    chainNetwork: BENCH_NETWORK,
     timing,
     limitBytes: limit.bytes,
     guardLimitBytes: guardLimit.bytes,
@@ -180,6 +187,23 @@ try {
       log(`failover ${r + 1}/${rounds} [${set.transport}]: ${line}`);
     }
   }
+
+  // Issue 20's planned handovers, on the shipped transport's set (the last one).
+  const ruledSet = sets.at(-1)!;
+  const operator = await cp.mintIdentity({
+    namespace: ruledSet.namespace,
+    serviceAccount: "operator",
+    roleName: "forge-manager-operator",
+  });
+  const ruled = await benchRules({
+    live: ruledSet.live,
+    leader: ruledSet.leader!,
+    slotsFile: ruledSet.slotsFile,
+    operator,
+    namespace: ruledSet.namespace,
+    log,
+  }, rounds);
+  ruledSet.leader = ruled.leader;
 
   log(`steady state for ${steadySeconds} s, every set at once...`);
   await sleep(5000);
@@ -230,11 +254,13 @@ try {
     sets: results,
     targets: { ...TARGETS, failoverMaxMs: (leaseSeconds + 2) * 1000 },
     before: BEFORE,
+    rules: { transport: ruledSet.transport, figures: ruled.figures },
   };
   await Deno.mkdir(out.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
   await Deno.writeTextFile(out, JSON.stringify(result, null, 2) + "\n");
 
   console.log(benchReport(result));
+  console.log(rulesReport(ruled.figures, ruledSet.transport));
   console.log(`\nfigures written to ${out}`);
 } finally {
   await Promise.all(sets.map((set) => set.stop()));

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { RulesFigures } from "./bench_rules.ts";
 import { memoryFigures } from "./bench_memory.ts";
 import type { MemoryReading } from "./memory_cgroup.ts";
 import type { HandoverTimeline } from "./handover_timeline.ts";
@@ -87,6 +88,8 @@ export interface BenchResult {
   sets: SetResult[];
   targets: typeof TARGETS & { failoverMaxMs: number };
   before: typeof BEFORE;
+  /** Issue 20's planned handovers (tools/bench_rules.ts), on one set. */
+  rules?: { transport: string; figures: RulesFigures };
 }
 
 const f = (x: number, d = 0) => x.toFixed(d).padStart(8);

@@ -10,6 +10,8 @@
  */
 
 import type { ControlPlane } from "../tests/support/control_plane.ts";
+import { rulesEnv } from "./bench_rules.ts";
+import type { NetworkName } from "../lib/cardano/kes_period.ts";
 import { installForgeManager } from "../tests/support/replicas.ts";
 import { type Pod, startPod } from "../tests/support/pod.ts";
 import type { CredentialSet } from "../tests/support/keys.ts";
@@ -41,6 +43,11 @@ export interface BenchContext {
   limitBytes: number;
   /** `limits.memory` of the forge-manager-guard container, in bytes (0: no cgroups). */
   guardLimitBytes: number;
+  /**
+   * Issue 20's rounds (tools/bench_rules.ts): the nodes run on this network's clock, and each
+   * set's pods read their leader schedule from `<root>/leader-slots-<transport>`.
+   */
+  chainNetwork?: NetworkName;
 }
 
 interface Sample {
@@ -70,6 +77,12 @@ export class BenchSet {
   readonly failovers: number[] = [];
   firstForgerMs = NaN;
   leader: Pod | undefined;
+  /** The pool's leader schedule the set's pods read (empty until issue 20's rounds write it). */
+  readonly slotsFile: string;
+  /** The set's kubeconfig (the shipped Roles), for an operator's identity beside it. */
+  get kubeconfig(): string {
+    return this.#kubeconfig;
+  }
   readonly #ctx: BenchContext;
   readonly #kubeconfig: string;
   #generation = 0;
@@ -81,12 +94,14 @@ export class BenchSet {
     this.transport = transport;
     this.namespace = `cardano-bench-${transport}`;
     this.#kubeconfig = kubeconfig;
+    this.slotsFile = `${ctx.root}/leader-slots-${transport}`;
   }
 
   /** Installs the shipped objects in the set's namespace and starts its three pods. */
   static async start(ctx: BenchContext, transport: Transport): Promise<BenchSet> {
     const kubeconfig = await installForgeManager(ctx.cp, `cardano-bench-${transport}`);
     const set = new BenchSet(ctx, transport, kubeconfig);
+    await Deno.writeTextFile(set.slotsFile, "");
     set.#deployedAt = nowMs();
     for (let slot = 0; slot < 3; slot++) set.live.push(await set.#newPod(slot));
     return set;
@@ -111,6 +126,9 @@ export class BenchSet {
       // As shipped: the guard beside each sidecar, FENCE=guard.
       guard: guardCgroup !== undefined ? { cgroupProcs: guardCgroup.procsFile } : true,
       credentials: this.#ctx.credentials,
+      ...(this.#ctx.chainNetwork !== undefined
+        ? { chain: { network: this.#ctx.chainNetwork, leaderSlotsFile: this.slotsFile } }
+        : {}),
       // debug: "sent SIGHUP" and "lease watch event" carry the timeline's steps.
       env: {
         NAMESPACE: this.namespace,
@@ -118,6 +136,7 @@ export class BenchSet {
         LOG_LEVEL: "debug",
         FENCE: "guard",
         KUBE_TRANSPORT: this.transport,
+        ...(this.#ctx.chainNetwork !== undefined ? rulesEnv(this.slotsFile) : {}),
         ...this.#ctx.timing,
       },
     });

@@ -824,7 +824,7 @@ Deno.test({
       assert.equal(got.metadata.name, obj.metadata.name, `${obj.kind} ${obj.metadata.name}`);
     }
     const table = await kubectl(["-n", namespace, "get", "cl"], env);
-    assert.match(table, /^NAME\s+LEADER\s+FORGING\s+LAST TRANSITION\s+AGE$/m);
+    assert.match(table, /^NAME\s+LEADER\s+FORGING\s+PREFERRED\s+LAST TRANSITION\s+AGE$/m);
     assert.match(table, /^cardano-leader\s/m);
   },
 });
@@ -880,7 +880,7 @@ Deno.test({
     assert.equal(table.status, 200);
     assert.deepEqual(
       (table.body.columnDefinitions as Json[]).map((c) => c.name),
-      ["Name", "Leader", "Forging", "Last Transition", "Age"],
+      ["Name", "Leader", "Forging", "Preferred", "Last Transition", "Age"],
     );
     const cells = (table.body.rows as Json[])[0]!.cells as unknown[];
     assert.deepEqual(cells.slice(0, 3), ["cardano-leader", "cardano-producer-1", true]);
