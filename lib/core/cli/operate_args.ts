@@ -73,7 +73,8 @@ const HELP: Record<OperateOptions["command"], string> = {
 
 One table: the Lease holder, its term's age and renew age, each replica (pod, ready, leader,
 forging, node found, its node's sync and tip lag, fence, phase, last transition and its reason),
-any pause (who, why, until) and the last handover. --watch prints it again every 2 s until interrupted.
+any pause (who, why, until), the preferred replica, the time to the pool's next leader slot (with
+a leader schedule) and the last handover. --watch prints it again every 2 s until interrupted.
 
 ${COMMON_HELP}`,
   handover:
