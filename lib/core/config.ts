@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type KubeTransport, parseKubeTransport } from "./kube_transport.ts";
 import { type GlobalConfig, type PoolNames, readGlobal, readPoolNames } from "./cluster_config.ts";
 import { NETWORK_NAMES, type NetworkName } from "../cardano/kes_period.ts";
 import { LOG_LEVELS, type LogLevel } from "../base/log.ts";
@@ -111,34 +112,6 @@ export interface Config {
   leaderSlotMarginMs: number;
   /** How long a shutdown may wait for one of the pool's slots to pass (SHUTDOWN_SLOT_WAIT). */
   shutdownSlotWaitMs: number;
-}
-
-/**
- * How the Kubernetes client's requests and watches travel: `deno`, Deno's own `fetch` (the
- * default); `undici`, client-node's own HTTP stack, kept selectable for the benchmark's
- * before-and-after and for kubeconfigs Deno's client cannot serve (insecure-skip-tls-verify,
- * tls-server-name). See lib/kube/deno_transport.ts.
- */
-export type KubeTransport = "deno" | "undici";
-
-/** The values of KUBE_TRANSPORT. */
-export const KUBE_TRANSPORTS: readonly KubeTransport[] = ["deno", "undici"];
-
-/**
- * KUBE_TRANSPORT's value, or a problem naming the variable, its value and the rule (the operator
- * commands read it from the same environment).
- */
-export function parseKubeTransport(
-  raw: string | undefined,
-): { transport: KubeTransport } | { problem: string } {
-  const value = (raw ?? "").trim().toLowerCase();
-  if (value === "") return { transport: "deno" };
-  if ((KUBE_TRANSPORTS as readonly string[]).includes(value)) {
-    return { transport: value as KubeTransport };
-  }
-  return {
-    problem: `KUBE_TRANSPORT=${JSON.stringify(raw)}: must be one of ${KUBE_TRANSPORTS.join(", ")}`,
-  };
 }
 
 /** Thrown when the configuration is invalid; `problems` lists every rule that failed. */

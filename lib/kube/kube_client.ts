@@ -12,7 +12,7 @@ import diagnostics from "node:diagnostics_channel";
 import * as k8s from "@kubernetes/client-node";
 import { sleep, systemClock } from "../base/clock.ts";
 import { VERSION } from "../base/version.ts";
-import type { KubeTransport } from "../core/config.ts";
+import type { KubeTransport } from "../core/kube_transport.ts";
 import {
   denoClientOptions,
   DenoClients,

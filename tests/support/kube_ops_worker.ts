@@ -19,7 +19,7 @@ import {
   type V1Lease,
   V1MicroTime,
 } from "@kubernetes/client-node";
-import type { KubeTransport } from "../../lib/core/config.ts";
+import type { KubeTransport } from "../../lib/core/kube_transport.ts";
 import { loadKubeConfig } from "../../lib/kube/kube_client.ts";
 
 /** How the worker encodes `renewTime`/`acquireTime` before handing the Lease to client-node. */

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { KubeTransport } from "../../lib/core/config.ts";
+import type { KubeTransport } from "../../lib/core/kube_transport.ts";
 import { type SandboxGrants, sandboxPermissions } from "../../lib/core/sandbox.ts";
 import type {
   KubeOp,

@@ -9,7 +9,7 @@
  */
 
 import { type CommandSpec, type Prepared, resolvePath } from "./command.ts";
-import { type KubeTransport, parseKubeTransport } from "../config.ts";
+import { type KubeTransport, parseKubeTransport } from "../kube_transport.ts";
 
 /** What every operator command needs to reach the deployment. */
 export interface KubeTarget {
