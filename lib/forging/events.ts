@@ -17,7 +17,8 @@ import type { Sync } from "./sync.ts";
 import type { PlannedRequest } from "./slot_wait.ts";
 
 /** What a planned end of term is. */
-export type PlannedTrigger = PlannedRequest["trigger"];
+/** What a slot wait is for: a planned end of term, or (`cluster`) a handover between clusters. */
+export type PlannedTrigger = PlannedRequest["trigger"] | "cluster";
 import type { FenceOutcome } from "../kube/fence.ts";
 import type { NodeInfo, SignalFailure } from "../core/node_process.ts";
 import type { SignalReason, StopReason } from "./stop_reasons.ts";

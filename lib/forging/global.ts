@@ -29,6 +29,7 @@ import type { GlobalEvent } from "./global_events.ts";
 import type { GlobalRelease, GlobalState } from "./global_state.ts";
 import { type ForgingState, isForging, optional, readTimeout } from "./state.ts";
 import { DUE, isDue } from "./due.ts";
+import { clearAt, HANDOVER_SLOT_WAIT_MS } from "./slot_wait.ts";
 import { beginStop } from "./stopping.ts";
 import { MAX_PRIORITY_STEPS, priorityDelayMs } from "./standing.ts";
 import {
@@ -355,7 +356,41 @@ function settleTerm(s: ForgingState, now: number, fx: Effect[]): ForgingState {
   const k = next.phase.kind;
   if (k !== "forging" && k !== "paused" && k !== "awaiting_node") return next;
   const leaving = shouldLeave(next, now);
-  return leaving === undefined ? next : leave(next, leaving, now, fx);
+  if (leaving === undefined) return endLeaveWait(next, "cancelled", now, fx);
+  // Like every planned end of term of a forger (slot_wait.ts): not within the margin of one of
+  // the pool's slots, for at most HANDOVER_SLOT_WAIT_MS.
+  if (isForging(next)) {
+    const clear = clearAt(next, now);
+    const since = g(next).leaveWait?.since ?? now;
+    const until = Math.min(clear, since + HANDOVER_SLOT_WAIT_MS);
+    if (until > now) {
+      if (g(next).leaveWait === undefined) {
+        fx.push(report({ kind: "slot_wait_started", trigger: "cluster", waitMs: until - now }));
+      }
+      return withGlobal(next, { ...g(next), leaveWait: { since, until } });
+    }
+    next = endLeaveWait(next, clear <= now ? "passed" : "bound", now, fx);
+  }
+  return leave(next, leaving, now, fx);
+}
+
+/** A handover between clusters that waited for a slot: the wait is over (reported). */
+function endLeaveWait(
+  s: ForgingState,
+  outcome: "passed" | "bound" | "cancelled",
+  now: number,
+  fx: Effect[],
+): ForgingState {
+  const wait = g(s).leaveWait;
+  if (wait === undefined) return s;
+  fx.push(report({
+    kind: "slot_wait_ended",
+    trigger: "cluster",
+    outcome,
+    waitedMs: now - wait.since,
+  }));
+  const { leaveWait: _done, ...rest } = g(s);
+  return withGlobal(s, rest);
 }
 
 /** Whether the holder should hand the coordination Lease on now, and to whom. */
@@ -447,6 +482,7 @@ export function globalWake(s: ForgingState, now: number): number[] {
       if (d.proofNeeded && bound !== undefined) times.push(d.observedAt + bound);
     }
   }
+  if (gs.leaveWait !== undefined) times.push(gs.leaveWait.until);
   if (gs.election.term !== undefined) {
     for (const m of Object.values(gs.members)) {
       if (m.readySince !== undefined) times.push(m.readySince + s.cfg.global!.returnStableMs);

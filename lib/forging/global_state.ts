@@ -102,6 +102,8 @@ export interface GlobalState {
   readonly control?: ControlView;
   readonly handled: readonly string[];
   readonly pendingHandover?: { id: string; to: string };
+  /** A handover to another cluster waiting for one of the pool's slots: since, and until when. */
+  readonly leaveWait?: { since: number; until: number };
   readonly nextPublishAt: number;
   readonly published?: string;
   readonly nextReportAt: number;

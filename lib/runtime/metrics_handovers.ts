@@ -85,7 +85,7 @@ export function scheduleMetrics(
     slotWaits: new Counter({
       name: "forge_manager_slot_waits_total",
       help: "Planned ends of term that waited for a leader slot to pass, by trigger (handover, " +
-        "sync, preferred, shutdown, pod_terminating) and outcome (passed: the slot passed; " +
+        "sync, preferred, shutdown, pod_terminating, cluster: a handover to another cluster) and outcome (passed: the slot passed; " +
         "bound: the time it had ran out first; cancelled: a fault or a more urgent one came)",
       labelNames: ["trigger", "outcome"] as const,
       registers,

@@ -25,6 +25,7 @@ import {
   standby,
 } from "../support/machine.ts";
 import type { Effect } from "../../lib/forging/events.ts";
+import { NETWORK_KES_TIMING, slotAt, slotStartMs } from "../../lib/cardano/kes_period.ts";
 
 const EAST: GlobalForgingConfig = {
   identity: "east_5e1f",
@@ -531,4 +532,26 @@ Deno.test("a competing candidate polls the coordination Lease every retry period
   const s = standby({ global: EAST });
   globalRead(s, grec("west_aa11", "5", { guardBoundMs: 11_000 }));
   assert.equal(s.state.global!.nextReadAt - s.now, 5_000, "a standby: SLEEP_INTERVAL");
+});
+
+Deno.test("a handover to another cluster waits for one of the pool's slots, as every planned one", () => {
+  const timing = NETWORK_KES_TIMING.preview;
+  const cfg = { kesTiming: timing, schedule: { marginMs: 5_000, shutdownWaitMs: 20_000 } };
+  const m = globalForger({ priority: 2 }, cfg);
+  const wall = Date.now();
+  const slot0 = slotAt(timing, wall);
+  // A slot of the pool 40 s from now: its window is [35 s, 46 s) (slot 1 s, margin 5 s).
+  m.feed({ kind: "schedule_read", wallMs: wall, slots: [slot0 + 40] }, m.now);
+  const t0 = m.now;
+  const slotStart = t0 + slotStartMs(timing, slot0 + 40) - wall;
+  let beat = 0;
+  const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
+  // West has been ready for RETURN_STABLE by 30 s; the handover would come within the window.
+  const seen = run(m, slotStart - 1_000, { members: west });
+  assert.ok(isForging(m.state), "handed over within the slot's margin");
+  assert.ok(seen.did.includes("report:slot_wait_started"), seen.did.join());
+  const after = run(m, slotStart + 1_000 + 5_000 + 2_000, { members: west });
+  assert.equal(m.phase, "stopping", "handed over once the slot's window passed");
+  assert.ok(after.did.includes("report:slot_wait_ended"));
+  assert.ok(after.did.includes("signal:priority_return"));
 });
