@@ -33,6 +33,7 @@ import { clearAt, HANDOVER_SLOT_WAIT_MS } from "./slot_wait.ts";
 import { beginStop } from "./stopping.ts";
 import { MAX_PRIORITY_STEPS, priorityDelayMs } from "./standing.ts";
 import {
+  candidateElection,
   checkHealth,
   clusterRead,
   competes,
@@ -415,12 +416,7 @@ function settleAcquire(s: ForgingState, now: number, fx: Effect[]): ForgingState
   const gs = g(s);
   if (gs.election.term !== undefined || gs.busy !== undefined || gs.releasing) return s;
   if (!competes(s, now)) return s;
-  // A release handed to this cluster is no race: our hold-off after handing it on gives way.
-  const seen = gs.election.seen?.observation;
-  const election = seen?.kind === "present" && seen.record.holder === "" &&
-      seen.record.releasedBy !== undefined && seen.record.handoverTo === s.cfg.global!.cluster
-    ? { ...gs.election, notBefore: undefined }
-    : gs.election;
+  const election = candidateElection(s);
   const d = decide(election, now, s.cfg);
   if (d.kind !== "acquire") return s;
   const key = gs.election.seen?.key ?? "unseen";
@@ -469,7 +465,7 @@ export function globalWake(s: ForgingState, now: number): number[] {
     times.push(gs.election.term.renewSentAt + s.cfg.renewDeadlineMs, gs.election.term.forgeFrom);
   }
   if (gs.busy === undefined) {
-    const d = decide(gs.election, now, s.cfg);
+    const d = decide(competes(s, now) ? candidateElection(s) : gs.election, now, s.cfg);
     if (d.kind === "wait") times.push(d.until);
     if (d.kind === "acquire" && gs.acquirable !== undefined && competes(s, now)) {
       const delay = priorityDelayMs(

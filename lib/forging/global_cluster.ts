@@ -15,6 +15,7 @@ import { type ForgingState, isForging, LEADING_PHASES, leadsNow, readTimeout } f
 import { type HealthCount, type Standing, standing } from "./standing.ts";
 import { mayForge } from "./credential_verdict.ts";
 import { guardView } from "./guard.ts";
+import type { ElectionState } from "./election.ts";
 
 /** How often the CardanoForgeCluster status is written again unchanged, in ms. */
 export const CLUSTER_REPORT_MS = 60_000;
@@ -27,6 +28,24 @@ export function g(s: ForgingState): GlobalState {
 /** The state with its global part replaced. */
 export function withGlobal(s: ForgingState, global: GlobalState): ForgingState {
   return { ...s, global };
+}
+
+/**
+ * The coordination election as this cluster's candidate weighs it. The hold-off after handing the
+ * Lease on keeps us from racing the cluster we handed it to; it gives way to a release handed back
+ * to us, and ends once another holder took the Lease: from then on a failover waits for that
+ * holder's term to run out and its guard bound, as any other (a cut-off cluster that had just been
+ * handed the pool would otherwise cost up to two lease durations more).
+ */
+export function candidateElection(s: ForgingState): ElectionState {
+  const gs = g(s);
+  const seen = gs.election.seen?.observation;
+  if (gs.election.notBefore === undefined || seen?.kind !== "present") return gs.election;
+  const r = seen.record;
+  const handedToUs = r.holder === "" && r.releasedBy !== undefined &&
+    r.handoverTo === s.cfg.global!.cluster;
+  const takenByAnother = r.holder !== "" && r.holder !== gs.election.identity;
+  return handedToUs || takenByAnother ? { ...gs.election, notBefore: undefined } : gs.election;
 }
 
 /** Whether this replica is its cluster's local leader (it holds a local term). */

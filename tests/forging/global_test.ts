@@ -555,3 +555,32 @@ Deno.test("a handover to another cluster waits for one of the pool's slots, as e
   assert.ok(after.did.includes("report:slot_wait_ended"));
   assert.ok(after.did.includes("signal:priority_return"));
 });
+
+Deno.test("once the cluster it handed the pool to holds the Lease, the old holder's hold-off ends: a failover waits only for the Lease", () => {
+  const m = globalForger({ priority: 2 });
+  let beat = 0;
+  const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
+  run(m, m.now + 40_000, { members: west });
+  assert.equal(m.phase, "stopping");
+  m.answerStop();
+  assert.equal(m.effect("release_global").handoverTo, "west");
+  const releasedAt = m.now;
+  m.feed({
+    kind: "global_released",
+    record: grec("", "29", { releasedBy: EAST.identity, handoverTo: "west" }),
+    clean: true,
+  });
+  // West takes it at once, then its whole cluster is cut off: its record never changes again.
+  const west1 = grec("west_aa11", "30", { guardBoundMs: 11_000 });
+  const seenAt = m.now + 100;
+  run(m, seenAt, { lease: () => west1, members: west, globalWrites: false });
+  // LEASE_DURATION + ACQUIRE_DELAY after the version was first seen, then our priority delay
+  // (5 s): 22 s, not the 30 s hold-off and the delay after it (35 s).
+  run(m, seenAt + 21_000, { lease: () => west1, members: west, globalWrites: false });
+  assert.notEqual(m.state.global?.busy?.op, "write", "before the Lease ran out");
+  const seen = run(m, seenAt + 25_000, { lease: () => west1, members: west, globalWrites: false });
+  assert.ok(
+    seen.did.includes("write_global"),
+    `not taken over by ${seenAt + 25_000 - releasedAt} ms`,
+  );
+});
