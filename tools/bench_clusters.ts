@@ -151,7 +151,7 @@ export async function benchClusters(rounds: number, out: string): Promise<void> 
     const s = stats(runs.map((x) => x[key]));
     console.log(
       `${name.padEnd(52)} ${f(s.median)} ${f(s.max)}${
-        target === undefined ? "" : `   <= ${(target / 1000).toFixed(0)} s ${ok(s.max <= target)}`
+        target === undefined ? "" : `   <= ${target / 1000} s ${ok(s.max <= target)}`
       }`,
     );
   };
