@@ -34,9 +34,8 @@
  *   --fast uses the test timings (lease 4 s) instead of the production defaults (lease 15 s).
  *   --transports the sets to run, comma-separated (default undici,deno: before and after).
  *   --memory-limit: the sidecars' cgroup limit (default: the StatefulSet's limits.memory; `none`
- *   runs them and their guards without a cgroup, as before the memory figures existed, for a
- *   like-for-like time comparison: near its limit the kernel reclaims the sidecar's file pages,
- *   which slows it).
+ *   runs them and their guards without a cgroup, as before the memory figures existed; another
+ *   quantity, such as 128Mi, tries a smaller limit: the headroom row says what it leaves).
  *   --print shows a saved run's tables again, without running anything.
  *   --cluster runs instead the operator's steps on the dummy example under the real StatefulSet
  *   controller (tools/bench_cluster.ts): rows for pod deletion, rolling restart, scale and a
