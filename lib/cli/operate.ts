@@ -50,6 +50,18 @@ interface CardanoLeaderObject {
   status?: { replicas?: Record<string, ReplicaEntry>; handover?: HandoverStatus };
 }
 
+/** Prints a command's result as --output asks: the JSON object, or the text. */
+function reporter(io: CommandIo, output: string | undefined) {
+  return (result: Record<string, unknown>, text: string) =>
+    io.out(output === "json" ? JSON.stringify(result) : text);
+}
+
+/** A refused request: says why, and that nothing was changed. */
+function refused(report: ReturnType<typeof reporter>, reason: string): number {
+  report({ result: "refused", reason }, `Refused: ${reason}. Nothing was changed.`);
+  return EXIT_FAILED;
+}
+
 /** The deployment as the operator's kubeconfig reaches it. */
 class Deployment {
   readonly kc: k8s.KubeConfig;
@@ -271,15 +283,8 @@ async function handover(
 ): Promise<number> {
   const { inputs, obj } = await d.inputs();
   const plan = planHandover(statusModel(inputs, Date.now()), o.to);
-  const report = (result: Record<string, unknown>, text: string) =>
-    io.out(o.output === "json" ? JSON.stringify(result) : text);
-  if (!plan.ok) {
-    report(
-      { result: "refused", reason: plan.reason },
-      `Refused: ${plan.reason}. Nothing was changed.`,
-    );
-    return EXIT_FAILED;
-  }
+  const report = reporter(io, o.output);
+  if (!plan.ok) return refused(report, plan.reason);
   const note = plan.note === undefined ? "" : ` Note: ${plan.note}.`;
   if (o.dryRun) {
     report(
@@ -350,15 +355,8 @@ async function prefer(
 ): Promise<number> {
   const { inputs, obj } = await d.inputs(o.pod !== undefined ? [o.pod] : []);
   const plan = planPrefer(statusModel(inputs, Date.now()), o.pod);
-  const report = (result: Record<string, unknown>, text: string) =>
-    io.out(o.output === "json" ? JSON.stringify(result) : text);
-  if (!plan.ok) {
-    report(
-      { result: "refused", reason: plan.reason },
-      `Refused: ${plan.reason}. Nothing was changed.`,
-    );
-    return EXIT_FAILED;
-  }
+  const report = reporter(io, o.output);
+  if (!plan.ok) return refused(report, plan.reason);
   const was = plan.was === "" ? "none" : plan.was;
   const what = plan.pod === "" ? `no preferred replica` : `${plan.pod} as the preferred replica`;
   if (o.dryRun) {

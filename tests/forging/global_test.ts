@@ -495,20 +495,28 @@ Deno.test("a candidate on probation in its own cluster neither competes nor says
   );
 });
 
-Deno.test("a release handed back to us is taken at once, hold-off or not", () => {
+/**
+ * A priority-2 holder that handed the pool back to west (priority 1, ready all along) by a
+ * planned handover, its release written; west's entry keeps beating.
+ */
+function handedToWest(): { m: Machine; west: () => MemberView[] } {
   const m = globalForger({ priority: 2 });
   let beat = 0;
   const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
   run(m, m.now + 40_000, { members: west });
   assert.equal(m.phase, "stopping");
   m.answerStop();
-  const release = m.effect("release_global");
-  assert.equal(release.handoverTo, "west");
+  assert.equal(m.effect("release_global").handoverTo, "west");
   m.feed({
     kind: "global_released",
     record: grec("", "29", { releasedBy: EAST.identity, handoverTo: "west" }),
     clean: true,
   });
+  return { m, west };
+}
+
+Deno.test("a release handed back to us is taken at once, hold-off or not", () => {
+  const { m, west } = handedToWest();
   // West hands it straight back (an operator's request): our two-lease hold-off gives way.
   const back = grec("", "30", { releasedBy: "west_aa11", handoverTo: "east" });
   const seen = run(m, m.now + 2_000, { lease: () => back, members: west, globalWrites: false });
@@ -557,19 +565,8 @@ Deno.test("a handover to another cluster waits for one of the pool's slots, as e
 });
 
 Deno.test("once the cluster it handed the pool to holds the Lease, the old holder's hold-off ends: a failover waits only for the Lease", () => {
-  const m = globalForger({ priority: 2 });
-  let beat = 0;
-  const west = () => [member("west", { priority: 1, heartbeat: `b${beat++}` })];
-  run(m, m.now + 40_000, { members: west });
-  assert.equal(m.phase, "stopping");
-  m.answerStop();
-  assert.equal(m.effect("release_global").handoverTo, "west");
+  const { m, west } = handedToWest();
   const releasedAt = m.now;
-  m.feed({
-    kind: "global_released",
-    record: grec("", "29", { releasedBy: EAST.identity, handoverTo: "west" }),
-    clean: true,
-  });
   // West takes it at once, then its whole cluster is cut off: its record never changes again.
   const west1 = grec("west_aa11", "30", { guardBoundMs: 11_000 });
   const seenAt = m.now + 100;
