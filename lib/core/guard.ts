@@ -13,6 +13,7 @@
  */
 
 import type { Clock } from "../base/clock.ts";
+import { WakeQueue } from "../base/wake_queue.ts";
 import { writeFileAtomic } from "../base/atomic_write.ts";
 import { errorText, type Logger } from "../base/log.ts";
 import type { GuardConfig } from "./guard_config.ts";
@@ -66,14 +67,14 @@ class GuardProcess {
   readonly #cfg: GuardConfig;
   readonly #d: GuardDeps;
   #state: GuardState = initialGuardState();
-  readonly #queue: GuardEvent[] = [];
-  #wake: (() => void) | undefined;
+  readonly #inbox: WakeQueue<GuardEvent>;
   #conn: Deno.UnixConn | undefined;
   #exit = false;
 
   constructor(config: GuardConfig, deps: GuardDeps) {
     this.#cfg = config;
     this.#d = deps;
+    this.#inbox = new WakeQueue<GuardEvent>(deps.clock, { kind: "tick" });
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -113,28 +114,11 @@ class GuardProcess {
   }
 
   #post(event: GuardEvent): void {
-    this.#queue.push(event);
-    this.#wake?.();
+    this.#inbox.post(event);
   }
 
   #next(): Promise<GuardEvent> {
-    const queued = this.#queue.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    const { clock } = this.#d;
-    const now = clock.monotonic();
-    const at = guardWake(this.#state);
-    return new Promise((resolve) => {
-      let cancel = () => {};
-      const done = (event: GuardEvent) => {
-        cancel();
-        this.#wake = undefined;
-        resolve(event);
-      };
-      this.#wake = () => done(this.#queue.shift() ?? { kind: "tick" });
-      if (at !== undefined) {
-        cancel = clock.timer(Math.max(1, at - now), () => done({ kind: "tick" }));
-      }
-    });
+    return this.#inbox.next(() => guardWake(this.#state));
   }
 
   async #perform(action: GuardAction): Promise<void> {

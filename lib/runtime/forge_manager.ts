@@ -7,6 +7,7 @@
  * @module
  */
 
+import { WakeQueue } from "../base/wake_queue.ts";
 import type { Clock } from "../base/clock.ts";
 import { type Config, guardBoundMs } from "../core/config.ts";
 import type { GlobalConfig } from "../core/cluster_config.ts";
@@ -92,12 +93,12 @@ export class ForgeManager implements HealthView {
   readonly #telemetry: Telemetry;
   readonly #runner: EffectRunner;
   #state: ForgingState | undefined;
-  readonly #queue: ForgingEvent[] = [];
-  #wake: (() => void) | undefined;
+  readonly #inbox: WakeQueue<ForgingEvent>;
   #lastStepAt = 0;
 
   constructor(deps: ForgeManagerDeps) {
     this.#d = deps;
+    this.#inbox = new WakeQueue<ForgingEvent>(deps.clock, { kind: "tick" });
     this.#telemetry = new Telemetry({
       podName: deps.config.podName,
       identity: deps.identity,
@@ -205,35 +206,17 @@ export class ForgeManager implements HealthView {
   }
 
   #post(event: ForgingEvent): void {
-    this.#queue.push(event);
-    this.#wake?.();
+    this.#inbox.post(event);
   }
 
   /** The next queued event, or a tick at the state's next wake-up time. */
   #next(): Promise<ForgingEvent> {
-    const queued = this.#queue.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
-    const clock = this.#d.clock;
-    const now = clock.monotonic();
-    const at = nextWake(this.#state!, now);
-    return new Promise((resolve) => {
-      let cancel = () => {};
-      const done = (event: ForgingEvent) => {
-        cancel();
-        this.#wake = undefined;
-        resolve(event);
-      };
-      this.#wake = () => done(this.#queue.shift() ?? { kind: "tick" });
-      // At least 1 ms: a wake-up time already due must not spin the loop at one instant.
-      if (at !== undefined) {
-        cancel = clock.timer(Math.max(1, at - now), () => done({ kind: "tick" }));
-      }
-    });
+    return this.#inbox.next((now) => nextWake(this.#state!, now));
   }
 
   /** Whether the runner has nothing queued and no event waits (for tests in virtual time). */
   idle(): boolean {
-    return this.#queue.length === 0 && this.#runner.idle();
+    return this.#inbox.empty() && this.#runner.idle();
   }
 
   // ---- HealthView -------------------------------------------------------------------------
