@@ -88,6 +88,28 @@ function inCgroup(command: string[], procs: string | undefined): string[] {
     : ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, ...command];
 }
 
+/** Spawns `program` with only `env`, its stdout and stderr appended to `log`. */
+function spawnLogged(
+  program: string,
+  args: string[],
+  env: Record<string, string>,
+  log: Deno.FsFile,
+): Deno.ChildProcess {
+  const child = new Deno.Command(program, {
+    args,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const pipe = (stream: ReadableStream<Uint8Array>) =>
+    stream.pipeTo(new WritableStream({ write: (chunk) => void log.write(chunk) })).catch(() => {});
+  void pipe(child.stdout);
+  void pipe(child.stderr);
+  return child;
+}
+
 /** Starts the guard, and again whenever it exits while the pod runs. */
 async function startGuard(g: NonNullable<PodSpec["guard"]>): Promise<void> {
   const log = await Deno.open(g.log, { append: true, create: true, write: true });
@@ -101,18 +123,7 @@ async function startGuard(g: NonNullable<PodSpec["guard"]>): Promise<void> {
     `${spec.repo}/main.ts`,
     "guard",
   ], g.cgroupProcs);
-  guard = new Deno.Command(program!, {
-    args,
-    env: g.env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const pipe = (stream: ReadableStream<Uint8Array>) =>
-    stream.pipeTo(new WritableStream({ write: (chunk) => void log.write(chunk) })).catch(() => {});
-  void pipe(guard.stdout);
-  void pipe(guard.stderr);
+  guard = spawnLogged(program!, args, g.env, log);
   void guard.status.then(async () => {
     if (terminating) return;
     await sleep(500);
@@ -142,18 +153,7 @@ async function startSidecar(): Promise<void> {
     `${spec.repo}/deno.json`,
     `${spec.repo}/main.ts`,
   ], spec.cgroupProcs);
-  sidecar = new Deno.Command(program!, {
-    args,
-    env: spec.env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const pipe = (stream: ReadableStream<Uint8Array>) =>
-    stream.pipeTo(new WritableStream({ write: (chunk) => void log.write(chunk) })).catch(() => {});
-  void pipe(sidecar.stdout);
-  void pipe(sidecar.stderr);
+  sidecar = spawnLogged(program!, args, spec.env, log);
 }
 
 async function startupDone(): Promise<void> {
